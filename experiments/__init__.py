@@ -1,0 +1,1 @@
+"""salescast.experiments: experiment specs, settings, the CLI and the orchestration."""

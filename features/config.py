@@ -1,0 +1,145 @@
+"""Configuration objects of the features package.
+
+These pydantic models are the parts of an experiment spec that `features` needs: where
+the raw data lives, how its columns map to salescast's logical names, and which feature
+builders run. `experiments.spec.ExperimentSpec` composes them; `features` never imports
+`experiments`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Frequency = Literal["D", "W", "M"]
+FileFormat = Literal["auto", "csv", "parquet", "sql"]
+
+
+class StrictModel(BaseModel):
+    """Base for config objects: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(StrictModel):
+    """One raw table: a CSV/Parquet file, or a SQL table/query read through SQLAlchemy."""
+
+    path: str | None = Field(None, description="CSV or Parquet file (relative to the CWD).")
+    format: FileFormat = "auto"
+    url: str | None = Field(None, description="SQLAlchemy URL when format is 'sql'.")
+    table: str | None = None
+    query: str | None = None
+    csv_options: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceConfig:
+        if self.format == "sql" or self.url:
+            if not self.url or not (self.table or self.query):
+                raise ValueError("a SQL source needs 'url' and one of 'table' or 'query'")
+        elif not self.path:
+            raise ValueError("a file source needs 'path'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """A human name for error messages: the file path or the SQL table."""
+        return self.path or f"{self.url}:{self.table or 'query'}"
+
+    def resolved_format(self) -> Literal["csv", "parquet", "sql"]:
+        if self.format != "auto":
+            return self.format
+        if self.url:
+            return "sql"
+        suffix = Path(self.path or "").suffix.lower()
+        return "parquet" if suffix in {".parquet", ".pq"} else "csv"
+
+
+class SalesColumns(StrictModel):
+    """Logical name -> column name in the raw sales export.
+
+    `target` names a column holding revenue or units directly; leave it empty to derive
+    revenue as quantity x price. `keys` are the series keys (e.g. store, category).
+    """
+
+    date: str = "date"
+    target: str | None = None
+    quantity: str | None = "quantity"
+    price: str | None = "unit_price"
+    promo: str | None = "promo"
+    customer_id: str | None = "customer_id"
+    channel: str | None = "channel"
+    keys: list[str] = Field(default_factory=lambda: ["store", "category"])
+    date_format: str | None = Field(None, description="strftime format, e.g. '%m/%d/%Y %H:%M'.")
+
+
+class CustomerColumns(StrictModel):
+    customer_id: str = "customer_id"
+    segment: str | None = "segment"
+    region: str | None = "region"
+    signup_date: str | None = "signup_date"
+
+
+class CalendarColumns(StrictModel):
+    date: str = "date"
+    holiday: str | None = "holiday"
+    promo: str | None = Field(None, description="Planned promotion flag, if the calendar has one.")
+
+
+class DataConfig(StrictModel):
+    """Where the raw data is and how to read it."""
+
+    sales: SourceConfig
+    customers: SourceConfig | None = None
+    calendar: SourceConfig | None = None
+    sales_columns: SalesColumns = SalesColumns()
+    customer_columns: CustomerColumns = CustomerColumns()
+    calendar_columns: CalendarColumns = CalendarColumns()
+    target: Literal["revenue", "quantity"] = Field(
+        "revenue", description="What y is when no target column is mapped."
+    )
+    returns: Literal["keep", "drop"] = Field(
+        "keep",
+        description="Negative quantities are returns: 'keep' nets them against sales, "
+        "'drop' removes those rows (and says how many).",
+    )
+    filters: dict[str, list[str]] = Field(
+        default_factory=dict, description="Keep only rows whose column is in the list."
+    )
+    top_series: int | None = Field(
+        None, description="Keep the N series with the most revenue; the rest become '__other__'."
+    )
+
+
+class FeatureConfig(StrictModel):
+    """Which feature builders run, and their windows.
+
+    Lags are counted in periods of the spec's frequency. Every target-derived or
+    transaction-derived feature is shifted by at least the forecast horizon H, so the
+    whole horizon is forecast from data known at the origin (a direct, leakage-free
+    design). `lags: null` means H, H+1, H+2, H+3 and one season (52 W, 7 D, 12 M) when
+    that exceeds H; a lag below H is refused.
+    """
+
+    calendar: bool = True
+    holidays: bool = True
+    lags: list[int] | None = None
+    rolling_windows: list[int] = Field(default_factory=lambda: [4, 13])
+    price_promo: bool = True
+    customers: bool = True
+    rfm_quantiles: int = Field(4, ge=2, le=10)
+
+
+class SimulatorConfig(StrictModel):
+    """Parameters of the embedded retail simulator (`features.simulator`)."""
+
+    seed: int = 42
+    stores: int = Field(20, ge=1)
+    categories: int = Field(6, ge=1, le=26)
+    customers: int = Field(2000, ge=10)
+    start: str = "2022-01-03"
+    periods: int = Field(156, ge=8, description="Number of periods of `freq`.")
+    freq: Literal["D", "W"] = "W"
+    shift_at: str | None = Field(None, description="Date of the regime shift, if any.")
+    future_periods: int = Field(26, ge=0, description="Calendar rows beyond the sales.")

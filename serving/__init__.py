@@ -1,0 +1,1 @@
+"""salescast.serving: the champion behind a FastAPI prediction API."""

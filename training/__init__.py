@@ -1,0 +1,1 @@
+"""salescast.training: forecasters, backtest, Optuna tuning, MLflow tracking and registry."""

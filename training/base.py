@@ -1,0 +1,60 @@
+"""The one forecaster contract every family follows (scikit-learn estimator style).
+
+* ``__init__`` only stores hyper-parameters (keyword arguments with defaults); fitted
+  state lives in attributes ending in ``_``.
+* ``get_params`` / ``set_params`` come from :class:`sklearn.base.BaseEstimator`, so
+  Optuna's best params apply as ``clone(model).set_params(**best)``.
+* ``fit(training_set) -> self`` learns from a :class:`features.TrainingSet`.
+* ``predict_mean(horizon, future_exog)`` returns the point forecast for the
+  ``horizon`` periods after each series' last ``ds``: columns series_id, ds, yhat.
+* ``predict(horizon, future_exog, level)`` adds ``yhat_lower`` / ``yhat_upper`` from the
+  conformal calibration attached with :meth:`set_conformal` (the same method for every
+  family, so coverage is comparable); without calibration the bounds equal ``yhat``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+if TYPE_CHECKING:
+    from features import TrainingSet
+    from training.conformal import ConformalCalibration
+
+FORECAST_COLUMNS = ["series_id", "ds", "yhat", "yhat_lower", "yhat_upper"]
+
+
+class Forecaster(BaseEstimator):
+    """Base class: subclasses implement ``fit`` and ``predict_mean``."""
+
+    family: ClassVar[str] = "base"
+    conformal_: ConformalCalibration | None = None
+
+    def fit(self, training_set: TrainingSet) -> Forecaster:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_mean(
+        self, horizon: int, future_exog: pd.DataFrame | None = None
+    ) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def set_conformal(self, calibration: ConformalCalibration) -> Forecaster:
+        self.conformal_ = calibration
+        return self
+
+    def predict(
+        self,
+        horizon: int,
+        future_exog: pd.DataFrame | None = None,
+        level: float = 0.8,
+    ) -> pd.DataFrame:
+        """Point forecast plus conformal interval at ``level`` (e.g. 0.8 = 10%-90%)."""
+        frame = self.predict_mean(horizon, future_exog)
+        if self.conformal_ is None:
+            frame["yhat_lower"] = frame["yhat"]
+            frame["yhat_upper"] = frame["yhat"]
+        else:
+            frame = self.conformal_.apply(frame, level)
+        return frame[FORECAST_COLUMNS].reset_index(drop=True)

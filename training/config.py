@@ -1,0 +1,63 @@
+"""Configuration objects of the training package (composed into the experiment spec)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from features.config import StrictModel
+
+FamilyName = Literal["seasonal_naive", "regression", "time_series", "lightgbm"]
+FAMILIES: tuple[FamilyName, ...] = ("seasonal_naive", "regression", "time_series", "lightgbm")
+
+
+class BacktestConfig(StrictModel):
+    """Rolling-origin backtest: the last ``n_windows`` origins, ``step`` periods apart.
+
+    The horizon is the spec's top-level ``horizon``. Window k (0 = oldest) has its origin
+    at ``last_ds - horizon - (n_windows - 1 - k) * step``.
+    """
+
+    n_windows: int = Field(3, ge=1)
+    step: int = Field(4, ge=1)
+    min_train_periods: int = Field(26, ge=2)
+
+
+class FamilyConfig(StrictModel):
+    """Tuning budget of one model family: ``trials`` and/or ``timeout`` seconds."""
+
+    enabled: bool = True
+    trials: int = Field(10, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    params: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Fixed params, not tuned."
+    )
+
+
+class ModelsConfig(StrictModel):
+    seasonal_naive: FamilyConfig = FamilyConfig(trials=1)
+    regression: FamilyConfig = FamilyConfig()
+    time_series: FamilyConfig = FamilyConfig(trials=4)
+    lightgbm: FamilyConfig = FamilyConfig()
+    season_length: int | None = Field(
+        None, description="Periods per season; default 52 (W), 7 (D), 12 (M)."
+    )
+    interval_level: float = Field(0.8, gt=0, lt=1)
+    seed: int = 0
+
+    def family(self, name: FamilyName) -> FamilyConfig:
+        return getattr(self, name)
+
+
+class PromotionConfig(StrictModel):
+    """When a challenger becomes the champion.
+
+    It must beat seasonal naive (when ``must_beat_naive``) and beat the current champion's
+    WAPE by ``margin`` (relative: 0.02 = 2 % lower) on the same, latest backtest.
+    """
+
+    metric: Literal["wape"] = "wape"
+    margin: float = Field(0.02, ge=0, lt=1)
+    must_beat_naive: bool = True
+    auto: bool = True
