@@ -1,0 +1,31 @@
+"""RawData: the standardised raw tables every feature builder reads.
+
+Loaders (`features.sources`) and the simulator (`features.simulator`) produce it; the
+builders never see the original column names.
+
+* ``sales``: one row per transaction line. Columns: ``date`` (datetime64), the key
+  columns (str), ``y`` (float: the value to forecast per line — the mapped target, or
+  revenue = quantity x price, or quantity), ``revenue`` (float, when computable),
+  ``quantity`` and ``price`` (float, when mapped), ``promo`` (0/1 float, when mapped),
+  ``customer_id`` (str, may be missing), ``channel`` (str, when mapped).
+* ``customers``: ``customer_id`` (str), ``segment``, ``region`` (str, optional),
+  ``signup_date`` (datetime64, optional).
+* ``calendar``: ``date`` (datetime64), optionally some of the key columns (a promotion
+  planned per category, say), ``holiday`` (0/1) and ``promo`` (0/1 planned) when present.
+  It may extend past the last sale: planned promotions and holidays of future dates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class RawData:
+    sales: pd.DataFrame
+    keys: tuple[str, ...]
+    customers: pd.DataFrame | None = None
+    calendar: pd.DataFrame | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # table -> file/table name
