@@ -1,0 +1,117 @@
+"""The `salescast` command line (Typer).
+
+Heavy libraries (pandas, mlflow, lightgbm) are imported inside the commands so that
+`salescast --help` stays instant. Every command builds its own `Settings` and passes it
+down; known user errors (a bad spec, invalid data) print one clear message and exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from experiments.cli_support import fail_cleanly, setup_logging
+
+app = typer.Typer(
+    name="salescast",
+    help="Sales-forecasting experiments: features, tuned forecasters in MLflow, a served "
+    "champion, drift monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Raw data: the embedded retail simulator.", no_args_is_help=True)
+features_app = typer.Typer(help="Training sets from raw data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
+
+log = logging.getLogger("salescast")
+
+SpecOption = Annotated[Path, typer.Option("--spec", help="Experiment spec (YAML).")]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """salescast: sales forecasting from raw transactions to a monitored champion."""
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path, typer.Option(help="Folder for sales/customers/calendar.parquet.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    stores: Annotated[int, typer.Option(min=1)] = 20,
+    categories: Annotated[int, typer.Option(min=1, max=26)] = 6,
+    customers: Annotated[int, typer.Option(min=10)] = 2000,
+    start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")] = "2022-01-03",
+    periods: Annotated[int, typer.Option(min=8, help="Periods of --freq.")] = 156,
+    freq: Annotated[str, typer.Option(help="D or W.")] = "W",
+    shift_at: Annotated[
+        str | None, typer.Option(help="Date of a regime shift (demonstrates drift).")
+    ] = None,
+) -> None:
+    """Write a seeded, realistic retail data set (the embedded default data)."""
+    with fail_cleanly():
+        from experiments.pipeline import generate_data
+        from features.config import SimulatorConfig
+
+        config = SimulatorConfig(
+            seed=seed, stores=stores, categories=categories, customers=customers,
+            start=start, periods=periods, freq=freq, shift_at=shift_at or None,  # type: ignore[arg-type]
+        )
+        paths = generate_data(config, out)
+        for table, path in paths.items():
+            typer.echo(f"{table:<10} {path}")
+
+
+@features_app.command("build")
+def features_build(
+    spec: SpecOption,
+    out: Annotated[
+        Path | None, typer.Option(help="Parquet file for the training set.")
+    ] = None,
+) -> None:
+    """Build the leakage-free training set of a spec and print its summary."""
+    with fail_cleanly():
+        from experiments.pipeline import build_features, summarize_training_set
+        from experiments.spec import load_spec
+
+        experiment = load_spec(spec)
+        training_set = build_features(experiment)
+        target = out or Path("artifacts") / f"{experiment.name}_training_set.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        training_set.panel.to_parquet(target, index=False)
+        typer.echo(summarize_training_set(training_set))
+        typer.echo(f"written    {target}")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Fresh working directory for data, MLflow and reports.")
+    ] = Path("salescast-demo"),
+) -> None:
+    """Run the whole loop on the embedded retail data, printing a line per stage."""
+    with fail_cleanly():
+        from experiments.demo import run_demo
+
+        run_demo(workdir)
+
+
+def _register_optional_commands() -> None:
+    """Commands of later stages register themselves when their module is present."""
+    try:
+        from experiments import commands_train
+    except ImportError:  # pragma: no cover - only while a stage is missing
+        return
+    for name in ("train", "compare", "promote", "rollback"):
+        command = getattr(commands_train, name, None)
+        if command is not None:
+            app.command(name)(command)
+
+
+_register_optional_commands()
