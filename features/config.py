@@ -84,7 +84,7 @@ class CustomerColumns(StrictModel):
 class CalendarColumns(StrictModel):
     date: str = "date"
     holiday: str | None = "holiday"
-    promo: str | None = Field(None, description="Planned promotion flag, if the calendar has one.")
+    promo: str | None = Field("promo", description="Planned promotion flag, if the calendar has one.")
 
 
 class DataConfig(StrictModel):
@@ -143,3 +143,9 @@ class SimulatorConfig(StrictModel):
     freq: Literal["D", "W"] = "W"
     shift_at: str | None = Field(None, description="Date of the regime shift, if any.")
     future_periods: int = Field(26, ge=0, description="Calendar rows beyond the sales.")
+    lines_per_day: float | None = Field(
+        None,
+        gt=0,
+        description="Mean transaction lines per day across the chain (volume); "
+        "default 4 per store x category.",
+    )

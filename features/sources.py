@@ -1,0 +1,388 @@
+"""Loaders: read the raw tables (CSV, Parquet, SQL) and standardise them to :class:`RawData`.
+
+I/O lives in :func:`read_table` only; :func:`standardize` is pure (frames in, RawData
+out): it maps the export's column names to salescast's logical names (the spec's
+``sales_columns``, ``customer_columns``, ``calendar_columns``), validates every rule of
+:mod:`features.validation`, and applies the spec's data options.
+
+Decisions about messy sales exports (the UCI Online Retail file has all of them):
+
+* A negative quantity is a return (a cancelled invoice). ``returns: keep`` keeps the
+  line, so its negative revenue nets against the sales of its period; ``returns: drop``
+  removes those lines and logs how many.
+* A line with price <= 0 is not a sale — a free item, a stock write-off ("damaged",
+  "lost"), a bad-debt adjustment — so it is dropped, with a logged count and example
+  rows. An empty, non-numeric or infinite price, quantity or target is an error.
+* A missing customer id is allowed (the line still counts as a sale; customer features
+  skip it). A missing series key or date is an error: the line belongs to no series.
+* ``filters`` keep the rows whose (raw) column value is listed; they run before the
+  other checks, so broken rows of excluded series do not block a run.
+* ``top_series: N`` keeps the N key combinations with the most revenue (after returns)
+  and pools the others into one series whose key values are all ``'__other__'``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from features.config import DataConfig, SourceConfig, StrictModel
+from features.raw import RawData
+from features.validation import (
+    CSV_ROWS,
+    DATA_ROWS,
+    DataValidationError,
+    as_text,
+    check_unique,
+    drop_rows,
+    parse_dates,
+    parse_flags,
+    parse_numbers,
+    require_columns,
+    require_rows,
+    require_values,
+)
+
+log = logging.getLogger(__name__)
+
+OTHER = "__other__"
+SALES_ROLES = ("target", "quantity", "price", "promo", "customer_id", "channel")
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def read_table(source: SourceConfig, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """One raw table as read from its CSV or Parquet file or SQL table/query.
+
+    ``text_columns`` (ids, series keys) are read from a CSV as text so ids such as
+    '007' keep their leading zeros; other CSV columns use pandas' type inference and the
+    source's ``csv_options`` (``sep``, ``encoding``, ``decimal``, ``thousands``, ...).
+    A missing file, an unreadable format and a table with no rows raise
+    :class:`DataValidationError`.
+    """
+    fmt = source.resolved_format()
+    frame = _read_sql(source) if fmt == "sql" else _read_file(source, fmt, text_columns)
+    require_rows(frame, source.label)
+    return frame
+
+
+def _read_file(source: SourceConfig, fmt: str, text_columns: Sequence[str]) -> pd.DataFrame:
+    path = Path(source.path or "")
+    if not path.is_file():
+        where = "" if path.is_absolute() else f" (looked for {path.resolve()})"
+        raise DataValidationError(source.label, "file_exists", f"file not found{where}")
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        options = dict(source.csv_options)
+        options.setdefault("dtype", {column: "str" for column in text_columns})
+        return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (ValueError, OSError, TypeError) as exc:  # ParserError, ArrowInvalid, decoding
+        raise DataValidationError(
+            source.label, "readable_format", f"cannot be read as {fmt}: {exc}") from exc
+
+
+def _read_sql(source: SourceConfig) -> pd.DataFrame:
+    """A SQL table or query through SQLAlchemy (imported lazily: it is only needed here)."""
+    import sqlalchemy as sa
+
+    _require_sqlite_file(source)
+    try:
+        engine = sa.create_engine(source.url or "")
+        try:
+            with engine.connect() as connection:
+                if source.query:
+                    return pd.read_sql_query(sa.text(source.query), connection)
+                return pd.read_sql_table(source.table or "", connection)
+        finally:
+            engine.dispose()
+    except (sa.exc.SQLAlchemyError, ValueError) as exc:
+        raise DataValidationError(
+            source.label, "readable_format", f"cannot be read from SQL: {exc}") from exc
+
+
+def _require_sqlite_file(source: SourceConfig) -> None:
+    """SQLite would silently create a missing database file: say it is missing instead."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(source.url or "")
+    database = url.database or ""
+    is_file_db = url.get_backend_name() == "sqlite" and database not in {"", ":memory:"}
+    if is_file_db and not Path(database).is_file():
+        raise DataValidationError(
+            source.label, "file_exists", f"SQLite database not found: {database}")
+
+
+def load_raw(config: DataConfig) -> RawData:
+    """Read the spec's sales (and customers, calendar when configured) and standardise."""
+    columns = config.sales_columns
+    ids = [*columns.keys, *config.filters, *([columns.customer_id] if columns.customer_id else [])]
+    sales = read_table(config.sales, text_columns=ids)
+    customers = calendar = None
+    if config.customers is not None:
+        customer_id = config.customer_columns.customer_id
+        customers = read_table(config.customers, text_columns=[customer_id])
+    if config.calendar is not None:
+        calendar = read_table(config.calendar, text_columns=columns.keys)
+    return standardize(sales, config, customers, calendar)
+
+
+# --- standardising -------------------------------------------------------------------
+
+
+def standardize(
+    sales: pd.DataFrame,
+    config: DataConfig,
+    customers: pd.DataFrame | None = None,
+    calendar: pd.DataFrame | None = None,
+    labels: dict[str, str] | None = None,
+) -> RawData:
+    """Map, validate and clean raw frames into the :class:`RawData` contract (no I/O).
+
+    ``labels`` name the tables in messages (default: the configured path or SQL table).
+    Row numbers in messages follow the configured source format: spreadsheet rows for
+    CSV (header = row 1), 1-based data rows for Parquet and SQL.
+    """
+    labels = {**_default_labels(config, customers, calendar), **(labels or {})}
+    raw_sales = _standard_sales(sales, config, labels["sales"])
+    raw_customers = raw_calendar = None
+    if customers is not None:
+        raw_customers = _standard_customers(customers, config, labels["customers"])
+    if calendar is not None:
+        raw_calendar = _standard_calendar(calendar, config, labels["calendar"])
+    keys = tuple(config.sales_columns.keys)
+    return RawData(raw_sales, keys, raw_customers, raw_calendar, labels)
+
+
+def _default_labels(
+    config: DataConfig, customers: pd.DataFrame | None, calendar: pd.DataFrame | None
+) -> dict[str, str]:
+    labels = {"sales": config.sales.label}
+    if customers is not None:
+        labels["customers"] = config.customers.label if config.customers else "customers"
+    if calendar is not None:
+        labels["calendar"] = config.calendar.label if config.calendar else "calendar"
+    return labels
+
+
+def _row_note(source: SourceConfig | None) -> str:
+    return CSV_ROWS if source is not None and source.resolved_format() == "csv" else DATA_ROWS
+
+
+def _numbered(frame: pd.DataFrame, note: str) -> pd.DataFrame:
+    """The frame indexed by the row number a person sees in the source (see ``note``)."""
+    first = 2 if note == CSV_ROWS else 1
+    return frame.set_axis(pd.RangeIndex(first, first + len(frame)), axis=0)
+
+
+def _resolve_columns(
+    columns: StrictModel, frame: pd.DataFrame, needed: Sequence[str],
+    optional: Sequence[str], label: str, *, also: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Role -> column of the roles present. Needed roles, optional ones the spec set
+    explicitly, and ``also`` (e.g. series keys) must exist; an optional role left at its
+    default is skipped when the table does not have it."""
+    mapping = {role: getattr(columns, role) for role in (*needed, *optional)}
+    mapping = {role: name for role, name in mapping.items() if name is not None}
+    required = {
+        role: name for role, name in mapping.items()
+        if role in needed or role in columns.model_fields_set
+    }
+    require_columns(frame, {**required, **(also or {})}, label)
+    return {role: name for role, name in mapping.items() if name in frame.columns}
+
+
+def _value_roles(config: DataConfig, label: str) -> list[str]:
+    """The roles y is computed from: the target column, or quantity (x price)."""
+    columns = config.sales_columns
+    if columns.target:
+        return ["target"]
+    needed = ["quantity", "price"] if config.target == "revenue" else ["quantity"]
+    unmapped = [role for role in needed if getattr(columns, role) is None]
+    if unmapped:
+        raise DataValidationError(
+            label, "required_columns",
+            f"no target column is mapped and {', '.join(unmapped)} is not mapped either",
+            hint=f"map sales_columns.target, or quantity and price for target '{config.target}'")
+    return needed
+
+
+# --- sales ---------------------------------------------------------------------------
+
+
+def _standard_sales(frame: pd.DataFrame, config: DataConfig, label: str) -> pd.DataFrame:
+    note = _row_note(config.sales)
+    frame = _numbered(frame, note)
+    keys = list(config.sales_columns.keys)
+    mapping = _resolve_columns(
+        config.sales_columns, frame, ["date", *_value_roles(config, label)], SALES_ROLES,
+        label, also={f"series key {key}": key for key in keys})
+    n_read = len(frame)
+    frame = _apply_filters(frame, config.filters, label)
+    sales = _sales_frame(frame, mapping, keys, config, label, note)
+    sales = _drop_non_sales(sales, config, label, note)
+    if config.top_series:
+        sales = _pool_small_series(sales, keys, config.top_series, label)
+    log.info("%s: %d of %d rows kept as sales lines, %d series, %s .. %s",
+             label, len(sales), n_read, sales.groupby(keys).ngroups,
+             sales["date"].min().date(), sales["date"].max().date())
+    return sales.sort_values("date", kind="stable").reset_index(drop=True)
+
+
+def _sales_frame(
+    frame: pd.DataFrame, mapping: dict[str, str], keys: list[str], config: DataConfig,
+    label: str, note: str,
+) -> pd.DataFrame:
+    """date, keys, y, revenue, quantity, price, promo, customer_id, channel (as mapped)."""
+    date_format = config.sales_columns.date_format
+    out = pd.DataFrame(index=frame.index)
+    out["date"] = parse_dates(frame[mapping["date"]], label, date_format=date_format,
+                              row_note=note)
+    for key in keys:
+        out[key] = as_text(frame[key])
+        require_values(out[key], label, what="series key value", row_note=note)
+    numbers = {role: parse_numbers(frame[mapping[role]], label, row_note=note)
+               for role in ("target", "quantity", "price") if role in mapping}
+    out = pd.concat([out, _values(numbers, config)], axis=1)
+    if "promo" in mapping:
+        out["promo"] = parse_flags(frame[mapping["promo"]], label, row_note=note)
+    for role in ("customer_id", "channel"):
+        if role in mapping:
+            out[role] = as_text(frame[mapping[role]])
+    return out
+
+
+def _values(numbers: dict[str, pd.Series], config: DataConfig) -> pd.DataFrame:
+    """y, revenue (when computable), quantity and price from the parsed numeric columns.
+
+    A mapped target is revenue when ``config.target`` is 'revenue', units otherwise.
+    """
+    quantity, price = numbers.get("quantity"), numbers.get("price")
+    line_revenue = quantity * price if quantity is not None and price is not None else None
+    y = numbers.get("target", line_revenue if config.target == "revenue" else quantity)
+    revenue = y if "target" in numbers and config.target == "revenue" else line_revenue
+    columns = {"y": y, "revenue": revenue, "quantity": quantity, "price": price}
+    return pd.DataFrame({name: s for name, s in columns.items() if s is not None})
+
+
+def _drop_non_sales(
+    sales: pd.DataFrame, config: DataConfig, label: str, note: str
+) -> pd.DataFrame:
+    """Drop lines with price <= 0 (not sales); drop returns when ``returns: drop``."""
+    if "price" in sales:
+        sales = drop_rows(
+            sales, sales["price"] <= 0, label, "price_positive",
+            "with price <= 0 (free items, stock write-offs, bad-debt adjustments: not sales)",
+            row_note=note)
+    if config.returns == "drop":
+        values = sales["quantity"] if "quantity" in sales else sales["y"]
+        sales = drop_rows(
+            sales, values < 0, label, "returns",
+            "with a negative quantity (returns; the spec says returns: drop)",
+            row_note=note, level=logging.INFO)
+    require_rows(sales, label, after="dropping lines with price <= 0 and returns")
+    return sales
+
+
+def _apply_filters(
+    frame: pd.DataFrame, filters: dict[str, list[str]], label: str
+) -> pd.DataFrame:
+    """Rows whose value of every filter column is listed (compared as text)."""
+    if not filters:
+        return frame
+    require_columns(frame, {f"filter {column}": column for column in filters}, label)
+    keep = pd.Series(True, index=frame.index)
+    for column, allowed in filters.items():
+        text = as_text(frame[column])
+        unmatched = sorted(set(allowed) - set(text.dropna().unique()))
+        if unmatched:
+            log.warning("%s: filter %s: no rows have %s", label, column, unmatched)
+        keep &= text.isin(allowed)
+    if not keep.any():
+        raise DataValidationError(
+            label, "not_empty", f"no rows left after filters {filters}",
+            hint=_present_values(frame, list(filters)))
+    log.info("%s: filters %s keep %d of %d rows", label, filters, int(keep.sum()), len(frame))
+    return frame.loc[keep]
+
+
+def _present_values(frame: pd.DataFrame, columns: list[str]) -> str:
+    """The most frequent values of each column, to help fix a filter."""
+    parts = []
+    for column in columns:
+        top = as_text(frame[column]).value_counts().head(8).index
+        parts.append(f"column '{column}' has e.g. " + ", ".join(repr(v) for v in top))
+    return "; ".join(parts)
+
+
+def _pool_small_series(
+    sales: pd.DataFrame, keys: list[str], top_n: int, label: str
+) -> pd.DataFrame:
+    """Keep the ``top_n`` key combinations with the most revenue; pool the rest as '__other__'.
+
+    Ranked on net revenue (or y when revenue is unknown); ties by key, so it is stable.
+    """
+    series = sales[keys[0]].str.cat([sales[key] for key in keys[1:]], sep="\x1f")
+    weight = sales["revenue"] if "revenue" in sales else sales["y"]
+    totals = weight.groupby(series.to_numpy()).sum()
+    ranked = totals.rename("total").rename_axis("series").reset_index()
+    ranked = ranked.sort_values(["total", "series"], ascending=[False, True])
+    top = ranked["series"].head(top_n)
+    pooled = ~series.isin(top)
+    if pooled.any():
+        share = totals.loc[top.to_numpy()].sum() / totals.sum() if totals.sum() else 0.0
+        log.info("%s: top_series %d keeps %.1f%% of revenue; %d series pooled into '%s'",
+                 label, top_n, 100 * share, len(totals) - len(top), OTHER)
+        sales.loc[pooled, keys] = OTHER
+    return sales
+
+
+# --- customers and calendar ----------------------------------------------------------
+
+
+def _standard_customers(frame: pd.DataFrame, config: DataConfig, label: str) -> pd.DataFrame:
+    """customer_id (unique text), segment, region, signup_date (may be empty)."""
+    note = _row_note(config.customers)
+    frame = _numbered(frame, note)
+    columns = config.customer_columns
+    mapping = _resolve_columns(
+        columns, frame, ["customer_id"], ["segment", "region", "signup_date"], label)
+    ids = as_text(frame[mapping["customer_id"]])
+    require_values(ids, label, what="customer id", row_note=note)
+    check_unique(ids.to_frame(), [str(ids.name)], label, row_note=note)
+    out = pd.DataFrame({"customer_id": ids})
+    for role in ("segment", "region"):
+        if role in mapping:
+            out[role] = as_text(frame[mapping[role]])
+    if "signup_date" in mapping:
+        signup = frame[mapping["signup_date"]]
+        known = parse_dates(signup.dropna(), label, date_format=None, row_note=note)
+        out["signup_date"] = known.reindex(frame.index)
+    return out.reset_index(drop=True)
+
+
+def _standard_calendar(frame: pd.DataFrame, config: DataConfig, label: str) -> pd.DataFrame:
+    """date, the sales keys the calendar has, holiday and promo flags; one row per (date, keys)."""
+    note = _row_note(config.calendar)
+    frame = _numbered(frame, note)
+    mapping = _resolve_columns(
+        config.calendar_columns, frame, ["date"], ["holiday", "promo"], label)
+    keys = [key for key in config.sales_columns.keys if key in frame.columns]
+    frame = _apply_filters(
+        frame, {c: v for c, v in config.filters.items() if c in frame.columns}, label)
+    out = pd.DataFrame(index=frame.index)
+    out["date"] = parse_dates(frame[mapping["date"]], label, date_format=None, row_note=note)
+    for key in keys:
+        out[key] = as_text(frame[key])
+        require_values(out[key], label, what="series key value", row_note=note)
+    for role in ("holiday", "promo"):
+        if role in mapping:
+            out[role] = parse_flags(frame[mapping[role]], label, row_note=note)
+    check_unique(out, ["date", *keys], label, row_note=note)
+    return out.sort_values(["date", *keys]).reset_index(drop=True)

@@ -1,0 +1,289 @@
+"""Validation rules for the raw sales, customer and calendar tables.
+
+Every rule is a small vectorised function. A failure raises :class:`DataValidationError`,
+which names the table (file or SQL table), the column, the rule and up to five example
+rows with their values, so a person can open the file and fix it.
+
+Row numbers are the frame's index labels: :func:`features.sources.standardize` indexes
+each table by the row number a person sees — for CSV the spreadsheet row (the header is
+row 1, the first data row is row 2), for Parquet and SQL the 1-based data row. The message
+always says which convention it uses (``row_note``); when a frame's index means nothing
+to a person (an aggregated panel), pass ``row_note=None`` and only the values are shown.
+
+Rules (ids as they appear in messages): ``file_exists``, ``readable_format``,
+``not_empty``, ``required_columns``, ``parseable_date``, ``numeric``, ``key_present``,
+``unique_rows``, ``enough_history``; and two that drop rows instead of failing, always
+with a logged count: ``price_positive`` (see :func:`drop_rows`) and ``returns``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.api import guess_datetime_format
+
+log = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 5
+CSV_ROWS = "spreadsheet rows: the header is row 1"
+DATA_ROWS = "data rows, 1-based"
+_TRUE = {"true", "yes", "y", "t"}
+_FALSE = {"false", "no", "n", "f"}
+
+
+class DataValidationError(ValueError):
+    """Raw data that breaks a rule: which table, column, rule, and example rows/values.
+
+    ``str(err)`` is one paragraph, e.g. ``sales.csv: column 'Order Date': 3 rows have a
+    date that cannot be parsed (rule: parseable_date), e.g. rows 5, 9, 12 (spreadsheet
+    rows: the header is row 1): '2021-13-01', 'yesterday', ''``.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        rule: str,
+        problem: str,
+        *,
+        column: str | None = None,
+        rows: Sequence[int] = (),
+        values: Sequence[object] = (),
+        row_note: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.source, self.rule, self.problem, self.column = source, rule, problem, column
+        self.rows = tuple(int(r) for r in rows)[:MAX_EXAMPLES]
+        self.values = tuple(values)[:MAX_EXAMPLES]
+        self.row_note, self.hint = row_note, hint
+        self.message = _compose(self)
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        kwargs = {"column": self.column, "rows": self.rows, "values": self.values,
+                  "row_note": self.row_note, "hint": self.hint}
+        return (_rebuild_error, (self.source, self.rule, self.problem, kwargs))
+
+
+def _rebuild_error(
+    source: str, rule: str, problem: str, kwargs: dict[str, object]
+) -> DataValidationError:
+    return DataValidationError(source, rule, problem, **kwargs)  # type: ignore[arg-type]
+
+
+def _compose(err: DataValidationError) -> str:
+    where = f"{err.source}: column '{err.column}'" if err.column else err.source
+    text = f"{where}: {err.problem} (rule: {err.rule})"
+    shown = ", ".join(_show(v) for v in err.values)
+    if err.rows and err.row_note:
+        rows = ", ".join(str(r) for r in err.rows)
+        text += f", e.g. rows {rows} ({err.row_note})" + (f": {shown}" if shown else "")
+    elif shown:
+        text += f", e.g. {shown}"
+    return text + (f"; {err.hint}" if err.hint else "")
+
+
+def _show(value: object) -> str:
+    """A cell as a person would recognise it: text quoted, empty cells as ''."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_show(v) for v in value) + ")"
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        return "''"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _rows(count: int, what: str) -> str:
+    return f"1 row {what[0]}" if count == 1 else f"{count} rows {what[1]}"
+
+
+def fail_rows(
+    values: pd.Series, bad: pd.Series, source: str, rule: str, what: tuple[str, str],
+    *, row_note: str | None, hint: str = "",
+) -> None:
+    """Raise for the rows where ``bad`` is true; ``what`` = (singular, plural) verb phrase.
+
+    E.g. ``what=("has a date that cannot be parsed", "have a date that cannot be parsed")``.
+    """
+    if not bad.any():
+        return
+    examples = values[bad].head(MAX_EXAMPLES)
+    raise DataValidationError(
+        source, rule, _rows(int(bad.sum()), what), column=str(values.name),
+        rows=[int(r) for r in examples.index], values=examples.tolist(),
+        row_note=row_note, hint=hint,
+    )
+
+
+def require_columns(frame: pd.DataFrame, required: Mapping[str, str], source: str) -> None:
+    """Fail when a mapped column is absent; ``required`` maps role (e.g. 'date') -> column.
+
+    The message lists the missing columns with their role, the columns the table does
+    have, and the closest existing name (a typo in the spec's mapping is the usual cause).
+    """
+    present = [str(c) for c in frame.columns]
+    missing = {role: col for role, col in required.items() if col not in present}
+    if not missing:
+        return
+    named = ", ".join(f"'{col}' (mapped as {role})" for role, col in missing.items())
+    guesses = [
+        f"'{col}' -> '{close[0]}'"
+        for col in missing.values()
+        if (close := difflib.get_close_matches(col, present, n=1, cutoff=0.6))
+    ]
+    hint = "the table has columns: " + ", ".join(f"'{c}'" for c in present)
+    if guesses:
+        hint += "; did you mean " + ", ".join(guesses) + "?"
+    raise DataValidationError(source, "required_columns", f"missing column(s) {named}", hint=hint)
+
+
+def require_rows(frame: pd.DataFrame, source: str, *, after: str = "") -> None:
+    """Fail on a table with no data rows (``after`` says what removed them, if anything)."""
+    if len(frame) == 0:
+        problem = "has no data rows" + (f" after {after}" if after else "")
+        raise DataValidationError(source, "not_empty", problem)
+
+
+def parse_dates(
+    values: pd.Series, source: str, *, date_format: str | None, row_note: str | None
+) -> pd.Series:
+    """Dates as naive ``datetime64[ns]``; every empty or unparseable cell is reported.
+
+    With no ``date_format``, the format is inferred from the first cells that match a
+    known pattern and then applied strictly to all rows (so a mixed-up file fails loudly
+    instead of silently swapping day and month).
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("str")
+        fmt = date_format or _guess_format(text)
+        parsed = pd.to_datetime(text, format=fmt or "mixed", errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    fmt_note = f"expected format '{date_format}'" if date_format else (
+        "set sales_columns.date_format if the dates use another format")
+    fail_rows(values, parsed.isna(), source, "parseable_date",
+              ("has a date that cannot be parsed", "have a date that cannot be parsed"),
+              row_note=row_note, hint=fmt_note)
+    return parsed.astype("datetime64[ns]")
+
+
+def _guess_format(text: pd.Series) -> str | None:
+    """The strftime format most of the first 50 distinct non-empty cells agree on."""
+    sample = text.dropna().drop_duplicates().head(50)
+    with warnings.catch_warnings():  # a day-first guess warns; the vote settles it
+        warnings.simplefilter("ignore", UserWarning)
+        guesses = [g for g in map(guess_datetime_format, sample) if g]
+    return max(set(guesses), key=guesses.count) if guesses else None
+
+
+def parse_numbers(values: pd.Series, source: str, *, row_note: str | None) -> pd.Series:
+    """Finite floats; empty, non-numeric ('abc', '12,5') and infinite cells are reported."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = ~np.isfinite(numbers.to_numpy())
+    fail_rows(values, pd.Series(bad, index=values.index), source, "numeric",
+              ("is empty or not a finite number", "are empty or not a finite number"),
+              row_note=row_note)
+    return numbers
+
+
+def parse_flags(values: pd.Series, source: str, *, row_note: str | None) -> pd.Series:
+    """0/1 floats from 0/1, booleans or yes/no/true/false text; empty means 0 (no event).
+
+    Any non-zero number counts as 1 (a discount rate of 0.2 means "on promotion").
+    """
+    if values.dtype == bool:
+        return values.astype("float64")
+    text = values.astype("str").str.strip().str.lower()
+    words = text.map(lambda v: 1.0 if v in _TRUE else 0.0 if v in _FALSE else np.nan)
+    numbers = pd.to_numeric(text.where(words.isna()), errors="coerce").fillna(words)
+    bad = numbers.isna() & values.notna()
+    fail_rows(values, bad, source, "numeric",
+              ("is not a 0/1 flag", "are not 0/1 flags"), row_note=row_note)
+    return (numbers.fillna(0.0) != 0).astype("float64")
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Ids and key values as trimmed text; missing stays missing.
+
+    Integer-valued numbers lose their float form (17850.0 -> '17850'), also when a CSV
+    wrote them as text, so the same customer matches across CSV, Parquet and SQL.
+    """
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        whole = values.dropna()
+        if np.isfinite(whole).all() and (whole == whole.round()).all():
+            values = values.astype("Int64")
+    text = values.astype("str").str.strip()
+    text = text.where(text != "")
+    if text.dropna().str.fullmatch(r"-?\d+\.0+").all() and text.notna().any():
+        text = text.str.replace(r"\.0+$", "", regex=True)
+    return text
+
+
+def require_values(
+    values: pd.Series, source: str, *, what: str, row_note: str | None
+) -> None:
+    """Fail on empty cells of a column every row needs (``what``: e.g. 'series key')."""
+    fail_rows(values, values.isna(), source, "key_present",
+              (f"has no {what}", f"have no {what}"), row_note=row_note)
+
+
+def check_unique(
+    frame: pd.DataFrame, cols: Sequence[str], source: str, *, row_note: str | None = None
+) -> None:
+    """Fail when several rows share the same values of ``cols`` (rule ``unique_rows``).
+
+    E.g. a customer id listed twice in the CRM table, or two panel rows for one
+    (series, period) after aggregation. Rows are the frame's index labels and are shown
+    only with a ``row_note`` saying what they are; the duplicated values always are.
+    """
+    cols = list(cols)
+    dup = frame.duplicated(subset=cols, keep=False)
+    if not dup.any():
+        return
+    examples = frame.loc[dup, cols].head(MAX_EXAMPLES)
+    values = [row[0] if len(cols) == 1 else tuple(row)
+              for row in examples.itertuples(index=False)]
+    names = ", ".join(cols)
+    raise DataValidationError(
+        source, "unique_rows", _rows(int(dup.sum()), (
+            f"repeats a ({names}) seen in another row", f"share the same ({names}) values")),
+        column=cols[0] if len(cols) == 1 else None,
+        rows=[int(r) for r in examples.index] if row_note else (),
+        values=values, row_note=row_note,
+    )
+
+
+def check_history(n_periods: int, needed: int, source: str, *, reason: str = "") -> None:
+    """Fail when the data span fewer periods than the lags, windows and backtest need.
+
+    ``reason`` says where ``needed`` comes from, e.g. 'lag 8 + 3 backtest windows of 4'.
+    """
+    if n_periods >= needed:
+        return
+    problem = f"the history has {n_periods} periods but {needed} are needed"
+    hint = (f"needed for {reason}; " if reason else "") + (
+        "use fewer or shorter lags, fewer backtest windows or a shorter horizon")
+    raise DataValidationError(source, "enough_history", problem, hint=hint)
+
+
+def drop_rows(
+    frame: pd.DataFrame, drop: pd.Series, source: str, rule: str, reason: str,
+    *, row_note: str | None = None, level: int = logging.WARNING,
+) -> pd.DataFrame:
+    """``frame`` without the rows where ``drop`` is true, logging how many and which.
+
+    Used where a rule removes rows rather than failing: never silently. ``reason`` says
+    what the rows are, e.g. 'with price <= 0 (free items, stock adjustments)'.
+    """
+    count = int(drop.sum())
+    if count:
+        rows = ", ".join(str(r) for r in frame.index[drop.to_numpy()][:MAX_EXAMPLES])
+        note = f" ({row_note})" if row_note else ""
+        log.log(level, "%s: dropped %d of %d rows %s (rule: %s), e.g. rows %s%s",
+                source, count, len(frame), reason, rule, rows, note)
+    return frame.loc[~drop]
