@@ -1,0 +1,256 @@
+"""`salescast monitor`: is the current data still like the reference? ok / watch / retrain.
+
+The ad-hoc form compares two Parquet or CSV files directly (no store, no model):
+
+    salescast monitor --reference train_sample.parquet --current last_28_days.parquet
+
+It prints the verdict, the drifted columns and the report paths, and exits with 0 for
+ok / watch, 3 for retrain (a scheduler acts on it) and 1 for bad input. The work is in
+importable functions (:func:`load_pair`, :func:`run_drift_check`, :func:`print_summary`,
+:func:`exit_code`) so a store-backed form (``--spec --window --retrain``) can reuse them.
+
+Speed: files are read column by column with pyarrow (only the compared columns; numbers
+as float32, text as dictionary codes) and nothing heavy is imported before the command
+runs; the HTML report's charts are inline SVG, so no plotting library loads at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from serving.monitoring.drift import DriftThresholds
+    from serving.monitoring.verdict import MonitorResult
+
+log = logging.getLogger(__name__)
+
+EXIT_RETRAIN = 3
+PREDICTION, TARGET = "yhat", "y"
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+class MonitorInputError(ValueError):
+    """Input the user must fix (missing or empty file, no common columns): one line, exit 1."""
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def _check_file(path: Path, label: str) -> None:
+    if not path.is_file():
+        raise MonitorInputError(f"{label} file not found: {path}")
+    if path.stat().st_size == 0:
+        raise MonitorInputError(f"{label} file is empty: {path}")
+
+
+def file_columns(path: Path, label: str) -> list[str]:
+    """Column names of a Parquet or CSV file, read from its schema or header only."""
+    _check_file(path, label)
+    import pyarrow as pa
+
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        with path.open(newline="", encoding="utf-8") as handle:
+            import csv
+
+            return next(csv.reader(handle), [])
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise MonitorInputError(f"{label} file {path} cannot be read: {exc}") from None
+
+
+def _compact(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Numbers as float32 (enough to compare distributions, half the memory)."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return column.cast(pa.float32(), safe=False)
+    if pa.types.is_decimal(column.type):
+        return column.cast(pa.float64()).cast(pa.float32())
+    return column
+
+
+def _read_arrow(path: Path, columns: list[str]) -> pa.Table:
+    import pyarrow as pa
+
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        text = [c for c in columns if pa.types.is_string(schema.field(c).type)
+                or pa.types.is_large_string(schema.field(c).type)]
+        source = pq.ParquetFile(path, read_dictionary=text)
+        return pa.table({c: _compact(source.read(columns=[c]).column(0)) for c in columns})
+    from pyarrow import csv
+
+    options = csv.ConvertOptions(include_columns=columns, auto_dict_encode=True)
+    table = csv.read_csv(path, convert_options=options)
+    return pa.table({c: _compact(table.column(c)) for c in columns})
+
+
+def read_frame(path: Path, columns: list[str], label: str) -> pd.DataFrame:
+    """The listed columns of a Parquet / CSV file as a compact pandas frame."""
+    import pyarrow as pa
+
+    try:
+        table = _read_arrow(path, columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise MonitorInputError(f"{label} file {path} cannot be read: {exc}") from None
+    if table.num_rows == 0:
+        raise MonitorInputError(f"{label} file has no rows: {path}")
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def compared_columns(
+    reference: list[str], current: list[str], wanted: list[str] | None,
+) -> list[str]:
+    """The requested columns (all must exist in both files), or all common ones."""
+    if wanted:
+        absent = [c for c in wanted if c not in reference or c not in current]
+        if absent:
+            raise MonitorInputError(f"columns not in both files: {', '.join(absent)}")
+        return wanted
+    common = [c for c in reference if c in set(current)]
+    if not common:
+        raise MonitorInputError("the reference and current files have no column in common")
+    return common
+
+
+def load_pair(
+    reference: Path, current: Path, columns: list[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the compared columns of both files."""
+    names = compared_columns(
+        file_columns(reference, "reference"), file_columns(current, "current"), columns,
+    )
+    return read_frame(reference, names, "reference"), read_frame(current, names, "current")
+
+
+# --- checking -------------------------------------------------------------------------
+
+
+def thresholds_with(base: DriftThresholds, **overrides: float | int | None) -> DriftThresholds:
+    """``base`` with the options the user gave (None = keep the base value)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return replace(base, **given)
+    except ValueError as exc:
+        raise MonitorInputError(str(exc)) from None
+
+
+def run_drift_check(
+    reference: pd.DataFrame, current: pd.DataFrame, thresholds: DriftThresholds,
+    columns: list[str] | None = None, context: dict[str, str] | None = None,
+) -> MonitorResult:
+    """Feature drift, prediction drift (``yhat``) and target drift (``y``) -> verdict.
+
+    ``yhat`` and ``y``, when both frames have them and ``columns`` does not list them,
+    are judged as prediction and target drift rather than as features.
+    """
+    from serving.monitoring.drift import column_drift, column_kind, dataset_drift
+    from serving.monitoring.verdict import build_result
+
+    def comparable(c: str) -> bool:  # else judged (type changed) with the features
+        kinds = {column_kind(frame[c]) for frame in (reference, current) if c in frame}
+        return len(kinds) == 1 and None not in kinds and c in reference and c in current
+
+    special = {c: comparable(c) and not (columns and c in columns) for c in (PREDICTION, TARGET)}
+    names = columns or [c for c in reference.columns if c in current.columns and not special.get(c)]
+    drift = dataset_drift(reference, current, thresholds, names)
+    if not drift.columns and not any(special.values()):
+        raise MonitorInputError(f"no comparable columns (skipped: {', '.join(drift.skipped)})")
+    extra = {c: column_drift(reference[c], current[c], thresholds, c)
+             for c, use in special.items() if use}
+    return build_result(thresholds, drift=drift, prediction_drift=extra.get(PREDICTION),
+                        target_drift=extra.get(TARGET), context=context)
+
+
+def exit_code(result: MonitorResult) -> int:
+    """3 when the verdict is retrain (a scheduler acts on it), else 0."""
+    return EXIT_RETRAIN if result.verdict.status == "retrain" else 0
+
+
+def print_summary(result: MonitorResult, paths: tuple[Path, Path | None]) -> None:
+    """The verdict, its reasons, the drifted columns and the report files, for people."""
+    from serving.monitoring.verdict import describe_score
+
+    typer.echo(f"verdict    {result.verdict.status}")
+    for reason in result.verdict.reasons:
+        typer.echo(f"reason     {reason}")
+    columns = [*(result.drift.columns if result.drift else []),
+               *(c for c in (result.prediction_drift, result.target_drift) if c is not None)]
+    for column in (c for c in columns if c.drifted):
+        typer.echo(f"drifted    {column.column:<24} {describe_score(column)}")
+    typer.echo(f"json       {paths[0]}")
+    if paths[1] is not None:
+        typer.echo(f"html       {paths[1]}")
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+def _context(
+    reference: Path, current: Path, frames: tuple[pd.DataFrame, pd.DataFrame],
+) -> dict[str, str]:
+    return {
+        "reference": f"{reference} ({len(frames[0]):,} rows)",
+        "current": f"{current} ({len(frames[1]):,} rows)",
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def monitor(
+    reference: Annotated[Path, typer.Option(help="Reference data (Parquet or CSV).")],
+    current: Annotated[Path, typer.Option(help="Current data (Parquet or CSV).")],
+    out: Annotated[Path, typer.Option(help="Folder for report.json / .html.")] = Path("monitoring"),
+    columns: Annotated[
+        str | None, typer.Option(help="Comma-separated columns (default: all common ones).")
+    ] = None,
+    p_value: Annotated[float | None, typer.Option(help="Test significance [0.05].")] = None,
+    distance_threshold: Annotated[
+        float | None, typer.Option(help="Wasserstein / Jensen-Shannon distance [0.1].")
+    ] = None,
+    psi_threshold: Annotated[
+        float | None, typer.Option(help="PSI flag, shown in the report only [0.2].")
+    ] = None,
+    drift_share: Annotated[
+        float | None, typer.Option(help="Share of drifted columns meaning dataset drift [0.5].")
+    ] = None,
+    large_sample: Annotated[
+        int | None, typer.Option(help="Above this many values use distances, not tests [1000].")
+    ] = None,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Write the HTML report.")] = True,
+) -> None:
+    """Compare two data files column by column and print ok / watch / retrain (exit 3)."""
+    from serving.monitoring.drift import DriftThresholds
+    from serving.monitoring.report import write_report
+
+    started = time.perf_counter()
+    try:
+        thresholds = thresholds_with(
+            DriftThresholds(), p_value=p_value, distance_threshold=distance_threshold,
+            psi_threshold=psi_threshold, drift_share=drift_share, large_sample=large_sample,
+        )
+        wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+        frames = load_pair(reference, current, wanted)
+        log.debug("read both files in %.2f s", time.perf_counter() - started)
+        result = run_drift_check(*frames, thresholds, wanted, _context(reference, current, frames))
+    except MonitorInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    paths = write_report(result, out, include_html=html)
+    log.debug("monitor finished in %.2f s", time.perf_counter() - started)
+    print_summary(result, paths)
+    raise typer.Exit(code=exit_code(result))
