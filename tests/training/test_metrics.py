@@ -1,0 +1,80 @@
+"""Forecast metrics against values computed by hand on tiny frames."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from training.metrics import METRIC_NAMES, compute_metrics, pinball_loss, seasonal_naive_mae
+
+# y, yhat, interval: errors (yhat - y) = +2, -2, +3; the third y lies above its upper bound.
+THREE_ROWS = pd.DataFrame({
+    "series_id": ["a", "a", "b"],
+    "y": [10.0, 20.0, 30.0],
+    "yhat": [12.0, 18.0, 33.0],
+    "yhat_lower": [8.0, 19.0, 25.0],
+    "yhat_upper": [14.0, 25.0, 29.0],
+})
+
+# Hand computation, level 0.8 -> quantiles 0.1 (lower) and 0.9 (upper):
+#   lower: y - lower = 2, 1, 5 (all above)  -> 0.1 * (2 + 1 + 5) / 3      = 0.8 / 3
+#   upper: y - upper = -4, -5, 1            -> (0.1 * 4 + 0.1 * 5 + 0.9 * 1) / 3 = 1.8 / 3
+EXPECTED = {
+    "wape": 7 / 60,
+    "mae": 7 / 3,
+    "rmse": math.sqrt(17 / 3),
+    "smape": (200 * 2 / 22 + 200 * 2 / 38 + 200 * 3 / 63) / 3,
+    "mase": (7 / 3) / 2.0,
+    "bias_pct": 3 / 60 * 100,
+    "coverage": 2 / 3,
+    "pinball": (0.8 / 3 + 1.8 / 3) / 2,
+}
+
+
+def test_every_metric_name_is_computed_and_nothing_else() -> None:
+    assert set(compute_metrics(THREE_ROWS, 0.8, 2.0)) == set(METRIC_NAMES)
+    assert set(EXPECTED) == set(METRIC_NAMES)  # each metric has a hand-computed case
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_metric_matches_the_hand_computed_value(name: str) -> None:
+    assert compute_metrics(THREE_ROWS, 0.8, 2.0)[name] == pytest.approx(EXPECTED[name])
+
+
+def test_mase_with_per_series_scales_is_averaged_over_series() -> None:
+    # MAE a = (2 + 2) / 2 = 2 over scale 1; MAE b = 3 over scale 3 -> (2 + 1) / 2
+    scales = pd.Series({"a": 1.0, "b": 3.0})
+    assert compute_metrics(THREE_ROWS, 0.8, scales)["mase"] == pytest.approx(1.5)
+
+
+def test_smape_counts_zero_actual_and_zero_forecast_as_no_error() -> None:
+    frame = pd.DataFrame({"y": [0.0, 10.0], "yhat": [0.0, 10.0], "yhat_lower": [0.0, 9.0],
+                          "yhat_upper": [0.0, 11.0]})
+    assert compute_metrics(frame, 0.8, 1.0)["smape"] == 0.0
+
+
+def test_wape_is_undefined_when_there_were_no_sales() -> None:
+    frame = pd.DataFrame({"y": [0.0], "yhat": [1.0], "yhat_lower": [0.0], "yhat_upper": [2.0]})
+    assert math.isnan(compute_metrics(frame, 0.8, 1.0)["wape"])
+
+
+def test_pinball_loss_weights_misses_by_the_quantile() -> None:
+    # quantile 0.9: under-forecast by 10 costs 9, over-forecast by 10 costs 1
+    y = pd.Series([100.0, 100.0]).to_numpy()
+    assert pinball_loss(y, y - 10, 0.9) == pytest.approx(9.0)
+    assert pinball_loss(y, y + 10, 0.9) == pytest.approx(1.0)
+
+
+def test_seasonal_naive_mae_uses_the_season_and_falls_back_to_lag_one() -> None:
+    base = pd.DataFrame({
+        "series_id": ["a"] * 5 + ["b"] * 2,
+        "ds": list(pd.date_range("2024-01-01", periods=5, freq="7D"))
+        + list(pd.date_range("2024-01-01", periods=2, freq="7D")),
+        "y": [1.0, 2.0, 3.0, 5.0, 8.0, 4.0, 7.0],
+    })
+    scale = seasonal_naive_mae(base, season_length=2)
+    # a: |3-1|, |5-2|, |8-3| -> 10/3; b is shorter than a season + 1: |7-4| = 3
+    assert scale["a"] == pytest.approx(10 / 3)
+    assert scale["b"] == pytest.approx(3.0)

@@ -1,0 +1,201 @@
+"""Rolling-origin backtest: the windows (computed once, shared by every family) and the run.
+
+Window k (0 = oldest) has its origin at position ``last - H - (n_windows - 1 - k) * step``
+of the training set's period grid and tests the H periods (origin, ds_end]. In each window
+the forecaster is cloned, fitted on ``training_set.until(origin)`` and asked for H periods
+with the *realised* exogenous values (in a backtest the planned promotions and prices are
+known), then joined with the actual y.
+
+Intervals are cross-conformal: window k's interval is calibrated on the residuals of the
+OTHER windows, so backtest coverage is an honest out-of-sample figure. With a single
+window there are no others: it falls back to in-window calibration (optimistic; logged).
+The returned ``calibration`` pools all windows and carries the scales of the full training
+set, i.e. it is the calibration of the model refit on the whole training set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from training.conformal import ConformalCalibration, series_scales
+from training.forecasters.common import season_length_for
+from training.metrics import METRIC_NAMES, compute_metrics, seasonal_naive_mae
+
+if TYPE_CHECKING:
+    from features import TrainingSet
+    from training.base import Forecaster
+    from training.config import BacktestConfig
+
+log = logging.getLogger(__name__)
+PREDICTION_COLUMNS = [
+    "window", "origin", "step", "series_id", "ds", "y", "yhat", "yhat_lower", "yhat_upper",
+]
+WindowCallback = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class BacktestWindow:
+    """One forecast origin: train on ds <= origin, test on (origin, ds_end]."""
+
+    index: int
+    origin: pd.Timestamp
+    ds_end: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Forecasts with actuals of every window, their metrics, and the interval calibration."""
+
+    predictions: pd.DataFrame
+    window_metrics: pd.DataFrame
+    metrics: dict[str, float]
+    by_step: pd.DataFrame
+    calibration: ConformalCalibration
+
+
+@dataclass(frozen=True)
+class _WindowForecast:
+    frame: pd.DataFrame  # window, origin, step, series_id, ds, y, yhat
+    calibration: ConformalCalibration
+    mase_scale: pd.Series
+
+
+def period_grid(training_set: TrainingSet) -> pd.DatetimeIndex:
+    """The sorted distinct periods (ds) of the training set."""
+    return pd.DatetimeIndex(np.sort(training_set.base["ds"].unique()))
+
+
+def make_windows(training_set: TrainingSet, config: BacktestConfig) -> list[BacktestWindow]:
+    """The backtest windows, oldest first; ValueError when the history is too short."""
+    grid, horizon = period_grid(training_set), training_set.horizon
+    first = len(grid) - 1 - horizon - (config.n_windows - 1) * config.step
+    if first + 1 < config.min_train_periods:
+        needed = config.min_train_periods + horizon + (config.n_windows - 1) * config.step
+        raise ValueError(
+            f"not enough history for the backtest: {len(grid)} periods, need {needed} "
+            f"(min_train_periods {config.min_train_periods} before the first origin + "
+            f"horizon {horizon} + (n_windows - 1) x step {config.step})"
+        )
+    return [
+        BacktestWindow(index=k, origin=grid[position], ds_end=grid[position + horizon])
+        for k, position in enumerate(first + k * config.step for k in range(config.n_windows))
+    ]
+
+
+def realised_exog(training_set: TrainingSet, window: BacktestWindow) -> pd.DataFrame:
+    """The exogenous values actually seen in (origin, ds_end]: the backtest's scenario."""
+    base = training_set.base
+    inside = (base["ds"] > window.origin) & (base["ds"] <= window.ds_end)
+    return base.loc[inside, ["series_id", "ds", *training_set.exog_columns]]
+
+
+def forecast_window(
+    forecaster: Forecaster, training_set: TrainingSet, window: BacktestWindow
+) -> _WindowForecast:
+    """Fit a clone at the window's origin, forecast H periods, join actual y."""
+    history = training_set.until(window.origin)
+    model = clone(forecaster).fit(history)
+    forecast = model.predict_mean(training_set.horizon, realised_exog(training_set, window))
+    actual = training_set.base[["series_id", "ds", "y"]]
+    frame = forecast.merge(actual, on=["series_id", "ds"], how="inner")
+    grid = period_grid(training_set)
+    frame["step"] = grid.get_indexer(frame["ds"]) - grid.get_loc(window.origin)
+    frame["window"], frame["origin"] = window.index, window.origin
+    scales = series_scales(history)
+    season = season_length_for(training_set)
+    return _WindowForecast(
+        frame=frame,
+        calibration=ConformalCalibration.from_predictions(frame, scales),
+        mase_scale=seasonal_naive_mae(history.base, season),
+    )
+
+
+def run_backtest(
+    forecaster: Forecaster,
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    level: float = 0.8,
+    on_window: WindowCallback | None = None,
+) -> BacktestResult:
+    """Backtest ``forecaster`` on ``windows``; ``on_window(k, wape_k)`` after each window.
+
+    ``on_window`` is how Optuna reports and prunes: an exception it raises (e.g.
+    ``optuna.TrialPruned``) propagates to the caller.
+    """
+    if not windows:
+        raise ValueError("no backtest windows")
+    results: list[_WindowForecast] = []
+    for window in windows:
+        result = forecast_window(forecaster, training_set, window)
+        results.append(result)
+        wape = compute_metrics(_point_only(result.frame), level, result.mase_scale)["wape"]
+        log.debug("window %d (origin %s): wape %.4f", window.index, window.origin.date(), wape)
+        if on_window is not None:
+            on_window(window.index, wape)
+    predictions = _cross_conformal(results, level)
+    return _summarise(results, predictions, training_set, level)
+
+
+def _point_only(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(yhat_lower=frame["yhat"], yhat_upper=frame["yhat"])
+
+
+def _cross_conformal(results: list[_WindowForecast], level: float) -> pd.DataFrame:
+    """Each window's interval from the other windows' residuals (own window if alone)."""
+    if len(results) == 1:
+        log.warning("single backtest window: its interval is calibrated in-window, so "
+                    "its coverage is optimistic")
+    frames = []
+    for k, result in enumerate(results):
+        others = [r.calibration for j, r in enumerate(results) if j != k] or [result.calibration]
+        calibration = ConformalCalibration.combine(others).with_scales(
+            result.calibration.scales, result.calibration.nonnegative
+        )
+        frames.append(calibration.apply(result.frame, level))
+    predictions = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
+    return predictions.sort_values(["window", "series_id", "ds"]).reset_index(drop=True)
+
+
+def _summarise(
+    results: list[_WindowForecast],
+    predictions: pd.DataFrame,
+    training_set: TrainingSet,
+    level: float,
+) -> BacktestResult:
+    scales = {result.frame["window"].iloc[0]: result.mase_scale for result in results}
+    window_metrics = _metrics_by(predictions, ["window", "origin"], scales, level)
+    step_window = _metrics_by(predictions, ["step", "window"], scales, level)
+    by_step = step_window.groupby("step")[list(METRIC_NAMES)].mean().reset_index()
+    nonnegative = bool((training_set.base["y"].dropna() >= 0).all())
+    calibration = ConformalCalibration.combine([r.calibration for r in results]).with_scales(
+        series_scales(training_set), nonnegative
+    )
+    return BacktestResult(
+        predictions=predictions,
+        window_metrics=window_metrics,
+        metrics={name: float(window_metrics[name].mean()) for name in METRIC_NAMES},
+        by_step=by_step,
+        calibration=calibration,
+    )
+
+
+def _metrics_by(
+    predictions: pd.DataFrame,
+    by: list[str],
+    mase_scales: dict[int, pd.Series],
+    level: float,
+) -> pd.DataFrame:
+    """One row of metrics per group of ``by`` (which includes ``window``)."""
+    rows = []
+    for group_key, group in predictions.groupby(by, sort=True):
+        labels = dict(zip(by, group_key, strict=True))
+        metrics = compute_metrics(group, level, mase_scales[labels["window"]])
+        rows.append({**labels, **metrics})
+    return pd.DataFrame(rows)

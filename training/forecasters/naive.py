@@ -1,0 +1,62 @@
+"""Seasonal naive: the baseline every other family must beat.
+
+The forecast for ds is y at ds - season_length (the same week last year for weekly data);
+beyond one season the last season repeats. A series with less than one season of history
+gets its last value. ``season_length=1`` is the plain naive (last value) forecast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from training.forecasters.common import PanelForecaster, season_length_for
+
+if TYPE_CHECKING:
+    from features import TrainingSet
+
+
+def seasonal_naive_path(history: np.ndarray, season_length: int, horizon: int) -> np.ndarray:
+    """The next ``horizon`` seasonal-naive values after ``history`` (oldest first)."""
+    if len(history) == 0:
+        return np.full(horizon, np.nan)
+    if len(history) < season_length:
+        return np.full(horizon, float(history[-1]))
+    last_season = history[-season_length:]
+    return np.array([last_season[h % season_length] for h in range(horizon)], dtype=float)
+
+
+class SeasonalNaive(PanelForecaster):
+    """yhat(ds) = y(ds - season_length); ``season_length=None`` takes the data's season."""
+
+    family = "seasonal_naive"
+
+    def __init__(self, season_length: int | None = 52) -> None:
+        self.season_length = season_length
+
+    def fit(self, training_set: TrainingSet) -> SeasonalNaive:
+        self._remember(training_set)
+        self.season_length_: int = season_length_for(training_set, self.season_length)
+        ordered = training_set.base.sort_values(["series_id", "ds"])
+        last = ordered.groupby("series_id", sort=True).tail(self.season_length_)
+        self.last_season_: dict[str, np.ndarray] = {
+            str(series_id): group["y"].to_numpy(dtype=float)
+            for series_id, group in last.groupby("series_id", sort=True)
+        }
+        return self
+
+    def predict_mean(
+        self, horizon: int, future_exog: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Seasonal-naive values for the next ``horizon`` periods (exog is ignored)."""
+        rows = self._future_rows(horizon, future_exog, features=False)
+        step = rows.groupby("series_id", sort=False).cumcount().to_numpy()
+        yhat = np.empty(len(rows))
+        for series_id, index in rows.groupby("series_id", sort=False).indices.items():
+            path = seasonal_naive_path(
+                self.last_season_[str(series_id)], self.season_length_, horizon
+            )
+            yhat[index] = path[step[index]]
+        return self._finish(rows, yhat)

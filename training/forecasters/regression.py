@@ -1,0 +1,118 @@
+"""Regression family: one global Ridge / ElasticNet model across all series.
+
+Each series' y and its lag / rolling features are divided by the series' recent level (mean
+|y| over its last season, known at the origin), so a large and a small store share one
+model: coefficients then describe relative effects (a promotion's lift, the weight of
+last year's sales). Key columns are one-hot encoded; numeric features are
+median-imputed and standardised. Every feature is direct (uses y up to ds - H), so one model
+forecasts all H steps from the pipeline's future rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import ElasticNet, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from training.forecasters.common import (
+    PanelForecaster,
+    recent_level,
+    season_length_for,
+    target_derived_columns,
+)
+
+if TYPE_CHECKING:
+    from features import TrainingSet
+
+log = logging.getLogger(__name__)
+
+
+def split_feature_columns(panel: pd.DataFrame, features: list[str]) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) feature columns: text columns (the keys) are categorical."""
+    categorical = [
+        c for c in features
+        if not (pd.api.types.is_numeric_dtype(panel[c]) or pd.api.types.is_bool_dtype(panel[c]))
+    ]
+    return categorical, [c for c in features if c not in categorical]
+
+
+def complete_training_rows(panel: pd.DataFrame, derived: list[str]) -> pd.DataFrame:
+    """Rows with a known y; rows missing a lag are dropped when at least half remain."""
+    known = panel[panel["y"].notna()]
+    complete = known.dropna(subset=derived) if derived else known
+    return complete if len(complete) >= 0.5 * len(known) else known
+
+
+class RegressionForecaster(PanelForecaster):
+    """Ridge (``l1_ratio=0``) or ElasticNet (``l1_ratio>0``) on the pipeline's features."""
+
+    family = "regression"
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        l1_ratio: float = 0.0,
+        scale_target: bool = True,
+        max_iter: int = 5000,
+        season_length: int | None = None,
+    ) -> None:
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.scale_target = scale_target
+        self.max_iter = max_iter
+        self.season_length = season_length
+
+    def fit(self, training_set: TrainingSet) -> RegressionForecaster:
+        self._remember(training_set)
+        features = training_set.feature_columns
+        self.categorical_, self.numeric_ = split_feature_columns(training_set.panel, features)
+        self.derived_: list[str] = target_derived_columns(self.numeric_)
+        self.scales_: pd.Series = self._series_scales(training_set)
+        rows = complete_training_rows(training_set.panel, self.derived_)
+        design, scale = self._design(rows)
+        self.model_: Pipeline = self._make_model().fit(design, rows["y"].to_numpy() / scale)
+        log.debug("regression fitted on %d rows, %d features", len(rows), len(features))
+        return self
+
+    def predict_mean(
+        self, horizon: int, future_exog: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Point forecast for the next ``horizon`` periods, honouring ``future_exog``."""
+        rows = self._future_rows(horizon, future_exog)
+        design, scale = self._design(rows)
+        return self._finish(rows, self.model_.predict(design) * scale)
+
+    def _series_scales(self, training_set: TrainingSet) -> pd.Series:
+        if not self.scale_target:
+            return pd.Series(1.0, index=training_set.series_ids, name="scale")
+        season = season_length_for(training_set, self.season_length)
+        return recent_level(training_set.base, season)
+
+    def _design(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Feature matrix with target-derived columns divided by each row's series scale."""
+        scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
+        design = rows[self.categorical_ + self.numeric_].copy()
+        for column in self.derived_:
+            design[column] = design[column].to_numpy(dtype=float) / scale
+        for column in self.categorical_:
+            design[column] = design[column].astype(object)
+        return design, scale
+
+    def _make_model(self) -> Pipeline:
+        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        encode = ColumnTransformer([
+            ("keys", OneHotEncoder(handle_unknown="ignore"), self.categorical_),
+            ("numeric", numeric, self.numeric_),
+        ])
+        if self.l1_ratio > 0:
+            linear = ElasticNet(alpha=self.alpha, l1_ratio=self.l1_ratio, max_iter=self.max_iter)
+        else:
+            linear = Ridge(alpha=self.alpha)
+        return make_pipeline(encode, linear)
