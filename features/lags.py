@@ -1,0 +1,106 @@
+"""Target-derived features: lags and rolling statistics, shifted by the forecast horizon.
+
+The design is *direct*: one model forecasts every step 1..H from the origin, so a feature
+at period ``ds`` may only use ``y`` up to ``ds - H``. Hence lags start at H, and rolling
+windows end at ``ds - H``. Everything here works on a panel sorted by (series_id, ds) with
+one row per period (the complete grid), so "k periods back" is "k rows back in the same
+series"; shifts are vectorised over the whole panel, never a loop over series.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.calendar import SEASON_LENGTHS
+
+
+def default_lags(horizon: int, freq: str, season_length: int | None = None) -> list[int]:
+    """H, H+1, H+2, H+3 and one season (52 W, 7 D, 12 M) when the season exceeds H."""
+    lags = [horizon + step for step in range(4)]
+    season = season_length or SEASON_LENGTHS[freq]
+    if season > horizon and season not in lags:
+        lags.append(season)
+    return lags
+
+
+def resolve_lags(
+    lags: list[int] | None, horizon: int, freq: str, season_length: int | None = None
+) -> tuple[int, ...]:
+    """The lags to build: the configured ones (sorted, unique) or :func:`default_lags`.
+
+    A lag shorter than the horizon is refused: a forecast made at the origin cannot know it.
+    """
+    chosen = default_lags(horizon, freq, season_length) if lags is None else lags
+    short = sorted(lag for lag in chosen if lag < horizon)
+    if short:
+        raise ValueError(f"lags {short} are shorter than the horizon ({horizon})")
+    return tuple(sorted(set(chosen)))
+
+
+def series_runs(series_id: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run number and position within the run of each row (rows grouped by series)."""
+    ids = np.asarray(series_id)
+    n = len(ids)
+    change = np.ones(n, dtype=bool)
+    if n > 1:
+        change[1:] = ids[1:] != ids[:-1]
+    starts = np.maximum.accumulate(np.where(change, np.arange(n), 0))
+    return np.cumsum(change) - 1, np.arange(n) - starts
+
+
+def shift_within_series(values: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
+    """``values`` k rows back in the same series (NaN for the first k rows of a series)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(len(values), np.nan)
+    if k < len(values):
+        out[k:] = values[:-k] if k > 0 else values
+    out[positions < k] = np.nan
+    return out
+
+
+def lag_features(
+    y: np.ndarray, positions: np.ndarray, lags: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """``lag_<k>`` = y k periods before ds."""
+    return {f"lag_{k}": shift_within_series(y, positions, k) for k in lags}
+
+
+def rolling_mean_std(
+    values: np.ndarray, runs: np.ndarray, window: int, min_periods: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling mean and sample std over ``window`` rows within each run (series)."""
+    series = pd.Series(values)
+    rolling = series.groupby(runs, sort=False).rolling(window, min_periods=min_periods)
+    mean = rolling.mean().droplevel(0).sort_index().to_numpy()
+    std = rolling.std().droplevel(0).sort_index().to_numpy()
+    return mean, std
+
+
+def rolling_features(
+    y: np.ndarray, runs: np.ndarray, positions: np.ndarray, horizon: int, windows: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """``roll_mean_<w>`` / ``roll_std_<w>``: mean and std of y over the w periods ending at
+    ds - H (NaN until a full window exists)."""
+    shifted = shift_within_series(y, positions, horizon)
+    out: dict[str, np.ndarray] = {}
+    for window in windows:
+        mean, std = rolling_mean_std(shifted, runs, window, min_periods=window)
+        out[f"roll_mean_{window}"] = mean
+        out[f"roll_std_{window}"] = std
+    return out
+
+
+def price_ratio(
+    price: np.ndarray, runs: np.ndarray, positions: np.ndarray, horizon: int, window: int
+) -> np.ndarray:
+    """Relative price: price at ds / mean price over the ``window`` periods ending at ds - H.
+
+    Below 1 means cheaper than usual (a promotion), above 1 a price rise; the reference is
+    the price level known at the origin.
+    """
+    shifted = shift_within_series(price, positions, horizon)
+    reference, _ = rolling_mean_std(shifted, runs, window, min_periods=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(price, dtype=np.float64) / reference
+    return np.where(np.isfinite(ratio), ratio, np.nan)

@@ -1,0 +1,196 @@
+"""The FeaturePipeline: base panel -> model features, for training and for future periods.
+
+It is a small, picklable, frozen object: the served model carries it together with a tail
+of the base panel (:meth:`FeaturePipeline.tail`) so it can build the feature rows of future
+periods without the training code or the full history.
+
+Features (names are a contract with the forecasters):
+
+* key columns (str) — a global model uses them as categoricals;
+* calendar: ``month``, ``week_of_year``, ``quarter``, ``day_of_week`` (D only),
+  ``sin_year_1``, ``cos_year_1``, ``sin_year_2``, ``cos_year_2``, ``trend`` (periods since
+  the panel's first period, fixed at fit time);
+* future-known exogenous columns at ds itself: ``promo``, ``price``, ``holiday``, and
+  ``price_ratio`` = price / mean price over ``price_window`` periods ending at ds - H;
+* ``lag_<k>`` (k >= H), ``roll_mean_<w>`` / ``roll_std_<w>`` of y over the w periods ending
+  at ds - H;
+* past-only covariates (customer statistics) lagged by H: ``<column>_lag<H>``.
+
+Every target- or covariate-derived value at ds uses data up to ds - H only, so the feature
+rows of the H periods after an origin are computable at the origin (direct forecasting).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.aggregate import join_planned
+from features.calendar import (
+    calendar_feature_names,
+    calendar_features,
+    period_numbers,
+    period_starts,
+    shift_periods,
+)
+from features.lags import (
+    lag_features,
+    price_ratio,
+    rolling_features,
+    series_runs,
+    shift_within_series,
+)
+
+log = logging.getLogger(__name__)
+
+ORDER = ["series_id", "ds"]
+
+
+@dataclass(frozen=True, eq=False)
+class FeaturePipeline:
+    """How the model features of a base panel are made (see the module docstring).
+
+    ``start`` is the panel's first ``ds`` (origin of ``trend``); ``planned`` is the calendar
+    aggregated to ``freq`` (ds [+ key columns] -> ``holiday``, ``promo``), extending past the
+    data: the planned holidays and promotions of future periods. ``holiday`` is a feature
+    when it is one of ``exog_columns``.
+    """
+
+    freq: str
+    horizon: int
+    keys: tuple[str, ...]
+    start: pd.Timestamp
+    lags: tuple[int, ...] = ()
+    rolling_windows: tuple[int, ...] = ()
+    calendar: bool = True
+    exog_columns: tuple[str, ...] = ()
+    covariate_columns: tuple[str, ...] = ()
+    planned: pd.DataFrame | None = None
+    price_window: int = 13
+
+    @property
+    def lagged_covariates(self) -> list[str]:
+        return [f"{column}_lag{self.horizon}" for column in self.covariate_columns]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Model inputs: keys (str) first, then numeric features."""
+        names = list(self.keys)
+        if self.calendar:
+            names += calendar_feature_names(self.freq)
+        names += list(self.exog_columns)
+        if "price" in self.exog_columns:
+            names.append("price_ratio")
+        names += [f"lag_{k}" for k in self.lags]
+        for window in self.rolling_windows:
+            names += [f"roll_mean_{window}", f"roll_std_{window}"]
+        return names + self.lagged_covariates
+
+    @property
+    def history_length(self) -> int:
+        """Periods of history per series that the features of the next H periods read."""
+        needed = [1, max(self.lags, default=0)]
+        needed += [self.horizon + window - 1 for window in self.rolling_windows]
+        if "price" in self.exog_columns:
+            needed.append(self.horizon + self.price_window - 1)
+        if self.covariate_columns:
+            needed.append(self.horizon)
+        return max(needed)
+
+    def transform(self, base: pd.DataFrame) -> pd.DataFrame:
+        """``base`` (complete grid, any row order) plus every derived feature, sorted."""
+        derived = [c for c in self.feature_columns if c in base.columns
+                   and c not in (*self.keys, *self.exog_columns)]
+        panel = base.drop(columns=derived).sort_values(ORDER, kind="stable", ignore_index=True)
+        runs, positions = series_runs(panel["series_id"].to_numpy())
+        y = panel["y"].to_numpy(dtype=np.float64, na_value=np.nan)
+        parts: dict[str, np.ndarray] = {}
+        if self.calendar:
+            parts.update(calendar_features(panel["ds"], self.freq, self.start).to_dict("series"))
+        if "price" in self.exog_columns:
+            price = panel["price"].to_numpy(dtype=np.float64, na_value=np.nan)
+            parts["price_ratio"] = price_ratio(price, runs, positions, self.horizon,
+                                               self.price_window)
+        parts.update(lag_features(y, positions, self.lags))
+        parts.update(rolling_features(y, runs, positions, self.horizon, self.rolling_windows))
+        for column, name in zip(self.covariate_columns, self.lagged_covariates, strict=True):
+            values = panel[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            parts[name] = shift_within_series(values, positions, self.horizon)
+        return pd.concat([panel, pd.DataFrame(parts, index=panel.index)], axis=1)
+
+    def tail(self, base: pd.DataFrame) -> pd.DataFrame:
+        """The last :attr:`history_length` rows of each series: enough for future_frame."""
+        ordered = base.sort_values(ORDER, kind="stable")
+        return ordered.groupby("series_id", sort=False).tail(self.history_length).reset_index(
+            drop=True)
+
+    def future_base(self, base: pd.DataFrame, horizon: int,
+                    future_exog: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Base-shaped rows of the ``horizon`` periods after each series' last ds.
+
+        Exogenous values come from ``future_exog`` (series_id, ds, any exog column; ds may be
+        any day of the period), else the planned calendar, else the last known value
+        (price: last observed; promo, holiday: 0). ``y`` and covariates are NaN.
+        """
+        if not 1 <= horizon <= self.horizon:
+            raise ValueError(f"horizon must be 1..{self.horizon} (the pipeline's horizon: "
+                             f"lags shorter than the horizon do not exist), got {horizon}")
+        last = base.sort_values(ORDER, kind="stable").groupby("series_id", sort=False).tail(1)
+        rows = last.iloc[np.repeat(np.arange(len(last)), horizon)].reset_index(drop=True)
+        steps = np.tile(np.arange(1, horizon + 1), len(last))
+        rows["ds"] = shift_periods(rows["ds"], steps, self.freq)
+        rows["y"] = np.nan
+        for column in self.covariate_columns:
+            rows[column] = np.nan
+        for column in ("promo", "holiday"):
+            if column in self.exog_columns:
+                rows[column] = 0.0
+        rows = self._planned_exog(rows)
+        if future_exog is not None:
+            rows = self._given_exog(rows, future_exog)
+        return rows
+
+    def _planned_exog(self, rows: pd.DataFrame) -> pd.DataFrame:
+        if self.planned is None:
+            return rows
+        flags = [c for c in ("holiday", "promo") if c in self.exog_columns and c in self.planned]
+        on = ["ds", *[key for key in self.keys if key in self.planned.columns]]
+        if not flags:
+            return rows
+        return join_planned(rows, self.planned[on + flags], overwrite=True)
+
+    def _given_exog(self, rows: pd.DataFrame, future_exog: pd.DataFrame) -> pd.DataFrame:
+        """Overwrite exogenous values with the scenario's (where it gives a value)."""
+        columns = [c for c in self.exog_columns if c in future_exog.columns]
+        ignored = sorted(set(future_exog.columns) - {*columns, *ORDER})
+        if ignored:
+            log.info("future_exog columns %s are not exogenous features; ignored", ignored)
+        given = pd.DataFrame({
+            "series_id": future_exog["series_id"].astype("str").to_numpy(),
+            "ds": period_starts(period_numbers(pd.to_datetime(future_exog["ds"]), self.freq),
+                                self.freq),
+        })
+        for column in columns:
+            given[column] = pd.to_numeric(future_exog[column]).to_numpy(dtype=np.float64)
+        if given.duplicated(ORDER).any():
+            raise ValueError("future_exog has several rows for one (series_id, period)")
+        joined = rows[ORDER].merge(given, on=ORDER, how="left")
+        out = rows.copy()
+        for column in columns:
+            values = joined[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            current = out[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[column] = np.where(np.isnan(values), current, values)
+        return out
+
+    def future_frame(self, base: pd.DataFrame, horizon: int,
+                     future_exog: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Feature rows of the ``horizon`` periods after each series' last ds (y NaN)."""
+        history = self.tail(base)
+        future = self.future_base(history, horizon, future_exog)
+        frame = self.transform(pd.concat([history, future], ignore_index=True))
+        last_ds = history.groupby("series_id", sort=False)["ds"].max()
+        is_future = frame["ds"].to_numpy() > frame["series_id"].map(last_ds).to_numpy()
+        return frame.loc[is_future].reset_index(drop=True)
