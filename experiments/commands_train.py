@@ -1,0 +1,136 @@
+"""CLI commands of the model lifecycle: ``train``, ``compare``, ``promote``, ``rollback``.
+
+Plain Typer command functions; ``experiments.cli`` registers them on the ``salescast``
+app. Each builds its own ``Settings`` (``SALESCAST_*`` environment) and imports the heavy
+libraries inside, so ``salescast --help`` stays instant. Errors print one line
+(``error: ...``) and exit with code 1; ``-v`` logs the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from experiments.cli_support import fail_cleanly
+
+log = logging.getLogger(__name__)
+
+SpecOption = Annotated[Path, typer.Option("--spec", help="Experiment spec (YAML).")]
+
+
+@contextmanager
+def _one_line_errors(what: str) -> Iterator[None]:
+    """User errors as in every command; anything else as one line too (traceback at -v)."""
+    with fail_cleanly():
+        try:
+            yield
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if _is_user_error(exc):
+                raise
+            log.debug("%s failed", what, exc_info=True)
+            typer.echo(f"error: {_one_line(what, exc)}", err=True)
+            raise typer.Exit(code=1) from None
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from experiments.cli_support import _user_errors
+
+    return isinstance(exc, _user_errors())
+
+
+def _one_line(what: str, exc: Exception) -> str:
+    """Registry refusals are the user's to fix: their message alone; others say where."""
+    from training.registry import RegistryError
+
+    if isinstance(exc, RegistryError):
+        return str(exc)
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return f"{what} failed: {type(exc).__name__}: {first_line}"
+
+
+def _split(families: str | None) -> list[str] | None:
+    names = [f.strip() for f in (families or "").split(",") if f.strip()]
+    return names or None
+
+
+def train(
+    spec: SpecOption,
+    families: Annotated[str | None, typer.Option(
+        help="Comma-separated families (seasonal_naive always runs as the baseline).")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Optuna trials per family.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        min=1, help="Tuning time limit per family (seconds).")] = None,
+    n_jobs: Annotated[int | None, typer.Option(
+        "--n-jobs", min=-1, help="Parallel per-series fits (joblib).")] = None,
+) -> None:
+    """Tune each family, log to MLflow, register the models and apply the promotion rule."""
+    with _one_line_errors("training"):
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log lines only
+        from experiments.settings import Settings
+        from experiments.spec import load_spec
+        from experiments.training_job import run_training
+
+        settings = Settings()
+        outcome = run_training(load_spec(spec), settings, _split(families), trials, timeout,
+                               n_jobs)
+        typer.echo(outcome.leaderboard_text())
+        typer.echo(f"promotion: {outcome.decision.summary()}")
+        typer.echo(f"parent run {outcome.parent_run_id} in experiment '{outcome.spec_name}' "
+                   f"({settings.tracking_uri})")
+
+
+def compare(spec: SpecOption) -> None:
+    """List the registered versions of the spec's model with aliases and backtest metrics."""
+    with _one_line_errors("compare"):
+        from experiments.settings import Settings
+        from experiments.spec import load_spec
+        from experiments.training_job import compare_models, format_table
+
+        experiment = load_spec(spec)
+        board = compare_models(experiment, Settings())
+        if board.empty:
+            typer.echo(f"no registered versions of {experiment.registered_model_name!r} yet")
+            return
+        typer.echo(format_table(board.drop(columns=["run_id"])))
+
+
+def promote(
+    spec: SpecOption,
+    version: Annotated[str, typer.Option(help="The model version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (written on the version).")] =
+        "manual promotion from the command line",
+) -> None:
+    """Make a version the champion by hand (the old champion becomes previous-champion)."""
+    with _one_line_errors("promote"):
+        from experiments.settings import Settings
+        from experiments.spec import load_spec
+        from training.registry import client_for, promote_version
+
+        settings = Settings()
+        name = load_spec(spec).registered_model_name
+        client = client_for(settings.tracking_uri, settings.registry_uri)
+        decision = promote_version(name, version, reason, client=client)
+        typer.echo(f"{name}: {decision.summary()}")
+
+
+def rollback(spec: SpecOption) -> None:
+    """Swap champion and previous-champion (undo the last promotion)."""
+    with _one_line_errors("rollback"):
+        from experiments.settings import Settings
+        from experiments.spec import load_spec
+        from training.registry import client_for
+        from training.registry import rollback as rollback_model
+
+        settings = Settings()
+        name = load_spec(spec).registered_model_name
+        client = client_for(settings.tracking_uri, settings.registry_uri)
+        decision = rollback_model(name, client=client)
+        typer.echo(f"{name}: {decision.summary()}")

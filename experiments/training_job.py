@@ -1,0 +1,345 @@
+"""The training job of a spec: data -> training set -> tuned families in MLflow -> registry.
+
+``run_training`` runs, inside one MLflow parent run: build the training set (generating
+the data with the spec's simulator first when the sales file is missing), compute the
+backtest windows once, then for each family (seasonal naive always, as the baseline):
+tune with Optuna, refit the best params on the full training set with the backtest's
+conformal calibration, and log it (family run + pyfunc model). Only after every family
+has finished are the models registered (one version per family), and then the promotion
+rule moves the aliases. Any failure marks the parent run (and the open family run)
+FAILED, leaves the registry as it was, and raises.
+
+Optuna studies are named ``<spec>.<family>.<spec hash>.<data digest[:12]>`` in the
+settings' Optuna storage: re-running the same spec on the same data continues the same
+study (its best trial may then come from an earlier run; its backtest is re-run).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from experiments.settings import Settings
+from experiments.spec import ExperimentSpec
+from training.config import FAMILIES
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from features.training_set import TrainingSet
+    from training.backtest import BacktestWindow
+    from training.registry import Candidate, PromotionDecision
+    from training.tuning import TuningResult
+
+log = logging.getLogger(__name__)
+
+BASELINE = "seasonal_naive"
+LEADERBOARD_COLUMNS = ["family", "version", "wape", "mase", "bias_pct", "coverage",
+                       "train_seconds", "n_trials", "run_id"]
+
+
+@dataclass
+class FamilyOutcome:
+    """One family's refitted best model, as logged in its family run."""
+
+    family: str
+    run_id: str
+    model_uri: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    train_seconds: float
+    n_trials: int
+    version: str | None = None
+
+
+@dataclass
+class TrainingOutcome:
+    """What a training invocation produced: runs, versions, and the promotion decision."""
+
+    spec_name: str
+    model_name: str
+    experiment_id: str
+    parent_run_id: str
+    families: dict[str, FamilyOutcome]
+    decision: PromotionDecision
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {f: o.version for f, o in self.families.items() if o.version is not None}
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        """One row per family, best backtest WAPE first."""
+        rows = [{"family": o.family, "version": o.version, **o.metrics,
+                 "train_seconds": o.train_seconds, "n_trials": o.n_trials, "run_id": o.run_id}
+                for o in self.families.values()]
+        frame = pd.DataFrame(rows)
+        return frame[LEADERBOARD_COLUMNS].sort_values("wape").reset_index(drop=True)
+
+    def leaderboard_text(self) -> str:
+        return format_table(self.leaderboard.drop(columns=["run_id"]))
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """A plain-text table for people (4 significant digits for floats)."""
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
+
+
+@dataclass
+class _Job:
+    """What every family of one invocation shares."""
+
+    spec: ExperimentSpec
+    settings: Settings
+    training_set: TrainingSet
+    windows: list[BacktestWindow]
+    client: MlflowClient
+    experiment_id: str
+    trials: int | None = None
+    timeout: float | None = None
+    n_jobs: int | None = None
+    outcomes: dict[str, FamilyOutcome] = field(default_factory=dict)
+
+
+def select_families(spec: ExperimentSpec, families: list[str] | None) -> list[str]:
+    """The families to run: those asked for (else the spec's enabled ones), with seasonal
+    naive always first — it is the baseline of the promotion rule."""
+    unknown = sorted(set(families or []) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown model family {unknown}; known: {', '.join(FAMILIES)}")
+    chosen = families or [f for f in FAMILIES if spec.models.family(f).enabled]
+    return [BASELINE, *[f for f in dict.fromkeys(chosen) if f != BASELINE]]
+
+
+def run_training(
+    spec: ExperimentSpec,
+    settings: Settings,
+    families: list[str] | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    n_jobs: int | None = None,
+) -> TrainingOutcome:
+    """Train, log, register and promote (see the module docstring)."""
+    import mlflow
+
+    from training.registry import client_for
+    from training.tracking import ensure_experiment, tracking
+
+    chosen = select_families(spec, families)
+    with tracking(settings.tracking_uri, settings.registry_uri):
+        experiment_id = ensure_experiment(spec.name, settings.artifact_location)
+        client = client_for(settings.tracking_uri, settings.registry_uri)
+        with mlflow.start_run(run_name=f"train-{spec.name}",
+                              tags={"spec_name": spec.name, "spec_hash": spec.spec_hash()}) as run:
+            try:
+                job = _prepare(spec, settings, client, experiment_id, chosen)
+                job.trials, job.timeout, job.n_jobs = trials, timeout, n_jobs
+                decision = _train_register_promote(job, chosen)
+            except BaseException as exc:
+                mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+                raise
+        return TrainingOutcome(spec.name, spec.registered_model_name, experiment_id,
+                               run.info.run_id, job.outcomes, decision)
+
+
+def _prepare(spec: ExperimentSpec, settings: Settings, client: MlflowClient,
+             experiment_id: str, chosen: list[str]) -> _Job:
+    """Training set, windows and the parent run's tags, params, spec and dataset."""
+    import mlflow
+
+    from experiments.pipeline import build_features
+    from training.backtest import make_windows
+    from training.tracking import log_spec, log_training_data, parent_tags
+
+    training_set = build_features(spec)
+    windows = make_windows(training_set, spec.backtest)
+    meta = training_set.metadata
+    mlflow.set_tags(parent_tags(spec.name, spec.spec_hash(), meta.data_digest))
+    mlflow.log_params({"families": ",".join(chosen), "frequency": spec.frequency,
+                       "horizon": spec.horizon, "n_windows": len(windows),
+                       "window_step": spec.backtest.step, "level": spec.models.interval_level,
+                       "n_series": meta.n_series, "n_periods": meta.n_periods})
+    log_spec(spec.model_dump(mode="json"))
+    log_training_data(training_set, f"{spec.name}-training-set")
+    return _Job(spec, settings, training_set, windows, client, experiment_id)
+
+
+def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
+    from training.registry import champion_on_backtest
+
+    for family in chosen:
+        job.outcomes[family] = _train_family(job, family)
+    name = job.spec.registered_model_name
+    champion = champion_on_backtest(job.client, name, job.training_set, job.windows,
+                                    job.spec.models.interval_level)
+    decision = _register_and_promote(job, champion)
+    _log_parent_summary(job, decision)
+    return decision
+
+
+def fixed_params(family: str, spec: ExperimentSpec, n_jobs: int) -> dict[str, Any]:
+    """Params every trial of ``family`` shares: the spec's season length, seed and n_jobs
+    where the estimator has them (the spec's ``params`` are added by the tuner)."""
+    from training.forecasters import FAMILIES as ESTIMATORS
+
+    accepted = ESTIMATORS[family]().get_params()
+    wanted = {"season_length": spec.season_length, "seed": spec.models.seed, "n_jobs": n_jobs}
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
+def _budget(job: _Job, family: str) -> Any:
+    budget = job.spec.models.family(family)  # type: ignore[arg-type]
+    update = {k: v for k, v in (("trials", job.trials), ("timeout", job.timeout)) if v}
+    return budget.model_copy(update=update) if update else budget
+
+
+def _study_name(job: _Job, family: str) -> str:
+    meta = job.training_set.metadata
+    return f"{job.spec.name}.{family}.{job.spec.spec_hash()}.{meta.data_digest[:12]}"
+
+
+def _train_family(job: _Job, family: str) -> FamilyOutcome:
+    """Tune, refit and log one family in its own nested run."""
+    import mlflow
+
+    from training.tracking import log_trial_run
+    from training.tuning import tune_family
+
+    fixed = fixed_params(family, job.spec, job.n_jobs or job.settings.n_jobs)
+    with mlflow.start_run(run_name=family, nested=True,
+                          tags={"family": family, "spec_name": job.spec.name}) as run:
+        run_id = run.info.run_id
+        log.info("%s: tuning (study %s)", family, _study_name(job, family))
+        tuning = tune_family(
+            family, job.training_set, job.windows, _budget(job, family),
+            job.spec.models.interval_level, job.settings.optuna_storage,
+            _study_name(job, family), job.spec.models.seed,
+            on_trial=lambda t: log_trial_run(job.client, job.experiment_id, run_id, family, t),
+            fixed=fixed, show_progress_bar=sys.stderr.isatty(),
+        )
+        return _refit_and_log(job, family, tuning.params, tuning, run_id)
+
+
+def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: TuningResult,
+                   run_id: str) -> FamilyOutcome:
+    """The best params refitted on the whole training set, logged with the backtest."""
+    import mlflow
+
+    from training.pyfunc import log_forecaster
+    from training.tracking import log_backtest, log_params, log_training_data
+    from training.tuning import build_forecaster
+
+    started = time.perf_counter()
+    forecaster = build_forecaster(family, {}, params).fit(job.training_set)
+    forecaster.set_conformal(tuning.best_backtest.calibration)
+    seconds = time.perf_counter() - started
+    log_params(params)
+    mlflow.log_metrics({"train_seconds": seconds, "n_trials": len(tuning.trial_numbers)})
+    mlflow.set_tags({"study_name": tuning.study.study_name,
+                     "best_trial": str(tuning.best_trial)})
+    log_training_data(job.training_set, f"{job.spec.name}-training-set")
+    importances = getattr(forecaster, "feature_importances", None)
+    log_backtest(tuning.best_backtest, importances() if importances else None)
+    info = log_forecaster(forecaster, job.training_set, tuning.best_backtest,
+                          spec_name=job.spec.name, level=job.spec.models.interval_level,
+                          seed=job.spec.models.seed)
+    metrics = {k: float(v) for k, v in tuning.best_backtest.metrics.items()}
+    return FamilyOutcome(family, run_id, info.model_uri, params, metrics, seconds,
+                         len(tuning.trial_numbers))
+
+
+def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDecision:
+    """Register every family's model, then promote; on failure undo the registration
+    (delete the new versions, put the aliases back) and raise."""
+    from training.registry import (
+        Candidate,
+        aliases,
+        model_exists,
+        promote_challenger,
+        register_version,
+        version_tags,
+    )
+
+    name, meta = job.spec.registered_model_name, job.training_set.metadata
+    existed, before, created = model_exists(job.client, name), aliases(job.client, name), []
+    try:
+        for outcome in job.outcomes.values():
+            tags = version_tags(outcome.family, outcome.metrics, meta.data_digest,
+                                meta.spec_hash, outcome.run_id)
+            outcome.version = register_version(name, outcome.model_uri, tags)
+            created.append(outcome.version)
+        candidates = [Candidate(o.family, o.version or "", o.metrics["wape"], o.run_id)
+                      for o in job.outcomes.values()]
+        return promote_challenger(job.client, name, candidates, champion, job.spec.promotion)
+    except BaseException:
+        _undo_registration(job.client, name, created, before if existed else None)
+        for outcome in job.outcomes.values():
+            outcome.version = None
+        raise
+
+
+def _undo_registration(client: MlflowClient, name: str, created: list[str],
+                       before: dict[str, str] | None) -> None:
+    """Delete the new versions and restore the aliases (``before`` None: the registered
+    model did not exist, so it goes too)."""
+    from training.registry import aliases, delete_versions, model_exists
+
+    delete_versions(client, name, created)
+    if before is None:
+        if model_exists(client, name):
+            client.delete_registered_model(name)
+        return
+    for alias in set(aliases(client, name)) - set(before):
+        client.delete_registered_model_alias(name, alias)
+    for alias, version in before.items():
+        client.set_registered_model_alias(name, alias, version)
+
+
+def _log_parent_summary(job: _Job, decision: PromotionDecision) -> None:
+    """The leaderboard, the best family's metrics and the decision on the parent run."""
+    import mlflow
+
+    from training.tracking import log_leaderboard
+
+    board = TrainingOutcome(job.spec.name, job.spec.registered_model_name, job.experiment_id,
+                            "", job.outcomes, decision).leaderboard
+    best = job.outcomes[board.iloc[0]["family"]]
+    log_leaderboard(board, best.metrics)
+    mlflow.set_tags({"best_family": best.family, "promotion_decision": decision.action,
+                     "promotion_reason": decision.reason[:5000],
+                     "champion_version": decision.champion_version or ""})
+
+
+COMPARE_COLUMNS = ["family", "version", "alias", "wape", "mase", "bias_pct", "coverage",
+                   "train_seconds", "data_digest", "run_id"]
+
+
+def compare_models(spec: ExperimentSpec, settings: Settings) -> pd.DataFrame:
+    """Every registered version of the spec's model with its aliases and the backtest
+    metrics of the run that trained it, newest version first."""
+    from training.registry import aliases, client_for
+
+    client = client_for(settings.tracking_uri, settings.registry_uri)
+    name = spec.registered_model_name
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases(client, name).items():  # search results carry no aliases
+        by_version.setdefault(version, []).append(alias)
+    versions = client.search_model_versions(f"name = '{name}'")
+    rows = [_version_row(client, v, by_version.get(str(v.version), [])) for v in versions]
+    frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+    order = frame["version"].astype(int).sort_values(ascending=False).index
+    return frame.loc[order].reset_index(drop=True)
+
+
+def _version_row(client: MlflowClient, version: Any, alias: list[str]) -> dict[str, Any]:
+    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    row: dict[str, Any] = {name: metrics.get(name) for name in COMPARE_COLUMNS[3:8]}
+    row.update(family=version.tags.get("family", ""), version=str(version.version),
+               alias=",".join(sorted(alias)), data_digest=version.tags.get("data_digest", "")[:12],
+               run_id=version.run_id or "")
+    return row

@@ -1,0 +1,186 @@
+"""Registry: the promotion rule (as a table), a worse challenger leaves the aliases where
+they were, a better one moves them, the champion is judged on the same backtest, and
+manual promote / rollback move champion and previous-champion."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from training.backtest import BacktestWindow, run_backtest
+from training.config import PromotionConfig
+from training.forecasters import RegressionForecaster
+from training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    Candidate,
+    RegistryError,
+    aliases,
+    champion_on_backtest,
+    client_for,
+    judge,
+    promote_challenger,
+    promote_version,
+    register_version,
+    rollback,
+)
+
+LEVEL = 0.8
+
+
+def _c(family: str, wape: float, version: str = "9") -> Candidate:
+    return Candidate(family, version, wape)
+
+
+@pytest.mark.parametrize(("challenger", "naive", "champion", "config", "promoted"), [
+    (0.10, 0.12, None, PromotionConfig(), True),
+    (0.13, 0.12, None, PromotionConfig(), False),                      # worse than naive
+    (0.12, 0.12, None, PromotionConfig(), False),                      # a tie does not beat
+    (0.13, 0.12, None, PromotionConfig(must_beat_naive=False), True),
+    (0.10, None, None, PromotionConfig(), False),                      # no baseline to beat
+    (0.10, 0.12, 0.101, PromotionConfig(margin=0.02), False),          # needs < 0.09898
+    (0.098, 0.12, 0.101, PromotionConfig(margin=0.02), True),
+    (0.100, 0.12, 0.101, PromotionConfig(margin=0.0), True),
+    (math.nan, 0.12, None, PromotionConfig(), False),
+])
+def test_promotion_rule(challenger: float, naive: float | None, champion: float | None,
+                        config: PromotionConfig, promoted: bool) -> None:
+    current = _c("regression", champion, "1") if champion is not None else None
+    decision, reason = judge(_c("lightgbm", challenger), naive, current, config)
+    assert decision is promoted
+    assert "lightgbm v9" in reason
+
+
+@pytest.fixture(scope="module")
+def windows(logged_regression) -> list[BacktestWindow]:
+    return logged_regression.windows
+
+
+@pytest.fixture
+def registry(mlflow_store, logged_regression, request: pytest.FixtureRequest):
+    """A fresh registered model per test: v1 regression, v2 "naive", v3 regression (all
+    the same logged regression model: the rule reads families and WAPEs from tags and
+    candidates, and only the champion's model is ever loaded)."""
+    from training.tracking import tracking
+
+    name = f"reg_{request.node.name}".replace("[", "_").replace("]", "")
+    with tracking(mlflow_store.tracking_uri):
+        for family in ("regression", "seasonal_naive", "regression"):
+            register_version(name, logged_regression.model_uri,
+                             {"family": family, "wape": "0.5"})
+        yield name, client_for(mlflow_store.tracking_uri)
+
+
+def _decide(client, name: str, challenger_wape: Callable[[float], float],
+            champion: Candidate, config: PromotionConfig | None = None):
+    candidates = [Candidate("seasonal_naive", "2", 2 * champion.wape),
+                  Candidate("regression", "3", challenger_wape(champion.wape))]
+    return promote_challenger(client, name, candidates, champion, config or PromotionConfig())
+
+
+def test_the_champion_is_judged_on_the_same_backtest(registry, small_training_set,
+                                                     windows) -> None:
+    name, client = registry
+    client.set_registered_model_alias(name, CHAMPION, "1")
+
+    champion = champion_on_backtest(client, name, small_training_set, windows, LEVEL)
+
+    independent = run_backtest(RegressionForecaster(), small_training_set, windows, LEVEL)
+    assert champion is not None and champion.version == "1"
+    assert champion.wape == pytest.approx(independent.metrics["wape"])
+    assert champion.wape != pytest.approx(0.5)  # not the recorded tag
+    assert champion.basis == "the same backtest"
+
+
+def test_a_worse_challenger_leaves_the_aliases_alone(registry, small_training_set,
+                                                     windows) -> None:
+    name, client = registry
+    client.set_registered_model_alias(name, CHAMPION, "1")
+    champion = champion_on_backtest(client, name, small_training_set, windows, LEVEL)
+
+    decision = _decide(client, name, lambda wape: 0.99 * wape, champion)  # < 2 % better
+
+    assert not decision.promoted and decision.action == "rejected"
+    assert aliases(client, name) == {CHAMPION: "1", CHALLENGER: "3"}
+    tags = client.get_model_version(name, "3").tags
+    assert tags["promotion_decision"] == "rejected"
+    assert "does not beat champion regression v1" in tags["promotion_reason"]
+    assert float(tags["promotion_champion_wape"]) == pytest.approx(champion.wape, rel=1e-5)
+    assert client.get_model_version(name, "2").tags["promotion_decision"] == "not_selected"
+
+
+def test_a_better_challenger_becomes_champion(registry, small_training_set, windows) -> None:
+    name, client = registry
+    client.set_registered_model_alias(name, CHAMPION, "1")
+    client.set_registered_model_alias(name, CHALLENGER, "2")
+    champion = champion_on_backtest(client, name, small_training_set, windows, LEVEL)
+
+    decision = _decide(client, name, lambda wape: 0.9 * wape, champion)
+
+    assert decision.promoted and decision.champion_version == "3"
+    assert aliases(client, name) == {CHAMPION: "3", PREVIOUS_CHAMPION: "1"}
+    version = client.get_model_version(name, "3")
+    assert version.tags["promotion_decision"] == "promoted"
+    assert version.description == decision.reason
+
+
+def test_auto_off_recommends_without_moving_the_champion(registry) -> None:
+    name, client = registry
+    champion = Candidate("regression", "1", 0.2)
+    client.set_registered_model_alias(name, CHAMPION, "1")
+
+    decision = _decide(client, name, lambda wape: 0.5 * wape, champion,
+                       PromotionConfig(auto=False))
+
+    assert decision.action == "recommended" and not decision.promoted
+    assert aliases(client, name) == {CHAMPION: "1", CHALLENGER: "3"}
+
+
+def test_an_unloadable_champion_falls_back_to_its_recorded_wape(
+    registry, small_training_set, windows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.registry
+
+    def broken(*args: object, **kwargs: object) -> float:
+        raise ImportError("old code")
+
+    monkeypatch.setattr(training.registry, "rebacktest_version", broken)
+    name, client = registry
+    client.set_registered_model_alias(name, CHAMPION, "1")
+
+    champion = champion_on_backtest(client, name, small_training_set, windows, LEVEL)
+
+    assert champion is not None and champion.wape == pytest.approx(0.5)
+    assert "re-backtest failed: ImportError" in champion.basis
+
+
+def test_manual_promotion_and_rollback_move_the_aliases(registry) -> None:
+    name, client = registry
+    client.set_registered_model_alias(name, CHALLENGER, "2")
+
+    promote_version(name, "1", "first", client=client)
+    assert aliases(client, name) == {CHAMPION: "1", CHALLENGER: "2"}
+    promote_version(name, "2", "the planner asked", client=client)
+    assert aliases(client, name) == {CHAMPION: "2", PREVIOUS_CHAMPION: "1"}
+    assert client.get_model_version(name, "2").tags["promotion_decision"] == "manual"
+
+    rollback(name, client=client)
+    assert aliases(client, name) == {CHAMPION: "1", PREVIOUS_CHAMPION: "2"}
+    assert client.get_model_version(name, "1").tags["promotion_decision"] == "rollback"
+    rollback(name, client=client)
+    assert aliases(client, name) == {CHAMPION: "2", PREVIOUS_CHAMPION: "1"}
+
+    unchanged = promote_version(name, "2", "again", client=client)
+    assert unchanged.action == "unchanged"
+    assert aliases(client, name) == {CHAMPION: "2", PREVIOUS_CHAMPION: "1"}
+
+
+def test_registry_refusals_are_clear(registry) -> None:
+    name, client = registry
+    with pytest.raises(RegistryError, match="no version 42"):
+        promote_version(name, "42", "typo", client=client)
+    with pytest.raises(RegistryError, match="no 'previous-champion'"):
+        rollback(name, client=client)

@@ -1,0 +1,115 @@
+"""Optuna tuning: the study persists in RDB storage, pruning works through the backtest's
+window callback, seasonal naive is not tuned, and the best backtest is the best trial's."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from features.training_set import TrainingSet
+from training.backtest import BacktestWindow, make_windows, run_backtest
+from training.config import BacktestConfig, FamilyConfig
+from training.tuning import build_forecaster, tune_family
+
+LEVEL = 0.8
+
+
+class PruneAfterFirstTrial(optuna.pruners.BasePruner):
+    """Prunes every trial but the first at its first reported window."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.number >= 1
+
+
+@pytest.fixture(scope="module")
+def windows(small_training_set: TrainingSet) -> list[BacktestWindow]:
+    return make_windows(small_training_set, BacktestConfig(n_windows=2, step=2,
+                                                           min_train_periods=26))
+
+
+def test_two_trials_are_stored_in_the_sqlite_study(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str
+) -> None:
+    seen: list[optuna.trial.FrozenTrial] = []
+    result = tune_family("regression", small_training_set, windows, FamilyConfig(trials=2),
+                         LEVEL, optuna_storage, "persisted", seed=0,
+                         on_trial=seen.append)
+
+    stored = optuna.load_study(study_name="persisted", storage=optuna_storage)
+    assert [t.state for t in stored.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert [t.number for t in seen] == [0, 1]
+    assert stored.best_value == pytest.approx(result.best_value)
+    assert set(stored.best_trial.intermediate_values) == {w.index for w in windows}
+    # the returned backtest is the best trial's: an independent re-run scores the same
+    rerun = run_backtest(build_forecaster("regression", {}, result.best_params),
+                         small_training_set, windows, LEVEL)
+    assert rerun.metrics["wape"] == pytest.approx(result.best_value)
+    assert result.best_backtest.metrics["wape"] == pytest.approx(result.best_value)
+
+
+def test_a_trial_is_pruned_through_the_window_callback(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str
+) -> None:
+    seen: list[optuna.trial.FrozenTrial] = []
+    result = tune_family("regression", small_training_set, windows, FamilyConfig(trials=3),
+                         LEVEL, optuna_storage, "pruned", seed=1,
+                         on_trial=seen.append, pruner=PruneAfterFirstTrial())
+
+    states = [t.state for t in seen]
+    assert states == [optuna.trial.TrialState.COMPLETE] + [optuna.trial.TrialState.PRUNED] * 2
+    assert all(list(t.intermediate_values) == [windows[0].index] for t in seen[1:])
+    assert result.best_params == seen[0].user_attrs["params"]
+    assert result.best_value == pytest.approx(seen[0].value)
+
+
+def test_seasonal_naive_runs_exactly_one_trial(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str
+) -> None:
+    result = tune_family("seasonal_naive", small_training_set, windows, FamilyConfig(trials=5),
+                         LEVEL, optuna_storage, "naive", seed=0,
+                         fixed={"season_length": 52})
+
+    assert len(result.study.trials) == 1
+    assert result.best_params == {}
+
+
+def test_a_second_run_continues_the_study_and_keeps_its_best_backtest(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str
+) -> None:
+    args = (small_training_set, windows, FamilyConfig(trials=1), LEVEL,
+            optuna_storage, "continued")
+    tune_family("regression", *args, seed=2)
+    second = tune_family("regression", *args, seed=3)
+
+    assert len(second.study.trials) == 2 and second.trial_numbers == [1]
+    assert second.best_value == pytest.approx(second.study.best_value)
+    # whichever run found it, the returned backtest scores the study's best value
+    assert second.best_backtest.metrics["wape"] == pytest.approx(second.study.best_value)
+
+
+def test_every_trial_gets_the_fixed_params_under_its_tuned_ones(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import training.tuning
+
+    backtested: list[dict] = []
+
+    def spy(forecaster, *args, **kwargs):
+        backtested.append(forecaster.get_params())
+        return run_backtest(forecaster, *args, **kwargs)
+
+    monkeypatch.setattr(training.tuning, "run_backtest", spy)
+    budget = FamilyConfig(trials=2, params={"max_iter": 777})
+    seen: list[optuna.trial.FrozenTrial] = []
+    result = tune_family("regression", small_training_set, windows, budget, LEVEL,
+                         optuna_storage, "fixed", seed=0, on_trial=seen.append,
+                         fixed={"season_length": 13, "max_iter": 5})
+
+    assert len(backtested) == 2
+    for params, trial in zip(backtested, seen, strict=True):
+        assert params["max_iter"] == 777 and params["season_length"] == 13
+        for name, value in trial.user_attrs["params"].items():
+            assert params[name] == value
+    # the refit gets the same: fixed, the spec's params over them, the tuned ones on top
+    assert result.params == {"season_length": 13, "max_iter": 777, **result.best_params}

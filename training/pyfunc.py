@@ -1,0 +1,342 @@
+"""The served model: ONE ``mlflow.pyfunc.PythonModel`` for every forecaster family.
+
+Artifacts logged with the model:
+
+* ``forecaster`` (``forecaster.joblib``): the fitted forecaster. It carries what a
+  forecast needs: its FeaturePipeline and history tail (to build the feature rows of
+  future periods) and the conformal calibration of its backtest (for the interval).
+* ``metadata`` (``metadata.json``): family, spec name, horizon, freq, level, keys,
+  series ids, exog and feature columns, ``last_ds`` (the forecast origin: the last
+  observed period), ``forecast_ds`` (the ``horizon`` periods that can be forecast),
+  the backtest metrics, the data digest and the spec hash.
+* ``reference_sample`` (``reference_sample.parquet``): a seeded sample of at most 5,000
+  training feature rows (series_id, ds, keys, exog, features, y) — the reference the
+  drift monitor compares logged prediction inputs with.
+
+Input rows: ``series_id`` (str), ``ds`` (a period within the horizon after ``last_ds``,
+as a datetime or an ISO date string — the signature types it ``Any`` so both
+in-process callers and the JSON scoring server work), and optional future exogenous
+columns (``promo``, ``price``, ``holiday``: a what-if scenario for that row; missing
+or NaN means the planned / last known value). Output: ``series_id, ds, yhat,
+yhat_lower, yhat_upper`` in input order. The optional ``level`` param changes the
+interval level. Unknown series or a ds outside the horizon raise a ValueError naming
+them. ``predict_with_features`` also returns the feature rows behind each forecast (for
+the prediction log), and ``reference_sample()`` reads the drift reference.
+
+The model is logged with ``code_paths`` = the ``features`` and ``training`` package
+directories, so it loads in a process where salescast is not installed (``mlflow models
+serve``, the serving app) without that process importing ``training`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import joblib
+import mlflow
+import pandas as pd
+
+import features
+import training
+from training.base import FORECAST_COLUMNS
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+    from mlflow.models.model import ModelInfo
+
+    from features.training_set import TrainingSet
+    from training.backtest import BacktestResult
+    from training.base import Forecaster
+
+log = logging.getLogger(__name__)
+
+REFERENCE_ROWS = 5_000
+ARTIFACT_FILES = {
+    "forecaster": "forecaster.joblib",
+    "metadata": "metadata.json",
+    "reference_sample": "reference_sample.parquet",
+}
+# What the pickled forecaster and its code need (mlflow brings cloudpickle, pydantic, yaml);
+# kept short: MLflow checks each pin against the environment when it saves and loads.
+_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "scikit-learn", "lightgbm",
+                 "statsmodels", "joblib", "pyarrow")
+
+
+class SalescastModel(mlflow.pyfunc.PythonModel):
+    """A fitted salescast forecaster behind the pyfunc interface (see module docstring)."""
+
+    def __init__(self, forecaster: Forecaster | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self.forecaster = forecaster
+        self.metadata: dict[str, Any] = metadata or {}
+        self.reference_path: str | None = None
+
+    def load_context(self, context: Any) -> None:
+        self.forecaster = joblib.load(context.artifacts["forecaster"])
+        self.metadata = json.loads(Path(context.artifacts["metadata"]).read_text())
+        self.reference_path = context.artifacts.get("reference_sample")
+
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Forecast the requested (series_id, ds) rows; see the module docstring."""
+        return self._forecast(model_input, params)[0]
+
+    def predict_with_features(self, model_input: pd.DataFrame,
+                              params: dict[str, Any] | None = None
+                              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The forecast and, per input row, the feature values the model saw (series_id,
+        ds and the feature columns) — what the serving app logs for drift monitoring."""
+        forecast, rows, scenario = self._forecast(model_input, params)
+        pipeline = getattr(self.forecaster, "pipeline_", None)
+        tail = getattr(self.forecaster, "tail_", None)
+        if pipeline is None or tail is None:
+            return forecast, rows[["series_id", "ds"]].copy()
+        frame = pipeline.future_frame(tail, int(self.metadata["horizon"]), scenario)
+        columns = [c for c in self.metadata["feature_columns"] if c in frame.columns]
+        frame = frame.assign(ds=pd.to_datetime(frame["ds"]).astype("datetime64[ns]"),
+                             series_id=frame["series_id"].astype(str))
+        features = rows[["series_id", "ds"]].merge(
+            frame[["series_id", "ds", *columns]], on=["series_id", "ds"], how="left")
+        return forecast, features
+
+    def _forecast(self, model_input: pd.DataFrame, params: dict[str, Any] | None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+        level = float((params or {}).get("level") or self.metadata["level"])
+        rows = validate_input(model_input, self.metadata)
+        scenario = scenario_exog(rows, self.metadata)
+        forecast = self.forecaster.predict(int(self.metadata["horizon"]), scenario, level)
+        return align_forecast(rows, forecast), rows, scenario
+
+    def reference_sample(self) -> pd.DataFrame:
+        """The training feature rows logged as the drift reference."""
+        if self.reference_path is None:
+            raise FileNotFoundError("this model was not loaded from MLflow artifacts")
+        return pd.read_parquet(self.reference_path)
+
+
+def validate_input(model_input: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+    """The input rows with ``ds`` as datetimes, or a ValueError that says what is wrong."""
+    frame = pd.DataFrame(model_input).reset_index(drop=True)
+    missing = [c for c in ("series_id", "ds") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"model input is missing column(s) {missing}; it needs series_id and "
+                         f"ds, optionally {metadata.get('exog_columns', [])}")
+    if frame.empty:
+        raise ValueError("model input has no rows")
+    frame["series_id"] = frame["series_id"].astype(str)
+    frame["ds"] = _parse_ds(frame["ds"])
+    _check_series(frame, metadata)
+    _check_horizon(frame, metadata)
+    for column in _scenario_columns(frame, metadata):
+        frame[column] = _numbers(frame[column])
+    return frame
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """A scenario column as floats (missing stays NaN: the planned value is used)."""
+    parsed = pd.to_numeric(values, errors="coerce").astype(float)
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        examples = ", ".join(f"row {i}: {values.iloc[i]!r}" for i in bad[bad].index[:5])
+        raise ValueError(f"{values.name}: {int(bad.sum())} scenario value(s) are not numbers "
+                         f"({examples})")
+    return parsed
+
+
+def _parse_ds(values: pd.Series) -> pd.Series:
+    """Datetimes as they are; text as ISO 8601 dates (anything else is an error)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    bad = parsed.isna()
+    if bad.any():
+        examples = ", ".join(f"row {i}: {values.iloc[i]!r}" for i in bad[bad].index[:5])
+        raise ValueError(f"ds: {int(bad.sum())} row(s) are not dates ({examples})")
+    return parsed.astype("datetime64[ns]")
+
+
+def _check_series(frame: pd.DataFrame, metadata: dict[str, Any]) -> None:
+    known = set(metadata["series_ids"])
+    unknown = sorted(set(frame["series_id"]) - known)
+    if unknown:
+        shown = ", ".join(repr(s) for s in unknown[:10])
+        raise ValueError(f"unknown series_id(s): {shown} (the model forecasts "
+                         f"{len(known)} series, e.g. {sorted(known)[:3]})")
+
+
+def _check_horizon(frame: pd.DataFrame, metadata: dict[str, Any]) -> None:
+    allowed = pd.to_datetime(pd.Series(metadata["forecast_ds"]))
+    outside = frame.loc[~frame["ds"].isin(allowed), "ds"]
+    if not outside.empty:
+        shown = ", ".join(sorted({d.date().isoformat() for d in outside})[:10])
+        raise ValueError(
+            f"ds outside the forecast horizon: {shown}; the model forecasts the "
+            f"{metadata['horizon']} periods ({metadata['freq']}) "
+            f"{allowed.min().date()} .. {allowed.max().date()} after {metadata['last_ds']}"
+        )
+
+
+def _scenario_columns(frame: pd.DataFrame, metadata: dict[str, Any]) -> list[str]:
+    return [c for c in metadata.get("exog_columns", []) if c in frame.columns]
+
+
+def scenario_exog(rows: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame | None:
+    """The what-if exogenous values given with the input rows (series_id, ds, exog), or
+    None when the input carries none; NaN cells keep the planned / last known value."""
+    columns = [c for c in _scenario_columns(rows, metadata) if rows[c].notna().any()]
+    if not columns:
+        return None
+    given = rows.loc[rows[columns].notna().any(axis=1), ["series_id", "ds", *columns]]
+    given = given.drop_duplicates()
+    clashes = given[given.duplicated(["series_id", "ds"], keep=False)]
+    if not clashes.empty:
+        first = clashes.iloc[0]
+        raise ValueError(f"conflicting scenario values for series {first['series_id']!r} at "
+                         f"{first['ds'].date()}: one value per (series_id, ds), please")
+    return given.reset_index(drop=True)
+
+
+def align_forecast(rows: pd.DataFrame, forecast: pd.DataFrame) -> pd.DataFrame:
+    """The forecast rows matching the input rows, in input order."""
+    forecast = forecast.assign(series_id=forecast["series_id"].astype(str),
+                               ds=pd.to_datetime(forecast["ds"]).astype("datetime64[ns]"))
+    out = rows[["series_id", "ds"]].merge(forecast, on=["series_id", "ds"], how="left")
+    unmatched = out["yhat"].isna()
+    if unmatched.any():
+        first = out.loc[unmatched].iloc[0]
+        raise ValueError(f"{int(unmatched.sum())} row(s) outside the forecast, e.g. series "
+                         f"{first['series_id']!r} at {first['ds'].date()}")
+    return out[FORECAST_COLUMNS]
+
+
+def model_metadata(
+    forecaster: Forecaster,
+    training_set: TrainingSet,
+    backtest: BacktestResult,
+    spec_name: str,
+    level: float,
+    baseline: pd.DataFrame,
+) -> dict[str, Any]:
+    """What the served model says about itself (``metadata.json``)."""
+    meta = training_set.metadata
+    return {
+        "family": forecaster.family,
+        "spec_name": spec_name,
+        "spec_hash": meta.spec_hash,
+        "data_digest": meta.data_digest,
+        "horizon": int(meta.horizon),
+        "freq": meta.freq,
+        "level": float(level),
+        "keys": list(meta.keys),
+        "series_ids": training_set.series_ids,
+        "exog_columns": list(meta.exog_columns),
+        "feature_columns": list(meta.feature_columns),
+        "last_ds": pd.Timestamp(training_set.base["ds"].max()).date().isoformat(),
+        "forecast_ds": sorted({pd.Timestamp(d).date().isoformat() for d in baseline["ds"]}),
+        "backtest_metrics": {k: float(v) for k, v in backtest.metrics.items()},
+        "params": {k: _json_value(v) for k, v in forecaster.get_params().items()},
+    }
+
+
+def _json_value(value: Any) -> Any:
+    return value if isinstance(value, (bool, int, float, str, type(None))) else str(value)
+
+
+def reference_sample(training_set: TrainingSet, seed: int = 0,
+                     rows: int = REFERENCE_ROWS) -> pd.DataFrame:
+    """A seeded sample of at most ``rows`` training feature rows (the drift reference)."""
+    panel = training_set.panel
+    keep = ["series_id", "ds", *training_set.keys, *training_set.exog_columns,
+            *training_set.feature_columns, "y"]
+    columns = list(dict.fromkeys(c for c in keep if c in panel.columns))
+    sample = panel.sample(n=min(rows, len(panel)), random_state=seed)
+    return sample[columns].sort_values(["series_id", "ds"]).reset_index(drop=True)
+
+
+def model_signature(exog_columns: list[str], level: float) -> ModelSignature:
+    """Input: series_id, ds (datetime or ISO string), optional exog; output: the forecast."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    inputs = [ColSpec("string", "series_id"), ColSpec(AnyType(), "ds")]
+    inputs += [ColSpec("double", c, required=False) for c in exog_columns]
+    outputs = [ColSpec("string", "series_id"), ColSpec("datetime", "ds")]
+    outputs += [ColSpec("double", c) for c in ("yhat", "yhat_lower", "yhat_upper")]
+    params = ParamSchema([ParamSpec("level", "double", float(level))])
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
+
+
+def input_example(baseline: pd.DataFrame, training_set: TrainingSet) -> pd.DataFrame:
+    """Two series x two periods of the horizon, with their planned exogenous values."""
+    series = sorted(baseline["series_id"].astype(str).unique())[:2]
+    periods = sorted(baseline["ds"].unique())[:2]
+    rows = pd.DataFrame([(s, d) for s in series for d in periods], columns=["series_id", "ds"])
+    rows["ds"] = pd.to_datetime(rows["ds"]).astype("datetime64[ns]")
+    exog = training_set.exog_columns
+    if not exog:
+        return rows
+    future = training_set.future_frame()[["series_id", "ds", *exog]]
+    future = future.assign(series_id=future["series_id"].astype(str),
+                           ds=pd.to_datetime(future["ds"]).astype("datetime64[ns]"))
+    return rows.merge(future, on=["series_id", "ds"], how="left")
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the installed libraries (no slow inference at log time)."""
+    pins = []
+    for name in _REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={importlib_metadata.version(name)}")
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def code_paths() -> list[str]:
+    """The package directories the model needs to load without salescast installed."""
+    return [str(Path(features.__file__).parent), str(Path(training.__file__).parent)]
+
+
+def write_artifacts(out_dir: Path, forecaster: Forecaster, metadata: dict[str, Any],
+                    reference: pd.DataFrame) -> dict[str, str]:
+    paths = {key: out_dir / name for key, name in ARTIFACT_FILES.items()}
+    joblib.dump(forecaster, paths["forecaster"])
+    paths["metadata"].write_text(json.dumps(metadata, indent=2))
+    reference.to_parquet(paths["reference_sample"], index=False)
+    return {key: str(path) for key, path in paths.items()}
+
+
+def log_forecaster(
+    forecaster: Forecaster,
+    training_set: TrainingSet,
+    backtest: BacktestResult,
+    *,
+    spec_name: str,
+    level: float,
+    name: str = "model",
+    seed: int = 0,
+) -> ModelInfo:
+    """Log the fitted ``forecaster`` as a pyfunc model in the active run."""
+    baseline = forecaster.predict(training_set.horizon, None, level)
+    metadata = model_metadata(forecaster, training_set, backtest, spec_name, level, baseline)
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = write_artifacts(Path(tmp), forecaster, metadata,
+                                    reference_sample(training_set, seed))
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=SalescastModel(),
+            artifacts=artifacts,
+            code_paths=code_paths(),
+            signature=model_signature(training_set.exog_columns, level),
+            input_example=input_example(baseline, training_set),
+            pip_requirements=pip_requirements(),
+        )

@@ -1,0 +1,196 @@
+"""Optuna tuning of one model family on the shared rolling-origin backtest.
+
+The objective of a trial is the backtest's mean WAPE over the windows computed once for
+every family. Each window's WAPE is reported as an intermediate value (step = window
+index), so the pruner (median rule) stops a trial whose early windows are already worse
+than the median of the earlier trials at the same window.
+
+The study lives in Optuna RDB storage (SQLite by default) under a stable name, so
+``optuna-dashboard <storage>`` can open it and several workers can optimise one study.
+Seasonal naive has nothing to tune: it gets exactly one trial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from sklearn.base import clone
+
+from features.training_set import TrainingSet
+from training.backtest import BacktestResult, BacktestWindow, run_backtest
+from training.base import Forecaster
+from training.config import FamilyConfig
+from training.forecasters import FAMILIES
+from training.forecasters.spaces import SEARCH_SPACES
+
+log = logging.getLogger(__name__)
+
+UNTUNED_FAMILIES = frozenset({"seasonal_naive"})
+TrialCallback = Callable[[optuna.trial.FrozenTrial], None]
+
+
+@dataclass
+class TuningResult:
+    """The best hyper-parameters of a family and the backtest they scored."""
+
+    family: str
+    best_params: dict[str, Any]
+    best_value: float
+    best_backtest: BacktestResult
+    study: optuna.Study
+    trial_numbers: list[int] = field(default_factory=list)  # the trials run by this call
+    fixed_params: dict[str, Any] = field(default_factory=dict)
+    best_trial: int = -1  # number of the trial whose params and backtest these are
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Everything to set on a fresh estimator: fixed params, then the tuned ones."""
+        return {**self.fixed_params, **self.best_params}
+
+
+@dataclass
+class _BestSoFar:
+    """The best completed trial of this process, with its backtest (kept in memory)."""
+
+    number: int | None = None
+    value: float = float("inf")
+    params: dict[str, Any] = field(default_factory=dict)
+    backtest: BacktestResult | None = None
+
+    def offer(self, number: int, value: float, params: dict[str, Any],
+              backtest: BacktestResult) -> None:
+        if value < self.value:
+            self.number, self.value, self.params, self.backtest = number, value, params, backtest
+
+
+def build_forecaster(family: str, fixed: dict[str, Any], params: dict[str, Any]) -> Forecaster:
+    """A fresh estimator of ``family`` with the fixed params and the tuned ones on top."""
+    return clone(FAMILIES[family]()).set_params(**{**fixed, **params})
+
+
+def make_objective(
+    family: str,
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    fixed: dict[str, Any],
+    level: float,
+    best: _BestSoFar,
+) -> Callable[[optuna.Trial], float]:
+    """The objective of one family: sample params, backtest, return the mean WAPE."""
+    space = SEARCH_SPACES[family]
+
+    def objective(trial: optuna.Trial) -> float:
+        params = space(trial)
+        forecaster = build_forecaster(family, fixed, params)
+
+        def on_window(k: int, wape: float) -> None:
+            trial.report(wape, k)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"window {k}: wape {wape:.4f} worse than the median")
+
+        result = run_backtest(forecaster, training_set, windows, level, on_window=on_window)
+        value = float(result.metrics["wape"])
+        trial.set_user_attr("params", _jsonable(params))
+        best.offer(trial.number, value, params, result)
+        return value
+
+    return objective
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """Params as JSON-friendly values (tuples become lists) for Optuna's user attrs."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def open_study(storage_url: str | None, study_name: str, seed: int,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Create or load the study: seeded TPE, median pruner, minimise WAPE."""
+    storage: optuna.storages.BaseStorage | None = None
+    if storage_url:
+        sqlite = storage_url.startswith("sqlite")
+        engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else {}
+        storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=engine_kwargs)
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        load_if_exists=True,
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+    )
+
+
+def tune_family(
+    family: str,
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    budget: FamilyConfig,
+    level: float,
+    storage_url: str | None,
+    study_name: str,
+    seed: int,
+    on_trial: TrialCallback | None = None,
+    *,
+    fixed: dict[str, Any] | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    show_progress_bar: bool = False,
+) -> TuningResult:
+    """Tune ``family`` within ``budget`` (trials and/or timeout) and return the best trial.
+
+    ``fixed`` params (e.g. season_length, n_jobs) and the budget's own ``params`` (which
+    win) are set on every trial. ``on_trial`` sees each finished trial (complete or
+    pruned). An error in a trial propagates: a family that cannot be backtested fails.
+    """
+    fixed = {**(fixed or {}), **budget.params}
+    study = open_study(storage_url, study_name, seed, pruner)
+    best = _BestSoFar()
+    started = len(study.trials)
+    n_trials, timeout = _budget(family, budget)
+    study.optimize(
+        make_objective(family, training_set, windows, fixed, level, best),
+        n_trials=n_trials,
+        timeout=timeout,
+        callbacks=[lambda _study, trial: on_trial(trial)] if on_trial else None,
+        show_progress_bar=show_progress_bar,
+    )
+    numbers = [t.number for t in study.trials[started:]]
+    return _result(family, study, best, numbers, training_set, windows, fixed, level)
+
+
+def _budget(family: str, budget: FamilyConfig) -> tuple[int | None, float | None]:
+    if family in UNTUNED_FAMILIES:
+        return 1, None
+    return budget.trials, budget.timeout
+
+
+def _result(
+    family: str,
+    study: optuna.Study,
+    best: _BestSoFar,
+    numbers: list[int],
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    fixed: dict[str, Any],
+    level: float,
+) -> TuningResult:
+    """The study's best trial; its backtest is re-run only when another worker (or an
+    earlier invocation on the same study) found it."""
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not completed:
+        raise RuntimeError(f"{family}: no trial of study '{study.study_name}' completed "
+                           "(all pruned or failed)")
+    trial = study.best_trial
+    if best.backtest is not None and best.value <= float(trial.value):  # ours (or a tie)
+        return TuningResult(family, best.params, best.value, best.backtest, study, numbers,
+                            fixed, best_trial=best.number if best.number is not None else -1)
+    stored = trial.user_attrs.get("params", trial.params)
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+    log.info("%s: best trial #%d comes from an earlier run of the study; re-running its "
+             "backtest", family, trial.number)
+    backtest = run_backtest(build_forecaster(family, fixed, params), training_set, windows, level)
+    return TuningResult(family, params, float(backtest.metrics["wape"]), backtest, study, numbers,
+                        fixed, best_trial=trial.number)
