@@ -68,8 +68,15 @@ class _BestSoFar:
 
 
 def build_forecaster(family: str, fixed: dict[str, Any], params: dict[str, Any]) -> Forecaster:
-    """A fresh estimator of ``family`` with the fixed params and the tuned ones on top."""
-    return clone(FAMILIES[family]()).set_params(**{**fixed, **params})
+    """A fresh estimator of ``family``: the tuned params, with the fixed ones winning.
+
+    Fixed names that are search-space names but not estimator params (e.g. ``p`` of the
+    SARIMAX order) only steer the sampler (see :func:`open_study`) and are skipped here.
+    """
+    estimator = clone(FAMILIES[family]())
+    valid = estimator.get_params()
+    merged = {**params, **{k: v for k, v in fixed.items() if k in valid}}
+    return estimator.set_params(**merged)
 
 
 def make_objective(
@@ -107,8 +114,13 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_study(storage_url: str | None, study_name: str, seed: int,
-               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-    """Create or load the study: seeded TPE, median pruner, minimise WAPE."""
+               pruner: optuna.pruners.BasePruner | None = None,
+               fixed_search: dict[str, Any] | None = None) -> optuna.Study:
+    """Create or load the study: seeded TPE, median pruner, minimise WAPE.
+
+    ``fixed_search`` pins search-space parameters (e.g. ``model: ets`` for the
+    time-series family) through Optuna's PartialFixedSampler.
+    """
     storage: optuna.storages.BaseStorage | None = None
     if storage_url:
         sqlite = storage_url.startswith("sqlite")
@@ -119,9 +131,16 @@ def open_study(storage_url: str | None, study_name: str, seed: int,
         study_name=study_name,
         load_if_exists=True,
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=_sampler(seed, fixed_search or {}),
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
     )
+
+
+def _sampler(seed: int, fixed_search: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    tpe = optuna.samplers.TPESampler(seed=seed)
+    if not fixed_search:
+        return tpe
+    return optuna.samplers.PartialFixedSampler(fixed_search, tpe)
 
 
 def tune_family(
@@ -146,7 +165,7 @@ def tune_family(
     pruned). An error in a trial propagates: a family that cannot be backtested fails.
     """
     fixed = {**(fixed or {}), **budget.params}
-    study = open_study(storage_url, study_name, seed, pruner)
+    study = open_study(storage_url, study_name, seed, pruner, fixed_search=dict(budget.params))
     best = _BestSoFar()
     started = len(study.trials)
     n_trials, timeout = _budget(family, budget)

@@ -11,21 +11,17 @@ import pytest
 
 from experiments.settings import Settings
 from experiments.spec import ExperimentSpec
+from tests.conftest import MlflowStore
 
 TinySpec = Callable[..., ExperimentSpec]
 
 
 @pytest.fixture(scope="session")
-def training_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings of a throw-away MLflow store (migrated once) and Optuna storage."""
-    from mlflow import MlflowClient
-
-    root = tmp_path_factory.mktemp("training_store")
-    settings = Settings(tracking_uri=f"sqlite:///{root}/mlflow.db",
-                        optuna_storage=f"sqlite:///{root}/optuna.db",
-                        artifact_location=str(root / "artifacts"), n_jobs=1)
-    MlflowClient(settings.tracking_uri).search_experiments()
-    return settings
+def training_settings(mlflow_store: MlflowStore) -> Settings:
+    """Settings of the session's MLflow store and Optuna storage."""
+    return Settings(tracking_uri=mlflow_store.tracking_uri,
+                    optuna_storage=mlflow_store.optuna_storage,
+                    artifact_location=mlflow_store.artifact_location, n_jobs=1)
 
 
 @pytest.fixture(scope="session")

@@ -1,38 +1,17 @@
-"""Session fixtures of the MLflow-facing training tests: one SQLite MLflow store (its
-migrations take seconds) and one small seeded training set built by the real feature
+"""Session fixtures of the MLflow-facing training tests (the session's one MLflow store is
+`mlflow_store` in tests/conftest.py): one small seeded training set built by the real feature
 pipeline (the pyfunc model must load in another process, so its pickled pipeline must
 come from `features`, not from a test helper)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from features.config import DataConfig, FeatureConfig, SimulatorConfig, SourceConfig
 from features.training_set import TrainingSet
-
-
-@dataclass(frozen=True)
-class MlflowStore:
-    """Where a test session's MLflow runs, models and Optuna studies live."""
-
-    root: Path
-    tracking_uri: str
-    optuna_storage: str
-    artifact_location: str
-
-
-@pytest.fixture(scope="session")
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowStore:
-    from mlflow import MlflowClient
-
-    root = tmp_path_factory.mktemp("mlflow_store")
-    store = MlflowStore(root, f"sqlite:///{root}/mlflow.db", f"sqlite:///{root}/optuna.db",
-                        str(root / "artifacts"))
-    MlflowClient(store.tracking_uri).search_experiments()  # run the migrations once
-    return store
+from tests.conftest import MlflowStore
 
 
 @pytest.fixture(scope="session")

@@ -113,3 +113,16 @@ def test_every_trial_gets_the_fixed_params_under_its_tuned_ones(
             assert params[name] == value
     # the refit gets the same: fixed, the spec's params over them, the tuned ones on top
     assert result.params == {"season_length": 13, "max_iter": 777, **result.best_params}
+
+
+def test_spec_params_pin_the_search_space(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str
+) -> None:
+    """`params: {l1_ratio: 0.0}` in the spec fixes that choice: every trial is a Ridge."""
+    budget = FamilyConfig(trials=3, params={"l1_ratio": 0.0})
+    result = tune_family("regression", small_training_set, windows, budget, LEVEL,
+                         optuna_storage, "pinned", seed=3)
+    stored = optuna.load_study(study_name="pinned", storage=optuna_storage)
+    assert [t.params["l1_ratio"] for t in stored.trials] == [0.0, 0.0, 0.0]
+    assert all("ridge_alpha" in t.params for t in stored.trials)
+    assert result.params["l1_ratio"] == 0.0
