@@ -19,4 +19,4 @@ class Settings(BaseSettings):
     artifact_location: str | None = Field(
         None, description="Artifact root for new experiments (default: ./mlartifacts)."
     )
-    n_jobs: int = Field(1, ge=-1, description="Parallel per-series fits (joblib).")
+    n_jobs: int = Field(-1, ge=-1, description="Parallel per-series fits (joblib; -1 = all cores).")

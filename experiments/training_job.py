@@ -207,7 +207,6 @@ def _train_family(job: _Job, family: str) -> FamilyOutcome:
     """Tune, refit and log one family in its own nested run."""
     import mlflow
 
-    from training.tracking import log_trial_run
     from training.tuning import tune_family
 
     fixed = fixed_params(family, job.spec, job.n_jobs or job.settings.n_jobs)
@@ -219,10 +218,19 @@ def _train_family(job: _Job, family: str) -> FamilyOutcome:
             family, job.training_set, job.windows, _budget(job, family),
             job.spec.models.interval_level, job.settings.optuna_storage,
             _study_name(job, family), job.spec.models.seed,
-            on_trial=lambda t: log_trial_run(job.client, job.experiment_id, run_id, family, t),
+            on_trial=lambda t: _record_trial(job, run_id, family, t),
             fixed=fixed, show_progress_bar=sys.stderr.isatty(),
         )
         return _refit_and_log(job, family, tuning.params, tuning, run_id)
+
+
+def _record_trial(job: _Job, run_id: str, family: str, trial: Any) -> None:
+    """A line per finished trial for people, and the trial as a nested MLflow run."""
+    from training.tracking import log_trial_run
+
+    value = "pruned" if trial.value is None else f"wape {trial.value:.4f}"
+    log.info("%s: trial %d %s", family, trial.number, value)
+    log_trial_run(job.client, job.experiment_id, run_id, family, trial)
 
 
 def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: TuningResult,

@@ -13,6 +13,7 @@ Seasonal naive has nothing to tune: it gets exactly one trial.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +141,9 @@ def _sampler(seed: int, fixed_search: dict[str, Any]) -> optuna.samplers.BaseSam
     tpe = optuna.samplers.TPESampler(seed=seed)
     if not fixed_search:
         return tpe
-    return optuna.samplers.PartialFixedSampler(fixed_search, tpe)
+    with warnings.catch_warnings():  # stable since Optuna 2.4, still flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.PartialFixedSampler(fixed_search, tpe)
 
 
 def tune_family(
@@ -165,6 +168,8 @@ def tune_family(
     pruned). An error in a trial propagates: a family that cannot be backtested fails.
     """
     fixed = {**(fixed or {}), **budget.params}
+    if not log.isEnabledFor(logging.DEBUG):  # one progress bar and our log lines, not Optuna's
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(storage_url, study_name, seed, pruner, fixed_search=dict(budget.params))
     best = _BestSoFar()
     started = len(study.trials)
