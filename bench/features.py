@@ -105,19 +105,27 @@ def run(args: argparse.Namespace) -> list[StageResult]:
     return results
 
 
+def combined(name: str, results: list[StageResult]) -> StageResult:
+    """The stages run one after the other: summed times, the highest peak."""
+    return StageResult(name, sum(r.seconds for r in results),
+                       sum(r.cpu_seconds for r in results), max(r.peak_gb for r in results))
+
+
 def report(results: list[StageResult], lines: int) -> None:
-    """Print the figures (the bench's only output for people)."""
+    """Print the figures (the bench's only output for people).
+
+    The feature build is everything after the transactions exist: standardise them and
+    build the training set (the simulation stands in for reading the files).
+    """
+    build = combined("feature build", [r for r in results if r.name != "simulate"])
     print(f"feature bench, {lines:,} lines")
     print(f"{'stage':<20}{'wall s':>10}{'cpu s':>10}{'peak GB':>10}")
-    for result in results:
+    for result in [*results, build, combined("total", results)]:
         print(f"{result.name:<20}{result.seconds:>10.1f}{result.cpu_seconds:>10.1f}"
               f"{result.peak_gb:>10.2f}")
-    wall = sum(result.seconds for result in results)
-    cpu = sum(result.cpu_seconds for result in results)
-    print(f"{'total':<20}{wall:>10.1f}{cpu:>10.1f}{max(r.peak_gb for r in results):>10.2f}")
-    build = results[-1]
     verdict = "meets" if build.seconds < TARGET_SECONDS and build.peak_gb < TARGET_GB else "misses"
-    print(f"feature build {verdict} the target ({TARGET_SECONDS:.0f} s, {TARGET_GB:.0f} GB)")
+    print(f"feature build (standardize + build_training_set) {verdict} the target "
+          f"({TARGET_SECONDS:.0f} s wall, {TARGET_GB:.0f} GB peak)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -84,7 +84,7 @@ class CustomerColumns(StrictModel):
 class CalendarColumns(StrictModel):
     date: str = "date"
     holiday: str | None = "holiday"
-    promo: str | None = Field("promo", description="Planned promotion flag, if the calendar has one.")
+    promo: str | None = Field("promo", description="Planned promotion flag, if any.")
 
 
 class DataConfig(StrictModel):

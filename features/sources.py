@@ -19,6 +19,9 @@ Decisions about messy sales exports (the UCI Online Retail file has all of them)
   other checks, so broken rows of excluded series do not block a run.
 * ``top_series: N`` keeps the N key combinations with the most revenue (after returns)
   and pools the others into one series whose key values are all ``'__other__'``.
+* Text columns that arrive categorical (the simulator's; Parquet files written by
+  pandas) stay categorical, their categories cleaned once each: ten million lines of
+  keys and customer ids cost a small integer a line, and no string conversion.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.config import DataConfig, SourceConfig, StrictModel
@@ -230,35 +234,77 @@ def _standard_sales(frame: pd.DataFrame, config: DataConfig, label: str) -> pd.D
     if config.top_series:
         sales = _pool_small_series(sales, keys, config.top_series, label)
     log.info("%s: %d of %d rows kept as sales lines, %d series, %s .. %s",
-             label, len(sales), n_read, sales.groupby(keys).ngroups,
+             label, len(sales), n_read, _count_series(sales, keys),
              sales["date"].min().date(), sales["date"].max().date())
-    return sales.sort_values("date", kind="stable").reset_index(drop=True)
+    if not sales["date"].is_monotonic_increasing:  # exports are usually in date order
+        sales = sales.sort_values("date", kind="stable")
+    return sales.reset_index(drop=True)
+
+
+def _key_combinations(sales: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, int]:
+    """One integer per line naming its key combination (series), and their range.
+
+    Computed on integer codes (a categorical key's own codes), as a pandas groupby on the
+    key columns would take seconds at ten million lines. No key value may be missing.
+    """
+    combined, space = np.zeros(len(sales), dtype=np.int64), 1
+    for key in keys:
+        values = sales[key]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes, n_values = values.cat.codes.to_numpy(), len(values.cat.categories)
+        else:
+            codes, uniques = pd.factorize(values)
+            n_values = len(uniques)
+        combined *= n_values
+        combined += codes
+        space *= n_values
+        if space > len(sales):  # keep the range small: renumber the combinations
+            combined, uniques = pd.factorize(combined)
+            space = len(uniques)
+    return combined, space
+
+
+def _count_series(sales: pd.DataFrame, keys: list[str]) -> int:
+    """Number of distinct key combinations (series) among the lines."""
+    combined, space = _key_combinations(sales, keys)
+    return int(np.count_nonzero(np.bincount(combined, minlength=space)))
+
+
+def _series_numbers(sales: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's series number, 0, 1, ... in order of first appearance, and the
+    position of each series' first line (``sales`` has lines)."""
+    numbers = pd.factorize(_key_combinations(sales, keys)[0])[0]
+    seen = np.maximum.accumulate(numbers)  # grows by one at each series' first line
+    return numbers, np.concatenate([[0], np.flatnonzero(seen[1:] > seen[:-1]) + 1])
 
 
 def _sales_frame(
     frame: pd.DataFrame, mapping: dict[str, str], keys: list[str], config: DataConfig,
     label: str, note: str,
 ) -> pd.DataFrame:
-    """date, keys, y, revenue, quantity, price, promo, customer_id, channel (as mapped)."""
+    """date, keys, y, revenue, quantity, price, promo, customer_id, channel (as mapped).
+
+    Built as one dict of columns and framed once, without copying them: at ten million
+    lines every copy of the frame costs hundreds of MB and page faults to fill them.
+    """
     date_format = config.sales_columns.date_format
-    out = pd.DataFrame(index=frame.index)
-    out["date"] = parse_dates(frame[mapping["date"]], label, date_format=date_format,
-                              row_note=note)
+    out = {"date": parse_dates(frame[mapping["date"]], label, date_format=date_format,
+                               row_note=note)}
     for key in keys:
         out[key] = as_text(frame[key])
         require_values(out[key], label, what="series key value", row_note=note)
     numbers = {role: parse_numbers(frame[mapping[role]], label, row_note=note)
                for role in ("target", "quantity", "price") if role in mapping}
-    out = pd.concat([out, _values(numbers, config)], axis=1)
+    out.update(_values(numbers, config))
     if "promo" in mapping:
         out["promo"] = parse_flags(frame[mapping["promo"]], label, row_note=note)
     for role in ("customer_id", "channel"):
         if role in mapping:
             out[role] = as_text(frame[mapping[role]])
-    return out
+    return pd.DataFrame(out, copy=False)
 
 
-def _values(numbers: dict[str, pd.Series], config: DataConfig) -> pd.DataFrame:
+def _values(numbers: dict[str, pd.Series], config: DataConfig) -> dict[str, pd.Series]:
     """y, revenue (when computable), quantity and price from the parsed numeric columns.
 
     A mapped target is revenue when ``config.target`` is 'revenue', units otherwise.
@@ -268,7 +314,7 @@ def _values(numbers: dict[str, pd.Series], config: DataConfig) -> pd.DataFrame:
     y = numbers.get("target", line_revenue if config.target == "revenue" else quantity)
     revenue = y if "target" in numbers and config.target == "revenue" else line_revenue
     columns = {"y": y, "revenue": revenue, "quantity": quantity, "price": price}
-    return pd.DataFrame({name: s for name, s in columns.items() if s is not None})
+    return {name: s for name, s in columns.items() if s is not None}
 
 
 def _drop_non_sales(
@@ -316,7 +362,7 @@ def _present_values(frame: pd.DataFrame, columns: list[str]) -> str:
     """The most frequent values of each column, to help fix a filter."""
     parts = []
     for column in columns:
-        top = as_text(frame[column]).value_counts().head(8).index
+        top = as_text(frame[column]).astype("str").value_counts().head(8).index
         parts.append(f"column '{column}' has e.g. " + ", ".join(repr(v) for v in top))
     return "; ".join(parts)
 
@@ -327,20 +373,34 @@ def _pool_small_series(
     """Keep the ``top_n`` key combinations with the most revenue; pool the rest as '__other__'.
 
     Ranked on net revenue (or y when revenue is unknown); ties by key, so it is stable.
+    Totals are summed per series number, not per line text (ten million joined strings).
     """
-    series = sales[keys[0]].str.cat([sales[key] for key in keys[1:]], sep="\x1f")
+    numbers, first = _series_numbers(sales, keys)
+    names = sales[keys].iloc[first].astype("str")
+    series = names[keys[0]].str.cat([names[key] for key in keys[1:]], sep="\x1f")
     weight = sales["revenue"] if "revenue" in sales else sales["y"]
-    totals = weight.groupby(series.to_numpy()).sum()
+    totals = weight.groupby(numbers).sum().set_axis(series.to_numpy()).sort_index()
     ranked = totals.rename("total").rename_axis("series").reset_index()
     ranked = ranked.sort_values(["total", "series"], ascending=[False, True])
     top = ranked["series"].head(top_n)
-    pooled = ~series.isin(top)
+    pooled = ~series.isin(top).to_numpy()[numbers]
     if pooled.any():
         share = totals.loc[top.to_numpy()].sum() / totals.sum() if totals.sum() else 0.0
         log.info("%s: top_series %d keeps %.1f%% of revenue; %d series pooled into '%s'",
                  label, top_n, 100 * share, len(totals) - len(top), OTHER)
-        sales.loc[pooled, keys] = OTHER
+        for key in keys:
+            sales[key] = _pooled_key(sales[key], pooled)
     return sales
+
+
+def _pooled_key(values: pd.Series, pooled: np.ndarray) -> pd.Series:
+    """Key values with the pooled lines' set to '__other__'; a categorical key stays
+    categorical: it gains that category and (through as_text) drops those pooled away."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.where(~pooled, OTHER)
+    if OTHER not in values.cat.categories:
+        values = values.cat.add_categories([OTHER])
+    return as_text(values.where(~pooled, OTHER))
 
 
 # --- customers and calendar ----------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +35,7 @@ CSV_ROWS = "spreadsheet rows: the header is row 1"
 DATA_ROWS = "data rows, 1-based"
 _TRUE = {"true", "yes", "y", "t"}
 _FALSE = {"false", "no", "n", "f"}
+_WHOLE_FLOAT = r"-?\d+\.0+"
 
 
 class DataValidationError(ValueError):
@@ -183,9 +185,12 @@ def _guess_format(text: pd.Series) -> str | None:
 
 def parse_numbers(values: pd.Series, source: str, *, row_note: str | None) -> pd.Series:
     """Finite floats; empty, non-numeric ('abc', '12,5') and infinite cells are reported."""
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    if _is_real(values):  # numbers already: no parsing (no copy of float64 cells)
+        numbers = values.astype("float64")
+    else:
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     bad = ~np.isfinite(numbers.to_numpy())
-    fail_rows(values, pd.Series(bad, index=values.index), source, "numeric",
+    fail_rows(values, pd.Series(bad, index=values.index, copy=False), source, "numeric",
               ("is empty or not a finite number", "are empty or not a finite number"),
               row_note=row_note)
     return numbers
@@ -194,34 +199,104 @@ def parse_numbers(values: pd.Series, source: str, *, row_note: str | None) -> pd
 def parse_flags(values: pd.Series, source: str, *, row_note: str | None) -> pd.Series:
     """0/1 floats from 0/1, booleans or yes/no/true/false text; empty means 0 (no event).
 
-    Any non-zero number counts as 1 (a discount rate of 0.2 means "on promotion").
+    Any non-zero number counts as 1 (a discount rate of 0.2 means "on promotion"). Text is
+    parsed once per distinct value (a promo column has a handful), not once per line.
     """
     if values.dtype == bool:
         return values.astype("float64")
+    if _is_real(values):  # numbers already: no cell can be bad
+        numbers = _real_array(values)
+    else:
+        codes, uniques = pd.factorize(values)  # missing cells get code -1
+        numbers = np.append(_flag_numbers(pd.Series(uniques)), np.nan)[codes]
+        bad = pd.Series(np.isnan(numbers), index=values.index, copy=False) & values.notna()
+        fail_rows(values, bad, source, "numeric",
+                  ("is not a 0/1 flag", "are not 0/1 flags"), row_note=row_note)
+    on = numbers != 0
+    if numbers.dtype.kind == "f":
+        on &= ~np.isnan(numbers)  # empty means 0 (no event)
+    return pd.Series(on.astype("float64"), index=values.index, name=values.name,
+                     copy=False)
+
+
+def _flag_numbers(values: pd.Series) -> np.ndarray:
+    """The number each cell means as a flag (NaN: not a flag); words count as 1/0."""
     text = values.astype("str").str.strip().str.lower()
     words = text.map(lambda v: 1.0 if v in _TRUE else 0.0 if v in _FALSE else np.nan)
     numbers = pd.to_numeric(text.where(words.isna()), errors="coerce").fillna(words)
-    bad = numbers.isna() & values.notna()
-    fail_rows(values, bad, source, "numeric",
-              ("is not a 0/1 flag", "are not 0/1 flags"), row_note=row_note)
-    return (numbers.fillna(0.0) != 0).astype("float64")
+    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _real_array(values: pd.Series) -> np.ndarray:
+    """The cells of an integer or float column as a read-only numpy array, NaN where empty.
+
+    A numpy column's own cells (no copy); a nullable or Arrow one as float64.
+    """
+    if isinstance(values.dtype, np.dtype):
+        return values.to_numpy()
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _is_real(values: pd.Series) -> bool:
+    """Integer or float cells (numpy or nullable), not booleans: no text to parse."""
+    types = pd.api.types
+    return types.is_integer_dtype(values) or types.is_float_dtype(values)
 
 
 def as_text(values: pd.Series) -> pd.Series:
     """Ids and key values as trimmed text; missing stays missing.
 
     Integer-valued numbers lose their float form (17850.0 -> '17850'), also when a CSV
-    wrote them as text, so the same customer matches across CSV, Parquet and SQL.
+    wrote them as text, so the same customer matches across CSV, Parquet and SQL. A
+    categorical column stays categorical (its categories become that text): at ten
+    million lines that is a small integer per line instead of a string.
     """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _categorical_text(values)
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         whole = values.dropna()
         if np.isfinite(whole).all() and (whole == whole.round()).all():
             values = values.astype("Int64")
-    text = values.astype("str").str.strip()
+    return _trimmed(values.astype("str"))
+
+
+def _trimmed(text: pd.Series) -> pd.Series:
+    """Text cells stripped, empty as missing, '17850.0' as '17850' when all cells are so."""
+    text = text.str.strip()
     text = text.where(text != "")
-    if text.dropna().str.fullmatch(r"-?\d+\.0+").all() and text.notna().any():
+    if _all_whole_floats(text.dropna()):
         text = text.str.replace(r"\.0+$", "", regex=True)
     return text
+
+
+def _all_whole_floats(present: pd.Series) -> bool:
+    """Whether there are cells and each is a whole number written as a float ('17850.0').
+
+    The first cell decides most columns ('S01', 'CU00017') without scanning them all.
+    """
+    if present.empty or not re.fullmatch(_WHOLE_FLOAT, present.iloc[0]):
+        return False
+    return bool(present.str.fullmatch(_WHOLE_FLOAT).all())
+
+
+def _categorical_text(values: pd.Series) -> pd.Series:
+    """:func:`as_text` of a categorical column, computed once per category in use.
+
+    The result is categorical again, its categories the distinct texts of the categories
+    in use (two categories that trim to the same text merge; an empty one is missing).
+    """
+    codes = values.cat.codes.to_numpy()
+    categories = values.cat.categories
+    present = codes if codes.min(initial=0) >= 0 else codes[codes >= 0]
+    used = np.flatnonzero(np.bincount(present, minlength=len(categories)))
+    once = pd.Categorical.from_codes(np.arange(len(used)), categories=categories[used])
+    new_codes, texts = pd.factorize(_trimmed(pd.Series(once).astype("str")))
+    if len(texts) == len(categories) and categories.dtype == "str" and texts.equals(categories):
+        return values  # already clean text, every category in use: nothing to convert
+    lookup = np.full(len(categories) + 1, -1, dtype=codes.dtype)  # last slot: missing
+    lookup[used] = new_codes
+    text = pd.Categorical.from_codes(lookup[codes], categories=texts, validate=False)
+    return pd.Series(text, index=values.index, name=values.name, copy=False)
 
 
 def require_values(
@@ -281,9 +356,10 @@ def drop_rows(
     what the rows are, e.g. 'with price <= 0 (free items, stock adjustments)'.
     """
     count = int(drop.sum())
-    if count:
-        rows = ", ".join(str(r) for r in frame.index[drop.to_numpy()][:MAX_EXAMPLES])
-        note = f" ({row_note})" if row_note else ""
-        log.log(level, "%s: dropped %d of %d rows %s (rule: %s), e.g. rows %s%s",
-                source, count, len(frame), reason, rule, rows, note)
+    if not count:
+        return frame  # nothing to drop: no copy of a ten-million-line frame
+    rows = ", ".join(str(r) for r in frame.index[drop.to_numpy()][:MAX_EXAMPLES])
+    note = f" ({row_note})" if row_note else ""
+    log.log(level, "%s: dropped %d of %d rows %s (rule: %s), e.g. rows %s%s",
+            source, count, len(frame), reason, rule, rows, note)
     return frame.loc[~drop]

@@ -271,6 +271,66 @@ def test_errors_in_a_parquet_file_use_data_row_numbers(tmp_path: Path) -> None:
     assert info.value.rows == (2,) and "(data rows, 1-based)" in str(info.value)
 
 
+# --- categorical and typed columns (the simulator's, Parquet written by pandas) -------
+
+
+def _category_frame() -> pd.DataFrame:
+    """Six lines of three series, out of date order; keys, ids and channel categorical."""
+    return pd.DataFrame({
+        "Order Date": pd.to_datetime(["2021-01-11", "2021-01-04", "2021-01-05",
+                                      "2021-01-04", "2021-01-12", "2021-01-05"]),
+        "Store": pd.Categorical(["S1", "S1 ", "S2", "S1", "S2", "S1"],
+                                categories=["S1", "S1 ", "S2", "S9"]),  # S9: no lines
+        "Category": pd.Categorical(["A", "A", "B", "A", "B", "B"]),
+        "Units": pd.array([2, 1, 3, -1, 4, 2], dtype="int32"),
+        "Unit Price": [10.0, 5.0, 2.0, 5.0, 1.5, 3.0],
+        "Customer": pd.Categorical(["c1", "c2", None, "c2", "c3", "c1"]),
+        "Promo": pd.array([0, 1, 0, 0, 1, 1], dtype="int8"),
+        "Channel": pd.Categorical(["store", "online", "store", "store", "store", "online"]),
+    })
+
+
+def _typed_config(**options: object) -> DataConfig:
+    return _config({"path": "sales.parquet"},
+                   columns={"promo": "Promo", "channel": "Channel"}, **options)
+
+
+def test_categorical_columns_give_the_sales_of_text_columns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frame = _category_frame()
+    text = ["Store", "Category", "Customer", "Channel"]
+    with caplog.at_level(logging.INFO, logger="features.sources"):
+        sales = standardize(frame, _typed_config()).sales
+    assert "6 of 6 rows kept as sales lines, 3 series" in caplog.text  # S1/A, S2/B, S1/B
+    expected = standardize(frame.astype({c: "str" for c in text}), _typed_config()).sales
+    renamed = ["Store", "Category", "customer_id", "channel"]
+    assert all(isinstance(sales[c].dtype, pd.CategoricalDtype) for c in renamed)
+    assert sales["Store"].cat.categories.tolist() == ["S1", "S2"]  # 'S1 ' trimmed, S9 unused
+    pd.testing.assert_frame_equal(sales.astype({c: "str" for c in renamed}), expected)
+    assert sales["date"].is_monotonic_increasing
+    assert sales["y"].tolist() == [5.0, -5.0, 6.0, 6.0, 20.0, 6.0]  # ties in file order
+
+
+def test_top_series_pools_categorical_keys_into_other() -> None:
+    # revenue: S1/A 20 + 5 - 5 = 20, S1/B 6, S2/B 6 + 6 = 12
+    raw = standardize(_category_frame(), _typed_config(top_series=2))
+    sales = raw.sales
+    assert set(map(tuple, sales[["Store", "Category"]].drop_duplicates().to_numpy())) == {
+        ("S1", "A"), ("S2", "B"), (OTHER, OTHER)}
+    assert sorted(sales["Category"].cat.categories) == sorted(["A", "B", OTHER])
+    assert sales["y"].sum() == pytest.approx(38.0)
+
+
+def test_filters_on_a_categorical_column() -> None:
+    sales = standardize(_category_frame(), _typed_config(filters={"Store": ["S2"]})).sales
+    assert sales["Store"].tolist() == ["S2", "S2"] and sales["y"].sum() == pytest.approx(12.0)
+    with pytest.raises(DataValidationError) as info:
+        standardize(_category_frame(), _typed_config(filters={"Store": ["S3"]}))
+    assert info.value.rule == "not_empty"
+    assert "column 'Store' has e.g. 'S1', 'S2'" in str(info.value)
+
+
 # --- customers and calendar ----------------------------------------------------------
 
 

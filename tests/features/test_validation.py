@@ -122,6 +122,57 @@ def test_ids_as_text(cells: list[object], expected: list[str | None]) -> None:
     assert [None if pd.isna(v) else v for v in result] == expected
 
 
+@pytest.mark.parametrize(
+    ("categories", "codes", "expected", "expected_categories"),
+    [
+        # an unused category ('abc') neither shows up nor stops '.0' from being dropped
+        (["17850.0", "12.0", "abc"], [0, -1, 1, 0], ["17850", None, "12", "17850"],
+         ["17850", "12"]),
+        # categories that trim to the same text merge; an empty one is missing
+        ([" S1", "S1", "", "007 "], [0, 1, 2, 3], ["S1", "S1", None, "007"], ["S1", "007"]),
+        ([17850.0, 12.0], [0, 1], ["17850", "12"], ["17850", "12"]),
+    ],
+)
+def test_categorical_ids_stay_categorical_with_clean_text(
+    categories: list[object], codes: list[int], expected: list[str | None],
+    expected_categories: list[str],
+) -> None:
+    cells = pd.Series(pd.Categorical.from_codes(codes, categories=categories),
+                      index=range(2, 2 + len(codes)), name="Customer")
+    result = as_text(cells)
+    assert isinstance(result.dtype, pd.CategoricalDtype)
+    assert [None if pd.isna(v) else v for v in result] == expected
+    assert result.cat.categories.tolist() == expected_categories
+    assert result.index.tolist() == cells.index.tolist() and result.name == "Customer"
+
+
+def test_flags_from_number_columns_need_no_text() -> None:
+    assert parse_flags(_cells([0, 1, 2, -1]).astype("int8"), "s", row_note=None).tolist() \
+        == [0, 1, 1, 1]
+    floats = _cells([0.0, float("nan"), 0.2, float("inf")])
+    assert parse_flags(floats, "s", row_note=None).tolist() == [0, 0, 1, 1]
+    nullable = _cells([1, None, 0]).astype("Int64")
+    assert parse_flags(nullable, "s", row_note=None).tolist() == [1, 0, 0]
+
+
+def test_flags_from_categorical_words_report_rows_of_bad_ones() -> None:
+    words = _cells(pd.Categorical(["Yes", "no", None, "yes"]))
+    assert parse_flags(words, "s", row_note=None).tolist() == [1, 0, 0, 1]
+    with pytest.raises(DataValidationError) as info:
+        parse_flags(_cells(pd.Categorical(["yes", "maybe", "no", "maybe"])), "s",
+                    row_note=DATA_ROWS)
+    assert info.value.rows == (3, 5) and info.value.values == ("maybe", "maybe")
+
+
+def test_empty_cells_of_nullable_numbers_are_reported() -> None:
+    cells = _cells([3, None, 5], name="Units").astype("Int64")
+    with pytest.raises(DataValidationError) as info:
+        parse_numbers(cells, "s.parquet", row_note=DATA_ROWS)
+    assert info.value.rule == "numeric" and info.value.rows == (3,)
+    assert parse_numbers(_cells([3, -1]).astype("int32"), "s", row_note=None).tolist() \
+        == [3.0, -1.0]
+
+
 def test_required_columns_lists_existing_columns_and_closest_name() -> None:
     frame = pd.DataFrame(columns=["Order Date", "Store", "Sales"])
     with pytest.raises(DataValidationError) as info:
@@ -169,3 +220,7 @@ def test_drop_rows_removes_and_counts(caplog: pytest.LogCaptureFixture) -> None:
     assert kept.index.tolist() == [2, 5]
     assert "dropped 2 of 4 rows with price <= 0" in caplog.text
     assert "rows 3, 4" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="features.validation"):
+        kept = drop_rows(frame, frame["price"] > 5, "s.csv", "price_positive", "too dear")
+    assert kept.index.tolist() == [2, 3, 4, 5] and caplog.text == ""
