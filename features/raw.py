@@ -4,7 +4,8 @@ Loaders (`features.sources`) and the simulator (`features.simulator`) produce it
 builders never see the original column names.
 
 * ``sales``: one row per transaction line. Columns: ``date`` (datetime64), the key
-  columns (str, or categorical of str when the input was categorical), ``y`` (float: the value to forecast per line — the mapped target, or
+  columns (str, or categorical of str when the input was categorical), ``y`` (float:
+  the value to forecast per line — the mapped target, or
   revenue = quantity x price, or quantity), ``revenue`` (float, when computable),
   ``quantity`` and ``price`` (float, when mapped), ``promo`` (0/1 float, when mapped),
   ``customer_id`` (str, may be missing), ``channel`` (str, when mapped).
