@@ -1,22 +1,22 @@
-"""Runtime settings: pydantic-settings with the ``SALESCAST_`` prefix.
+"""Runtime settings: ONE pydantic-settings object with the ``SALESCAST_`` prefix.
 
 Built once in the entry point (the CLI) and passed down; nothing reads the environment
-at import time.
+at import time. It extends the serving settings (``serving`` may not import
+``experiments``), so `salescast serve` and `salescast train` read the same variables.
 """
 
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.settings import ServingSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SALESCAST_", extra="ignore")
+class Settings(ServingSettings):
+    """Everything a command needs: tracking, registry, Optuna, serving, monitoring."""
 
-    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking store.")
-    registry_uri: str | None = Field(None, description="Model registry; default = tracking.")
     optuna_storage: str = Field("sqlite:///optuna.db", description="Optuna RDB storage URL.")
     artifact_location: str | None = Field(
-        None, description="Artifact root for new experiments (default: ./mlartifacts)."
+        None, description="Artifact root for new experiments (default: MLflow's)."
     )
-    n_jobs: int = Field(-1, ge=-1, description="Parallel per-series fits (joblib; -1 = all cores).")
+    n_jobs: int = Field(-1, description="Parallel per-series fits (joblib; -1 = all cores).")
