@@ -42,7 +42,11 @@ def load_spec_data(spec: ExperimentSpec) -> RawData:
     from features.sources import load_raw
 
     ensure_simulated(spec)
-    return load_raw(spec.data)
+    raw = load_raw(spec.data)
+    if spec.data.end is not None:
+        raw = raw.until(spec.data.end)
+        log.info("using sales up to %s (data.end): %d lines", spec.data.end, len(raw.sales))
+    return raw
 
 
 def build_features(spec: ExperimentSpec, raw: RawData | None = None) -> TrainingSet:
@@ -65,11 +69,12 @@ def summarize_training_set(training_set: TrainingSet) -> str:
     meta = training_set.metadata
     features = ", ".join(meta.feature_columns[:8])
     more = len(meta.feature_columns) - 8
+    features += f", +{more} more" if more > 0 else ""
     return "\n".join([
         f"series     {meta.n_series}",
         f"periods    {meta.n_periods} ({meta.freq}, {meta.start} .. {meta.end})",
         f"rows       {meta.n_rows}",
-        f"features   {len(meta.feature_columns)}: {features}" + (f", +{more} more" if more > 0 else ""),
+        f"features   {len(meta.feature_columns)}: {features}",
         f"horizon    {meta.horizon}",
         f"digest     {meta.data_digest[:12]}  spec {meta.spec_hash}",
     ])

@@ -110,6 +110,9 @@ class DataConfig(StrictModel):
     top_series: int | None = Field(
         None, description="Keep the N series with the most revenue; the rest become '__other__'."
     )
+    end: str | None = Field(
+        None, description="Use sales up to this date only: train as of a past date (YYYY-MM-DD)."
+    )
 
 
 class FeatureConfig(StrictModel):

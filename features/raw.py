@@ -18,7 +18,7 @@ builders never see the original column names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -30,3 +30,9 @@ class RawData:
     customers: pd.DataFrame | None = None
     calendar: pd.DataFrame | None = None
     labels: dict[str, str] = field(default_factory=dict)  # table -> file/table name
+
+    def until(self, end: pd.Timestamp | str) -> RawData:
+        """The sales as known on ``end`` (lines dated on or before it); customers and the
+        calendar (planned, future dates included) stay whole."""
+        sales = self.sales[self.sales["date"] <= pd.Timestamp(end)].reset_index(drop=True)
+        return replace(self, sales=sales)

@@ -412,3 +412,19 @@ def test_online_retail_slice_top_series_and_returns_drop(retail_slice: pd.DataFr
     top_two = set(revenue.nlargest(2).index)
     assert set(raw.sales["Country"]) == top_two | {OTHER}
     assert len(raw.sales) == len(sold) and (raw.sales["y"] >= 0).all()
+
+
+def test_raw_until_keeps_sales_up_to_the_date_and_the_whole_calendar() -> None:
+    import pandas as pd
+
+    from features.raw import RawData
+
+    sales = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15"]),
+                          "store": ["a", "a", "a"], "y": [1.0, 2.0, 3.0]})
+    calendar = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+                             "promo": [0, 1]})
+    raw = RawData(sales=sales, keys=("store",), calendar=calendar)
+    cut = raw.until("2024-01-08")
+    assert cut.sales["y"].tolist() == [1.0, 2.0]
+    assert len(cut.calendar) == 2  # planned future dates are still known
+    assert len(raw.sales) == 3  # the original is untouched
