@@ -102,19 +102,17 @@ def demo(
         run_demo(workdir)
 
 
-def _register_optional_commands() -> None:
-    """Commands of later stages register themselves when their module is present."""
-    try:
-        from experiments import commands_train
-    except ImportError:  # pragma: no cover - only while a stage is missing
-        return
+def _register_stage_commands() -> None:
+    """The training, serving and monitoring commands live beside their orchestration."""
+    from experiments import commands_monitor, commands_serve, commands_train
+
     for name in ("train", "compare", "promote", "rollback"):
-        command = getattr(commands_train, name, None)
-        if command is not None:
-            app.command(name)(command)
+        app.command(name)(getattr(commands_train, name))
+    app.command("serve")(commands_serve.serve)
+    app.command("monitor")(commands_monitor.monitor)
 
 
-_register_optional_commands()
+_register_stage_commands()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""The demo's application side: run the API as a real process and talk to it over HTTP.
+
+`ApiProcess` starts `salescast serve` on a free loopback port with the settings passed
+through the ``SALESCAST_*`` environment, waits for `/readyz`, and stops it with SIGINT
+(uvicorn's clean shutdown, which flushes the prediction log). `simulate_application`
+plays a sales-planning application for some weeks: it asks for next week's forecast of
+every series with the planned price and promotion as the scenario, then posts the week's
+realised sales back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ApiProcess:
+    """`salescast serve` as a child process on 127.0.0.1."""
+
+    env: dict[str, str]
+    cwd: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        command = [sys.executable, "-m", "experiments.cli", "serve", "--port", str(self.port)]
+        log_file = (self.cwd / "api.log").open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=self.cwd, env={**os.environ, **self.env},
+            stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the API exited with {self.process.returncode}; "
+                                   f"see {self.cwd / 'api.log'}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the API was not ready within {timeout:.0f} s")
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@dataclass
+class TrafficSummary:
+    weeks: list[str]
+    forecasts: int
+    actuals: int
+    model_versions: set[str]
+
+
+def simulate_application(
+    client: httpx.Client, realised: pd.DataFrame, weeks: list[pd.Timestamp],
+    exog_columns: list[str],
+) -> TrafficSummary:
+    """Ask next week's forecasts (with the planned exog as scenario), then post actuals."""
+    forecasts = actuals = 0
+    versions: set[str] = set()
+    for week in weeks:
+        rows = realised[realised["ds"] == week]
+        answer = _forecast_week(client, rows, week, exog_columns)
+        forecasts += len(answer["forecasts"])
+        versions.add(answer["model"]["version"])
+        actuals += _post_actuals(client, rows)
+    return TrafficSummary([w.date().isoformat() for w in weeks], forecasts, actuals, versions)
+
+
+def _forecast_week(
+    client: httpx.Client, rows: pd.DataFrame, week: pd.Timestamp, exog_columns: list[str]
+) -> dict:
+    day = week.date().isoformat()
+    scenario = [
+        {"series_id": row.series_id, "ds": day,
+         "values": {c: float(getattr(row, c)) for c in exog_columns}}
+        for row in rows.itertuples()
+    ]
+    body = {"rows": [{"series_id": sid, "ds": day} for sid in rows["series_id"]],
+            "scenario": scenario}
+    response = client.post("/v1/forecast", json=body)
+    response.raise_for_status()
+    return response.json()
+
+
+def _post_actuals(client: httpx.Client, rows: pd.DataFrame) -> int:
+    body = {"actuals": [{"series_id": r.series_id, "ds": r.ds.date().isoformat(), "y": float(r.y)}
+                        for r in rows.itertuples()]}
+    response = client.post("/v1/actuals", json=body)
+    response.raise_for_status()
+    return int(response.json()["stored"])
