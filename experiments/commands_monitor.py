@@ -1,13 +1,23 @@
 """`salescast monitor`: is the current data still like the reference? ok / watch / retrain.
 
-The ad-hoc form compares two Parquet or CSV files directly (no store, no model):
+Two forms of one command (exactly one of them):
 
+    salescast monitor --spec experiments/retail.yaml [--window 28D] [--out DIR] [--retrain]
     salescast monitor --reference train_sample.parquet --current last_28_days.parquet
 
-It prints the verdict, the drifted columns and the report paths, and exits with 0 for
-ok / watch, 3 for retrain (a scheduler acts on it) and 1 for bad input. The work is in
-importable functions (:func:`load_pair`, :func:`run_drift_check`, :func:`print_summary`,
-:func:`exit_code`) so a store-backed form (``--spec --window --retrain``) can reuse them.
+The spec form monitors the served champion from the prediction store (see
+:mod:`experiments.monitoring_job`): reports ``monitor-<UTC time>.json/.html`` and
+``latest.*`` into ``--out`` (default ``Settings.reports_dir``, which the API serves) and
+a run in the MLflow experiment ``<spec>-monitoring``. With ``--retrain`` and the verdict
+``retrain`` it trains the spec; the promotion rule decides whether the challenger
+replaces the champion, and the command says which happened. The ad-hoc form compares two
+Parquet or CSV files directly (no store, no model).
+
+Both print the verdict, its reasons, the drifted columns and the report paths, and exit
+with 0 for ok / watch, 3 for retrain (a scheduler acts on it) and 1 for an error (one
+``error:`` line). The exit code reports the *verdict*: it is 3 even when ``--retrain``
+then trained (and maybe promoted) a new champion, so a scheduler still sees that the
+monitored model needed replacing.
 
 Speed: files are read column by column with pyarrow (only the compared columns; numbers
 as float32, text as dictionary codes) and nothing heavy is imported before the command
@@ -18,10 +28,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -29,10 +40,14 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from experiments.monitoring_job import MonitoringOutcome
+    from experiments.settings import Settings
+    from experiments.spec import ExperimentSpec
     from serving.monitoring.drift import DriftThresholds
     from serving.monitoring.verdict import MonitorResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_RETRAIN = 3
 PREDICTION, TARGET = "yhat", "y"
@@ -212,9 +227,27 @@ def _context(
 
 
 def monitor(
-    reference: Annotated[Path, typer.Option(help="Reference data (Parquet or CSV).")],
-    current: Annotated[Path, typer.Option(help="Current data (Parquet or CSV).")],
-    out: Annotated[Path, typer.Option(help="Folder for report.json / .html.")] = Path("monitoring"),
+    spec: Annotated[
+        Path | None, typer.Option(help="Experiment spec: monitor its served champion.")
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(help="With --spec: judge the predictions logged in the last ... "
+                     "(default: the spec's monitoring.window)."),
+    ] = None,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="With --spec: train when the verdict is retrain.")
+    ] = False,
+    reference: Annotated[
+        Path | None, typer.Option(help="Ad-hoc form: reference data (Parquet or CSV).")
+    ] = None,
+    current: Annotated[
+        Path | None, typer.Option(help="Ad-hoc form: current data (Parquet or CSV).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder [--spec: settings.reports_dir; else "
+                                  "./monitoring].")
+    ] = None,
     columns: Annotated[
         str | None, typer.Option(help="Comma-separated columns (default: all common ones).")
     ] = None,
@@ -233,24 +266,102 @@ def monitor(
     ] = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Write the HTML report.")] = True,
 ) -> None:
-    """Compare two data files column by column and print ok / watch / retrain (exit 3)."""
+    """ok / watch / retrain (exit 0 / 0 / 3; errors exit 1), in one of two forms.
+
+    --spec FILE: the served champion's logged predictions and actuals of the last
+    --window vs its training sample and backtest; reports into --out and MLflow;
+    --retrain trains when the verdict is retrain (the exit code stays 3: it reports the
+    verdict). --reference/--current FILE: compare two data files column by column.
+    """
+    if spec is not None:
+        if reference is not None or current is not None:
+            _fail("use either --spec or --reference/--current, not both")
+        monitor_spec(spec, window, out, retrain)
+        return
+    if reference is None or current is None:
+        _fail("give --spec FILE, or both --reference FILE and --current FILE")
+    thresholds = {"p_value": p_value, "distance_threshold": distance_threshold,
+                  "psi_threshold": psi_threshold, "drift_share": drift_share,
+                  "large_sample": large_sample}
+    monitor_files(reference, current, out or Path("monitoring"), columns, thresholds, html)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def monitor_files(
+    reference: Path, current: Path, out: Path, columns: str | None,
+    overrides: dict[str, float | int | None], html: bool,
+) -> None:
+    """The ad-hoc form: two files in, the verdict printed, the report written, exit code."""
     from serving.monitoring.drift import DriftThresholds
     from serving.monitoring.report import write_report
 
     started = time.perf_counter()
     try:
-        thresholds = thresholds_with(
-            DriftThresholds(), p_value=p_value, distance_threshold=distance_threshold,
-            psi_threshold=psi_threshold, drift_share=drift_share, large_sample=large_sample,
-        )
+        thresholds = thresholds_with(DriftThresholds(), **overrides)
         wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
         frames = load_pair(reference, current, wanted)
         log.debug("read both files in %.2f s", time.perf_counter() - started)
         result = run_drift_check(*frames, thresholds, wanted, _context(reference, current, frames))
     except MonitorInputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(exc))
     paths = write_report(result, out, include_html=html)
     log.debug("monitor finished in %.2f s", time.perf_counter() - started)
     print_summary(result, paths)
     raise typer.Exit(code=exit_code(result))
+
+
+def monitor_spec(spec_path: Path, window: str | None, out: Path | None, retrain: bool) -> None:
+    """The store-backed form (see :mod:`experiments.monitoring_job`), then exit 0 / 3 / 1."""
+    from experiments.cli_support import fail_cleanly
+    from experiments.settings import Settings
+    from experiments.spec import load_spec
+
+    with fail_cleanly():
+        spec, settings = load_spec(spec_path), Settings()
+    outcome = _run_or_fail(lambda: _monitor_and_print(spec, settings, window, out))
+    if retrain and outcome.verdict == "retrain":
+        _run_or_fail(lambda: _retrain(spec, settings, outcome.model_version))
+    elif retrain:
+        typer.echo(f"retrain    not needed (verdict {outcome.verdict})")
+    raise typer.Exit(code=exit_code(outcome.result))
+
+
+def _run_or_fail(step: Callable[[], T]) -> T:
+    """Run a step of the spec form; any failure is one `error:` line and exit code 1."""
+    from experiments.cli_support import fail_cleanly
+    from experiments.monitoring_job import MonitoringError
+    from serving.monitoring.service import NoPredictionsError
+
+    with fail_cleanly():
+        try:
+            return step()
+        except (MonitoringError, NoPredictionsError) as exc:
+            _fail(str(exc))
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # MLflow, the store, training: one line, details in the log
+            log.debug("monitoring failed", exc_info=True)
+            _fail(f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def _monitor_and_print(spec: ExperimentSpec, settings: Settings, window: str | None,
+                       out: Path | None) -> MonitoringOutcome:
+    from experiments.monitoring_job import run_monitoring
+
+    outcome = run_monitoring(spec, settings, window=window, out=out)
+    typer.echo(f"model      {outcome.model_name} v{outcome.model_version}")
+    print_summary(outcome.result, (outcome.json_path, outcome.html_path))
+    typer.echo(f"mlflow     run {outcome.run_id} in experiment {spec.name}-monitoring")
+    return outcome
+
+
+def _retrain(spec: ExperimentSpec, settings: Settings, before: str) -> None:
+    from experiments.monitoring_job import describe_retrain, retrain
+
+    typer.echo(f"retrain    training {spec.name} (the promotion rule decides)")
+    training = retrain(spec, settings)
+    typer.echo(f"retrain    {describe_retrain(training, before)}")

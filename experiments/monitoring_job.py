@@ -1,0 +1,201 @@
+"""The monitoring job of a spec: the served champion, its prediction store, a verdict.
+
+``run_monitoring`` loads the champion (``models:/<model name>@<alias>``, tracking and
+registry from Settings) for its drift reference (``reference_sample()``), its backtest
+promise (``metadata["backtest_metrics"]``) and its series keys; reads the prediction
+store (``Settings.store_url``) over the window (the spec's ``monitoring.window`` unless
+given); runs :func:`serving.monitoring.service.monitor_store` with the spec's thresholds;
+writes ``monitor-<UTC timestamp>.json/.html`` and ``latest.json/.html`` into the reports
+folder (what the API's ``/v1/monitoring/*`` and ``/reports/latest`` serve); and logs the
+run to the MLflow experiment ``<spec name>-monitoring``: one run per invocation, metrics
+``drifted_feature_share``, ``wape``, ``bias``, ``coverage`` (when known), tags
+``verdict`` and ``model_version``, both report files as artifacts.
+
+``retrain`` runs the training job of the spec; the promotion rule decides whether the
+challenger replaces the champion.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from experiments.settings import Settings
+from experiments.spec import ExperimentSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from experiments.training_job import TrainingOutcome
+    from serving.monitoring.verdict import MonitorResult
+
+log = logging.getLogger(__name__)
+
+LATEST = "latest"
+REPORT_PREFIX = "monitor-"
+
+
+class MonitoringError(ValueError):
+    """Monitoring cannot run as asked (no champion, an unusable window...): one line."""
+
+
+@dataclass(frozen=True)
+class ServedChampion:
+    """The champion version being monitored: its metadata and its drift reference."""
+
+    name: str
+    version: str
+    metadata: dict[str, Any]
+    reference: pd.DataFrame
+
+    @property
+    def expected(self) -> dict[str, float]:
+        """The backtest metrics the model version was promoted with (its promise)."""
+        return {k: float(v) for k, v in self.metadata.get("backtest_metrics", {}).items()}
+
+
+@dataclass(frozen=True)
+class MonitoringOutcome:
+    """One monitoring invocation: the result, its report files and its MLflow run."""
+
+    result: MonitorResult
+    json_path: Path
+    html_path: Path
+    run_id: str
+    model_name: str
+    model_version: str
+
+    @property
+    def verdict(self) -> str:
+        return self.result.verdict.status
+
+    @property
+    def reasons(self) -> list[str]:
+        return list(self.result.verdict.reasons)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return self.result.drift.drifted_columns if self.result.drift is not None else []
+
+
+def load_champion(spec: ExperimentSpec, settings: Settings) -> ServedChampion:
+    """The version behind ``models:/<name>@<alias>``, loaded with mlflow.pyfunc."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from training.registry import client_for
+    from training.tracking import tracking
+
+    name, alias = spec.registered_model_name, settings.model_alias
+    with tracking(settings.tracking_uri, settings.registry_uri):
+        try:
+            version = client_for(settings.tracking_uri, settings.registry_uri) \
+                .get_model_version_by_alias(name, alias).version
+        except MlflowException:
+            raise MonitoringError(f"no model at models:/{name}@{alias} to monitor; train one "
+                                  "first (salescast train --spec ...)") from None
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    log.info("monitoring %s v%s (%s)", name, version, model.metadata.get("family", "?"))
+    return ServedChampion(name, str(version), dict(model.metadata), model.reference_sample())
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` so a reader never sees half a file (the API may be serving it)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_reports(result: MonitorResult, out_dir: Path, when: datetime) -> tuple[Path, Path]:
+    """``monitor-<UTC timestamp>.json/.html`` plus ``latest.json/.html`` in ``out_dir``."""
+    import json
+
+    from serving.monitoring.report import render_html, to_document
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    document = json.dumps(to_document(result), indent=1, allow_nan=False)
+    page = render_html(result)
+    json_path, html_path = (out_dir / f"{REPORT_PREFIX}{stamp}{s}" for s in (".json", ".html"))
+    for path, text in ((json_path, document), (html_path, page)):
+        _atomic_write(path, text)
+        _atomic_write(out_dir / f"{LATEST}{path.suffix}", text)
+    return json_path, html_path
+
+
+def result_metrics(result: MonitorResult) -> dict[str, float]:
+    """What the monitoring run logs as MLflow metrics (only the values that are known)."""
+    metrics: dict[str, float] = {}
+    if result.drift is not None:
+        metrics["drifted_feature_share"] = result.drift.share
+        metrics["n_drifted_features"] = float(result.drift.n_drifted)
+    if result.accuracy is not None:
+        overall = result.accuracy.overall
+        metrics.update({k: overall[k] for k in ("wape", "bias", "coverage") if k in overall})
+        metrics["n_tracking_alarms"] = float(result.accuracy.n_alarms)
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
+def log_monitoring_run(spec: ExperimentSpec, settings: Settings, outcome_parts: dict[str, Any],
+                       result: MonitorResult, paths: tuple[Path, Path]) -> str:
+    """One run in the experiment ``<spec name>-monitoring``; returns its run id."""
+    import mlflow
+
+    from training.tracking import ensure_experiment, tracking
+
+    with tracking(settings.tracking_uri, settings.registry_uri):
+        ensure_experiment(f"{spec.name}-monitoring", settings.artifact_location)
+        tags = {"verdict": result.verdict.status, "spec_name": spec.name, **outcome_parts}
+        with mlflow.start_run(run_name=paths[0].stem, tags=tags) as run:
+            mlflow.log_metrics(result_metrics(result))
+            mlflow.log_param("window", result.context.get("window", ""))
+            for path in paths:
+                mlflow.log_artifact(str(path), artifact_path="report")
+    return run.info.run_id
+
+
+def run_monitoring(spec: ExperimentSpec, settings: Settings, window: str | None = None,
+                   out: Path | None = None, now: datetime | None = None) -> MonitoringOutcome:
+    """Monitor the spec's champion over ``window`` (default: the spec's) and report it."""
+    from serving.monitoring.drift import DriftThresholds
+    from serving.monitoring.service import monitor_store, parse_window
+    from serving.store import PredictionStore
+
+    thresholds = DriftThresholds.from_mapping(spec.monitoring.model_dump())
+    try:
+        span = parse_window(window or thresholds.window)
+    except ValueError as exc:
+        raise MonitoringError(str(exc)) from None
+    champion = load_champion(spec, settings)
+    store = PredictionStore(settings.store_url)
+    try:
+        result = monitor_store(store, champion.reference, champion.expected, thresholds, span,
+                               now=now, keys=champion.metadata.get("keys", []),
+                               model_version=champion.version)
+    finally:
+        store.dispose()
+    paths = write_reports(result, out or settings.reports_dir, now or datetime.now(UTC))
+    parts = {"model_name": champion.name, "model_version": champion.version}
+    run_id = log_monitoring_run(spec, settings, parts, result, paths)
+    return MonitoringOutcome(result, *paths, run_id, champion.name, champion.version)
+
+
+def retrain(spec: ExperimentSpec, settings: Settings) -> TrainingOutcome:
+    """Train the spec again; the promotion rule decides whether the challenger wins."""
+    from experiments.training_job import run_training
+
+    return run_training(spec, settings)
+
+
+def describe_retrain(training: TrainingOutcome, before: str) -> str:
+    """``promoted v5 (was v3): ...`` or ``kept v3: ...`` for people."""
+    decision = training.decision
+    if decision.promoted:
+        return f"promoted v{decision.champion_version} (was v{before}): {decision.reason}"
+    return (f"kept v{decision.champion_version or before} "
+            f"({decision.action} challenger v{decision.challenger_version}): {decision.reason}")

@@ -1,0 +1,111 @@
+"""The latest monitoring report over HTTP: drift, accuracy, and the HTML page.
+
+`salescast monitor --spec ...` writes ``latest.json`` / ``latest.html`` (and dated copies
+``monitor-<UTC time>.*``) into ``settings.reports_dir``; these routes serve the latest
+one. They compute nothing themselves: a report is a batch job's result, and the API
+stays fast. Before any report exists they answer 404 with the JSON error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from serving.deps import SettingsDep
+from serving.errors import ApiError
+from serving.schemas import error_responses
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["monitoring"])
+
+LATEST = "latest"
+NO_REPORT = ("no monitoring report yet in {folder}: run `salescast monitor --spec FILE` "
+             "(it writes latest.json / latest.html there)")
+
+
+class Verdict(BaseModel):
+    """ok / watch / retrain and why."""
+
+    status: str
+    reasons: list[str]
+
+
+class DriftReport(BaseModel):
+    """Data, prediction and target drift of the latest monitoring run."""
+
+    generated: str | None = Field(None, description="When the report was made (UTC).")
+    verdict: Verdict
+    context: dict[str, str] = Field(default_factory=dict)
+    drift: dict[str, Any] | None = Field(None, description="Per-feature drift and the share.")
+    prediction_drift: dict[str, Any] | None = None
+    target_drift: dict[str, Any] | None = None
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+
+
+class AccuracyReport(BaseModel):
+    """Forecast accuracy (WAPE, bias, coverage, tracking signal) of the latest run."""
+
+    generated: str | None = None
+    verdict: Verdict
+    context: dict[str, str] = Field(default_factory=dict)
+    accuracy: dict[str, Any] | None = Field(
+        None, description="overall, by_series, by_key, by_segment, periods; null before "
+        "any actuals arrived.")
+
+
+def latest_report(folder: Path, suffix: str) -> Path:
+    """``latest<suffix>``, else the newest ``monitor-*<suffix>``; 404 when there is none."""
+    latest = folder / f"{LATEST}{suffix}"
+    if latest.is_file():
+        return latest
+    dated = sorted(folder.glob(f"monitor-*{suffix}")) if folder.is_dir() else []
+    if not dated:
+        raise ApiError(404, "no_report", NO_REPORT.format(folder=folder))
+    return dated[-1]
+
+
+def read_document(folder: Path) -> dict[str, Any]:
+    """The latest JSON report as a dict (503 when the file is unreadable)."""
+    path = latest_report(folder, ".json")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read monitoring report %s: %s", path, exc)
+        raise ApiError(503, "report_unreadable", f"the report {path.name} cannot be read") from None
+
+
+def _common(document: dict[str, Any]) -> dict[str, Any]:
+    context = {str(k): str(v) for k, v in (document.get("context") or {}).items()}
+    return {"generated": context.get("generated"), "verdict": document["verdict"],
+            "context": context}
+
+
+@router.get("/v1/monitoring/drift", response_model=DriftReport, responses=error_responses(404),
+            summary="Drift of the latest monitoring report")
+def get_drift(settings: SettingsDep) -> DriftReport:
+    document = read_document(Path(settings.reports_dir))
+    return DriftReport(**_common(document), drift=document.get("drift"),
+                       prediction_drift=document.get("prediction_drift"),
+                       target_drift=document.get("target_drift"),
+                       thresholds=document.get("thresholds") or {})
+
+
+@router.get("/v1/monitoring/accuracy", response_model=AccuracyReport,
+            responses=error_responses(404), summary="Accuracy of the latest monitoring report")
+def get_accuracy(settings: SettingsDep) -> AccuracyReport:
+    document = read_document(Path(settings.reports_dir))
+    return AccuracyReport(**_common(document), accuracy=document.get("accuracy"))
+
+
+@router.get("/reports/latest", response_class=HTMLResponse, responses=error_responses(404),
+            summary="The latest monitoring report (HTML page)")
+def get_latest_html(settings: SettingsDep) -> HTMLResponse:
+    path = latest_report(Path(settings.reports_dir), ".html")
+    return HTMLResponse(path.read_text(encoding="utf-8"))

@@ -1,0 +1,207 @@
+"""Monitoring the served champion from its prediction store: drift, accuracy, verdict.
+
+:func:`monitor_store` reads what the API logged over the last ``window`` (the *current*
+data) and judges it against the champion's drift reference (a seeded sample of its
+training feature rows) and its backtest promise (``expected``, e.g. the model's
+``backtest_metrics``):
+
+* **data drift**: per feature, the logged prediction inputs vs the reference sample.
+  Calendar-like columns - those with one value per ``ds`` across every series in the
+  reference (month, week of year, Fourier terms, trend, holidays) - are left out: a
+  28-day window always covers a few weeks of the year, so they would "drift" every time
+  although they are known in advance. Identical logged rows (the same series, period
+  and inputs asked for again) count once.
+* **prediction drift**: the logged forecasts ``yhat`` (the latest one per model version,
+  series and period) vs the reference's *actuals* ``y``. The training sample has no
+  forecasts, and a calibrated model's forecasts are distributed like the sales it was
+  trained on; a forecast distribution that moved away from them is worth a look.
+* **target drift**: the actuals that arrived for the window's forecasts vs reference
+  ``y``.
+* **accuracy**: forecasts joined with their actuals, by series, by key column
+  (``series_id`` split on ``"|"`` into the model's ``keys``) and by segment when
+  ``series_attributes`` gives one per series, against ``expected``.
+
+An empty window raises :class:`NoPredictionsError` (a clear message, no crash). This
+module reads the store only: no MLflow, no training code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from serving.monitoring.accuracy import AccuracyReport, evaluate_accuracy
+from serving.monitoring.drift import ColumnDrift, DatasetDrift, DriftThresholds, column_drift
+from serving.monitoring.drift import dataset_drift as compare_columns
+from serving.monitoring.verdict import MonitorResult, VerdictRule, build_result
+from serving.store import PredictionStore
+
+log = logging.getLogger(__name__)
+
+ID_COLUMNS = ("request_id", "created_at", "model_name", "model_version", "series_id", "ds")
+NOT_FEATURES = frozenset((*ID_COLUMNS, "y", "yhat", "yhat_lower", "yhat_upper", "features"))
+EXPECTED_METRICS = ("wape", "coverage")
+KEY_SEPARATOR = "|"
+
+
+class NoPredictionsError(ValueError):
+    """Nothing was logged in the monitoring window: there is nothing to judge."""
+
+
+def describe_window(window: timedelta) -> str:
+    """``28 days`` / ``36 hours``: a window in words."""
+    if window.total_seconds() % 86400 == 0:
+        days = int(window.total_seconds() // 86400)
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{window.total_seconds() / 3600:g} hours"
+
+
+def parse_window(text: str) -> timedelta:
+    """A pandas offset like ``28D`` or ``12h`` as a positive timedelta (ValueError otherwise)."""
+    try:
+        window = pd.Timedelta(text).to_pytimedelta()
+    except (ValueError, TypeError):
+        raise ValueError(f"window {text!r} is not a duration such as 28D or 12h") from None
+    if window <= timedelta(0):
+        raise ValueError(f"window {text!r} must be positive")
+    return window
+
+
+def calendar_columns(reference: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """Columns with exactly one value per ``ds`` (shared by all series) that still vary
+    over time: known in advance, so a short window always differs from the reference."""
+    if "ds" not in reference.columns or reference["ds"].duplicated().sum() == 0:
+        return []
+    by_ds = reference.groupby("ds")
+    found = []
+    for column in columns:
+        one_per_ds = by_ds[column].nunique(dropna=False).max() <= 1
+        if one_per_ds and reference[column].nunique(dropna=True) > 1:
+            found.append(column)
+    return found
+
+
+def expected_accuracy(backtest_metrics: Mapping[str, float]) -> dict[str, float]:
+    """The backtest's promise in the accuracy report's terms: wape, coverage, bias (ratio)."""
+    expected = {m: float(backtest_metrics[m]) for m in EXPECTED_METRICS if m in backtest_metrics}
+    if "bias_pct" in backtest_metrics:
+        expected["bias"] = float(backtest_metrics["bias_pct"]) / 100.0
+    elif "bias" in backtest_metrics:
+        expected["bias"] = float(backtest_metrics["bias"])
+    return expected
+
+
+def latest_forecasts(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The most recent forecast per (model_version, series_id, ds)."""
+    ordered = predictions.sort_values("created_at", kind="stable")
+    return ordered.drop_duplicates(["model_version", "series_id", "ds"], keep="last")
+
+
+def with_keys(frame: pd.DataFrame, keys: Sequence[str],
+              series_attributes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Add the key columns (``series_id`` split on "|") and the per-series attributes."""
+    if keys:
+        parts = frame["series_id"].astype(str).str.split(KEY_SEPARATOR, expand=True)
+        if parts.shape[1] == len(keys):
+            frame = frame.assign(**{k: parts[i] for i, k in enumerate(keys)})
+        else:
+            log.warning("series ids do not split into the keys %s; no accuracy by key", keys)
+    if series_attributes is not None and not series_attributes.empty:
+        extra = [c for c in series_attributes.columns if c != "series_id" and c not in frame]
+        attributes = series_attributes[["series_id", *extra]].astype({"series_id": str})
+        frame = frame.merge(attributes, on="series_id", how="left")
+    return frame
+
+
+def feature_drift(reference: pd.DataFrame, current: pd.DataFrame,
+                  thresholds: DriftThresholds) -> tuple[DatasetDrift | None, list[str]]:
+    """Drift of the logged model inputs vs the reference; also the calendar columns left out."""
+    common = [c for c in reference.columns if c in current.columns and c not in NOT_FEATURES]
+    calendar = calendar_columns(reference, common)
+    compared = [c for c in common if c not in calendar]
+    if current.empty or not compared:
+        return None, calendar
+    rows = current.drop_duplicates(["series_id", "ds", *compared])
+    return compare_columns(reference, rows, thresholds, compared), calendar
+
+
+def _column_drift(reference: pd.DataFrame, values: pd.Series, thresholds: DriftThresholds,
+                  name: str) -> ColumnDrift | None:
+    """Drift of ``values`` against reference ``y`` (None without data on either side)."""
+    if "y" not in reference.columns or values.dropna().empty:
+        return None
+    return column_drift(reference["y"].astype(float), values.astype(float), thresholds, name)
+
+
+def review_accuracy(joined: pd.DataFrame, expected: Mapping[str, float], keys: Sequence[str],
+                    series_attributes: pd.DataFrame | None,
+                    thresholds: DriftThresholds) -> AccuracyReport | None:
+    """The forecast review of the window's forecasts whose actuals arrived (None if none)."""
+    if joined.empty:
+        return None
+    frame = with_keys(joined, keys, series_attributes)
+    return evaluate_accuracy(frame, expected, keys, thresholds.tracking_signal_limit)
+
+
+def _read_window(store: PredictionStore, since: datetime,
+                 model_version: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Latest forecasts, logged inputs, and forecasts joined with actuals, of the window."""
+    predictions = store.read_predictions(since)
+    features = store.read_features(since)
+    joined = store.joined(since, latest_only=True)
+    if model_version is not None:
+        predictions = predictions[predictions["model_version"] == model_version]
+        features = features[features["model_version"] == model_version]
+        joined = joined[joined["model_version"] == model_version]
+    return latest_forecasts(predictions), features, joined
+
+
+def _context(now: datetime, window: timedelta, forecasts: pd.DataFrame, features: pd.DataFrame,
+             joined: pd.DataFrame, calendar: list[str]) -> dict[str, str]:
+    versions = sorted(forecasts["model_version"].astype(str).unique())
+    return {
+        "window": f"last {describe_window(window)} ({(now - window).isoformat(timespec='seconds')}"
+                  f" .. {now.isoformat(timespec='seconds')})",
+        "model_version": ", ".join(versions),
+        "forecasts": f"{len(forecasts):,} (series x period, latest per model version)",
+        "logged_inputs": f"{len(features):,} rows with feature values",
+        "with_actuals": f"{len(joined):,} forecasts with their actual",
+        "calendar_columns_not_compared": ", ".join(calendar) or "none",
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def monitor_store(
+    store: PredictionStore, reference: pd.DataFrame, expected: Mapping[str, float],
+    thresholds: DriftThresholds, window: timedelta, now: datetime | None = None,
+    keys: Sequence[str] = (), series_attributes: pd.DataFrame | None = None,
+    model_version: str | None = None, rule: VerdictRule | None = None,
+) -> MonitorResult:
+    """Drift, accuracy and the verdict of the forecasts logged in the last ``window``.
+
+    ``expected`` is the backtest's promise (``backtest_metrics`` are translated by
+    :func:`expected_accuracy`); ``model_version`` restricts the window to one version.
+    Raises :class:`NoPredictionsError` when nothing was logged in the window.
+    """
+    now = now or datetime.now(UTC)
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    forecasts, features, joined = _read_window(store, now - window, model_version)
+    if forecasts.empty:
+        which = f" by model version {model_version}" if model_version else ""
+        raise NoPredictionsError(f"no predictions logged{which} in the last "
+                                 f"{describe_window(window)} (since {now - window:%Y-%m-%d %H:%M} "
+                                 "UTC): nothing to monitor yet")
+    drift, calendar = feature_drift(reference, features, thresholds)
+    actuals = (joined.drop_duplicates(["series_id", "ds"])["y"] if not joined.empty
+               else pd.Series(dtype=float))
+    return build_result(
+        thresholds, drift=drift,
+        prediction_drift=_column_drift(reference, forecasts["yhat"], thresholds, "yhat"),
+        target_drift=_column_drift(reference, actuals, thresholds, "y"),
+        accuracy=review_accuracy(joined, expected_accuracy(expected), keys, series_attributes,
+                                 thresholds),
+        context=_context(now, window, forecasts, features, joined, calendar), rule=rule,
+    )
