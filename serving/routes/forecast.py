@@ -1,0 +1,82 @@
+"""POST /v1/forecast: the champion's forecast for series and a horizon, or explicit rows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from serving.body import json_body, request_body_openapi
+from serving.deps import ChampionDep, SettingsDep, log_predictions, request_id_for
+from serving.forecasting import (
+    Limits,
+    answer_from_table,
+    answer_with_scenario,
+    forecast_body,
+    plan_forecast,
+)
+from serving.schemas import ForecastRequest, ForecastResponse, error_responses
+
+router = APIRouter(tags=["forecast"])
+
+OPENAPI_EXAMPLES = {
+    "one series": {
+        "summary": "One series by id, 8 periods ahead",
+        "value": {"series": [{"series_id": "S01|C1"}], "horizon": 8},
+    },
+    "by keys": {
+        "summary": "Series by key values, the model's whole horizon",
+        "value": {"series": [{"keys": {"store": "S01", "category": "C1"}},
+                             {"series_id": "S02|C3"}]},
+    },
+    "rows": {
+        "summary": "Explicit (series_id, ds) rows",
+        "value": {"rows": [{"series_id": "S01|C1", "ds": "2025-01-06"},
+                           {"series_id": "S02|C3", "ds": "2025-01-13"}]},
+    },
+    "scenario": {
+        "summary": "What if: price 9.5 everywhere, a promotion in one week",
+        "value": {
+            "series": [{"series_id": "S01|C1"}],
+            "horizon": 4,
+            "scenario": [
+                {"values": {"price": 9.5}},
+                {"series_id": "S01|C1", "ds": "2025-01-13", "values": {"promo": 1}},
+            ],
+        },
+    },
+}
+
+
+ForecastBody = Annotated[ForecastRequest, Depends(json_body(ForecastRequest))]
+
+
+@router.post(
+    "/v1/forecast",
+    response_model=ForecastResponse,
+    responses=error_responses(404, 413, 422, 503),
+    openapi_extra=request_body_openapi(ForecastRequest, OPENAPI_EXAMPLES),
+    summary="Forecast series (with an optional what-if scenario)",
+)
+async def forecast(
+    payload: ForecastBody,
+    request: Request,
+    champion: ChampionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Per row: series_id, ds, yhat, yhat_lower, yhat_upper, and the model version.
+
+    Unknown series are listed in ``errors`` (a 404 when no series is known). Without a
+    scenario the answer comes from the forecast precomputed when the champion loaded;
+    scenario rows are predicted by the model.
+    """
+    request_id = request_id_for(request)
+    plan = plan_forecast(payload, champion, Limits(settings.max_rows, settings.max_horizon))
+    if plan.overrides:
+        answer = await run_in_threadpool(answer_with_scenario, plan, champion)
+    else:
+        answer = answer_from_table(plan, champion)
+    log_predictions(request, request_id, champion, answer.log_rows, len(plan.cells))
+    body = forecast_body(request_id, champion, answer, plan.errors)
+    return Response(body, media_type="application/json", headers={"x-request-id": request_id})

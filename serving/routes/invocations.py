@@ -1,0 +1,89 @@
+"""MLflow scoring-server compatible endpoints: POST /invocations, GET /ping, /health, /version.
+
+An MLflow client (``ScoringServerClient``, ``mlflow models predict`` style payloads) works
+against this API unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import ChampionDep, SettingsDep, log_predictions, request_id_for
+from serving.schemas import InvocationsResponse, error_responses
+from serving.scoring import (
+    answer_cells,
+    answer_with_model,
+    check_frame,
+    parse_scoring_body,
+    table_cells,
+)
+
+router = APIRouter(tags=["mlflow compatible"])
+
+_SPLIT_EXAMPLE = {"dataframe_split": {"columns": ["series_id", "ds"],
+                                      "data": [["S01|C1", "2025-01-06"]]}}
+_RECORDS_EXAMPLE = {"dataframe_records": [{"series_id": "S01|C1", "ds": "2025-01-06",
+                                           "promo": 1.0}]}
+INVOCATIONS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "dataframe_split": {"type": "object", "properties": {
+                            "columns": {"type": "array", "items": {"type": "string"}},
+                            "data": {"type": "array", "items": {"type": "array", "items": {}}},
+                            "index": {"type": "array", "items": {}}}},
+                        "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                        "params": {"type": "object"},
+                    },
+                },
+                "examples": {
+                    "split": {"summary": "dataframe_split", "value": _SPLIT_EXAMPLE},
+                    "records": {"summary": "dataframe_records, with a promo",
+                                "value": _RECORDS_EXAMPLE},
+                },
+            },
+            "text/csv": {"schema": {"type": "string"},
+                         "example": "series_id,ds\nS01|C1,2025-01-06\n"},
+        },
+    }
+}
+
+
+@router.post(
+    "/invocations",
+    response_model=InvocationsResponse,
+    responses=error_responses(404, 413, 415, 422, 503),
+    openapi_extra=INVOCATIONS_BODY,
+    summary="Score rows like `mlflow models serve`",
+)
+async def invocations(request: Request, champion: ChampionDep, settings: SettingsDep) -> Response:
+    """MLflow's scoring protocol: a frame of series_id, ds (+ exogenous) -> predictions."""
+    frame = parse_scoring_body(await request.body(), request.headers.get("content-type"))
+    check_frame(frame, champion, settings.max_rows)
+    cells = table_cells(frame, champion)
+    if cells is not None:
+        body, log_rows = answer_cells(cells, champion), champion.table.log_rows(cells)
+    else:
+        body, log_rows = await run_in_threadpool(answer_with_model, frame, champion)
+    log_predictions(request, request_id_for(request), champion, log_rows, len(frame.rows))
+    return Response(body, media_type="application/json")
+
+
+@router.get("/ping", summary="MLflow health check (200 when a model is loaded)")
+@router.get("/health", summary="MLflow health check (200 when a model is loaded)")
+def ping(champion: ChampionDep) -> Response:
+    return Response("\n", media_type="application/json")
+
+
+@router.get("/version", summary="MLflow version (as the MLflow scoring server answers)")
+def version() -> Response:
+    from mlflow.version import VERSION
+
+    return Response(VERSION, media_type="application/json")

@@ -1,0 +1,58 @@
+"""GET /v1/model (the champion being served) and POST /v1/model/reload (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serving.champion import Champion, ModelRef
+from serving.deps import ApiKeyRequired, ChampionDep, ManagerDep
+from serving.errors import ApiError
+from serving.registry import RegistryUnavailable
+from serving.schemas import ModelInfo, ModelRefOut, ReloadResponse, error_responses
+
+router = APIRouter(tags=["model"])
+
+
+def model_ref_out(ref: ModelRef) -> ModelRefOut:
+    return ModelRefOut(name=ref.name, version=ref.version, run_id=ref.run_id)
+
+
+def model_info(champion: Champion) -> ModelInfo:
+    ref, meta = champion.ref, champion.metadata
+    return ModelInfo(
+        name=ref.name, version=ref.version, run_id=ref.run_id, alias=ref.alias,
+        source=ref.source, loaded_at=ref.loaded_at, family=meta.family, freq=meta.freq,
+        horizon=meta.horizon, last_ds=meta.last_ds, forecastable_dates=list(champion.dates),
+        level=meta.level, keys=meta.keys, exog_columns=meta.exog_columns,
+        series_ids=sorted(champion.series_ids),
+    )
+
+
+@router.get("/v1/model", response_model=ModelInfo, responses=error_responses(503),
+            summary="The champion being served")
+def get_model(champion: ChampionDep) -> ModelInfo:
+    return model_info(champion)
+
+
+@router.post(
+    "/v1/model/reload",
+    response_model=ReloadResponse,
+    dependencies=[ApiKeyRequired],
+    responses=error_responses(401, 503),
+    summary="Check the alias now and swap in its version",
+)
+def reload_model(manager: ManagerDep, force: bool = False) -> ReloadResponse:
+    """Swaps only when the alias names another version (``force`` reloads anyway).
+
+    The current champion keeps answering until the new one is fully loaded.
+    """
+    try:
+        outcome = manager.refresh(force=force)
+    except RegistryUnavailable as exc:
+        raise ApiError(503, "registry_unavailable", str(exc)) from exc
+    except Exception as exc:
+        raise ApiError(503, "reload_failed", f"{type(exc).__name__}: {exc}; "
+                       "the current champion keeps serving") from exc
+    previous = model_ref_out(outcome.previous) if outcome.previous else None
+    return ReloadResponse(swapped=outcome.swapped, previous=previous,
+                          current=model_ref_out(outcome.current))

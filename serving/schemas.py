@@ -1,0 +1,203 @@
+"""Request and response models of the prediction API (they are the OpenAPI docs at /docs).
+
+One family per resource: forecast, actuals, model, health, errors. Requests refuse
+unknown fields, so a misspelt field is a 422 naming it instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+
+FORECAST_EXAMPLES = [
+    {"series": [{"series_id": "S01|C1"}], "horizon": 8},
+    {"series": [{"keys": {"store": "S01", "category": "C1"}}, {"series_id": "S02|C3"}]},
+    {"rows": [{"series_id": "S01|C1", "ds": "2025-01-06"}, {"series_id": "S01|C1",
+                                                            "ds": "2025-01-13"}]},
+    {
+        "series": [{"series_id": "S01|C1"}],
+        "horizon": 4,
+        "scenario": [
+            {"values": {"price": 9.5}},
+            {"series_id": "S01|C1", "ds": "2025-01-13", "values": {"promo": 1}},
+        ],
+    },
+]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeriesRef(RequestModel):
+    """A series, by its id or by its key values (e.g. store and category)."""
+
+    series_id: str | None = Field(None, min_length=1, examples=["S01|C1"])
+    keys: dict[str, str] | None = Field(None, examples=[{"store": "S01", "category": "C1"}])
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SeriesRef:
+        if (self.series_id is None) == (self.keys is None):
+            raise ValueError("give exactly one of 'series_id' or 'keys'")
+        return self
+
+
+class ForecastRow(RequestModel):
+    """One (series, period) to forecast; ``ds`` must be one of the model's horizon dates."""
+
+    series_id: str = Field(min_length=1, examples=["S01|C1"])
+    ds: date = Field(examples=["2025-01-06"])
+
+
+class ScenarioValues(RequestModel):
+    """What-if values of future exogenous features (e.g. promo 0/1, price).
+
+    Applies to every requested row, or only to one series and/or one ``ds``; later
+    entries override earlier ones. Rows without scenario values use the model's plan.
+    """
+
+    series_id: str | None = Field(None, min_length=1)
+    keys: dict[str, str] | None = None
+    ds: date | None = None
+    values: dict[str, FiniteFloat] = Field(min_length=1, examples=[{"promo": 1, "price": 9.5}])
+
+    @model_validator(mode="after")
+    def _one_series_way(self) -> ScenarioValues:
+        if self.series_id is not None and self.keys is not None:
+            raise ValueError("give at most one of 'series_id' or 'keys'")
+        return self
+
+
+class ForecastRequest(RequestModel):
+    """Series and a horizon, or explicit rows; optionally a scenario."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": FORECAST_EXAMPLES})
+
+    series: list[SeriesRef] | None = Field(None, min_length=1)
+    horizon: int | None = Field(None, ge=1, description="Periods ahead; default: the model's.")
+    rows: list[ForecastRow] | None = Field(None, min_length=1)
+    scenario: list[ScenarioValues] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _series_or_rows(self) -> ForecastRequest:
+        if (self.series is None) == (self.rows is None):
+            raise ValueError("give exactly one of 'series' (with an optional horizon) or 'rows'")
+        if self.rows is not None and self.horizon is not None:
+            raise ValueError("'horizon' goes with 'series'; 'rows' name their periods")
+        return self
+
+
+class ModelRefOut(BaseModel):
+    """The model version that produced an answer."""
+
+    name: str = Field(examples=["retail_demo_forecaster"])
+    version: str = Field(examples=["3"])
+    run_id: str | None = Field(None, examples=["2f3f437237ad41058c9eb3f692bc0e12"])
+
+
+class ForecastPoint(BaseModel):
+    series_id: str = Field(examples=["S01|C1"])
+    ds: date = Field(examples=["2025-01-06"])
+    yhat: float | None = Field(description="Point forecast.", examples=[1520.4])
+    yhat_lower: float | None = Field(description="Lower bound of the interval.")
+    yhat_upper: float | None = Field(description="Upper bound of the interval.")
+
+
+class ErrorItem(BaseModel):
+    """A problem with part of a request (the rest was answered)."""
+
+    code: str = Field(examples=["unknown_series"])
+    message: str
+    field: str | None = Field(None, examples=["series[1]"])
+    series_id: str | None = None
+
+
+class ForecastResponse(BaseModel):
+    request_id: str = Field(examples=["5b0e3d0c8f9a4c1e9d2b7a6f4e3c2b1a"])
+    model: ModelRefOut
+    forecasts: list[ForecastPoint]
+    errors: list[ErrorItem] = Field(default_factory=list)
+
+
+class ActualIn(RequestModel):
+    """Realised sales of one series in one period."""
+
+    series_id: str = Field(min_length=1, max_length=255, examples=["S01|C1"])
+    ds: date = Field(examples=["2025-01-06"])
+    y: FiniteFloat = Field(examples=[1480.0])
+
+
+class ActualsRequest(RequestModel):
+    actuals: list[ActualIn] = Field(
+        min_length=1, examples=[[{"series_id": "S01|C1", "ds": "2025-01-06", "y": 1480.0}]]
+    )
+
+
+class ActualsResponse(BaseModel):
+    received: int = Field(description="Rows in the request.")
+    stored: int = Field(description="Distinct (series_id, ds) inserted or replaced.")
+
+
+class ModelInfo(BaseModel):
+    """The champion being served and what it can forecast."""
+
+    name: str
+    version: str
+    run_id: str | None
+    alias: str
+    source: str = Field(description="'registry', or 'local-copy' when MLflow was unreachable.")
+    loaded_at: datetime
+    family: str
+    freq: str
+    horizon: int
+    last_ds: date = Field(description="Forecast origin: the last period the model knows.")
+    forecastable_dates: list[date]
+    level: float | None
+    keys: list[str]
+    exog_columns: list[str] = Field(description="Scenario values this model accepts.")
+    series_ids: list[str]
+
+
+class ReloadResponse(BaseModel):
+    swapped: bool = Field(description="False when the alias still names the served version.")
+    previous: ModelRefOut | None
+    current: ModelRefOut
+
+
+class HealthStatus(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyStatus(BaseModel):
+    status: str = Field(examples=["ready"])
+    model: ModelRefOut | None = None
+    detail: str | None = None
+
+
+class InvocationsResponse(BaseModel):
+    """MLflow scoring-server answer: one record per input row."""
+
+    predictions: list[dict[str, Any]] = Field(
+        examples=[[{"series_id": "S01|C1", "ds": "2025-01-06T00:00:00", "yhat": 1520.4,
+                    "yhat_lower": 1380.0, "yhat_upper": 1660.9}]]
+    )
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["validation_error"])
+    message: str = Field(examples=["rows[3].ds: Input should be a valid date"])
+    field: str | None = Field(None, examples=["rows[3].ds"])
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error: ``{"error": {"code", "message", "field"?}}``."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting the JSON error shape."""
+    return {status: {"model": ErrorResponse} for status in statuses}

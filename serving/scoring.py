@@ -1,0 +1,168 @@
+"""MLflow scoring-server compatibility: the ``/invocations`` protocol.
+
+Input: JSON ``{"dataframe_split": {"columns", "data", "index"?}}`` or
+``{"dataframe_records": [{...}, ...]}``, with optional ``params`` passed to the model as
+MLflow does (e.g. ``{"level": 0.9}`` for another interval), or ``text/csv``. Output:
+``{"predictions": [records]}`` encoded as MLflow encodes it. Rows holding only series_id
+and ds (and no params) are looked up in the precomputed forecast; the others go to the
+model.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from serving.champion import Champion
+from serving.encoding import features_json, mlflow_predictions_json, mlflow_record_json
+from serving.errors import ApiError
+from serving.forecast_table import Cell
+from serving.prediction_log import LogRow
+
+FRAME_FORMATS = ("dataframe_split", "dataframe_records")
+OTHER_FORMATS = ("inputs", "instances")
+ID_COLUMNS = ("series_id", "ds")
+
+
+@dataclass(frozen=True)
+class ScoringInput:
+    """The request's frame, row-major, without pandas."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    params: dict[str, Any] | None = None
+
+
+def parse_scoring_body(body: bytes, content_type: str | None) -> ScoringInput:
+    """Decode an /invocations body (JSON or CSV) into columns and rows."""
+    mime = (content_type or "application/json").split(";")[0].strip().lower()
+    if mime == "text/csv":
+        frame = pd.read_csv(io.BytesIO(body))
+        return ScoringInput(list(map(str, frame.columns)), frame.to_numpy().tolist())
+    if mime != "application/json":
+        raise ApiError(415, "unsupported_media_type", f"content type {mime!r}: use "
+                       "application/json (dataframe_split / dataframe_records) or text/csv")
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    return _from_payload(payload)
+
+
+def _from_payload(payload: Any) -> ScoringInput:
+    formats = [key for key in (*FRAME_FORMATS, *OTHER_FORMATS) if isinstance(payload, dict)
+               and key in payload]
+    if len(formats) != 1 or formats[0] in OTHER_FORMATS:
+        raise ApiError(422, "invalid_format", "the body must be a JSON object with exactly one "
+                       "of 'dataframe_split' or 'dataframe_records'")
+    params = payload.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise ApiError(422, "invalid_format", "params must be an object", "params")
+    if formats[0] == "dataframe_split":
+        frame = _from_split(payload["dataframe_split"])
+    else:
+        frame = _from_records(payload["dataframe_records"])
+    return ScoringInput(frame.columns, frame.rows, params or None)
+
+
+def _from_split(split: Any) -> ScoringInput:
+    if not isinstance(split, dict) or not isinstance(split.get("data"), list):
+        raise ApiError(422, "invalid_format", "dataframe_split needs 'columns' and 'data' "
+                       "(a list of rows)", "dataframe_split")
+    columns = [str(c) for c in split.get("columns") or []]
+    rows = split["data"]
+    if any(not isinstance(r, list) or len(r) != len(columns) for r in rows):
+        raise ApiError(422, "invalid_format", f"every row of data needs {len(columns)} values "
+                       f"({columns})", "dataframe_split.data")
+    return ScoringInput(columns, rows)
+
+
+def _from_records(records: Any) -> ScoringInput:
+    if not isinstance(records, list) or any(not isinstance(r, dict) for r in records):
+        raise ApiError(422, "invalid_format", "dataframe_records must be a list of objects",
+                       "dataframe_records")
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    return ScoringInput(columns, [[record.get(c) for c in columns] for record in records])
+
+
+def check_frame(frame: ScoringInput, champion: Champion, max_rows: int) -> None:
+    """Row limit, required and accepted columns, known series (404 otherwise)."""
+    if len(frame.rows) > max_rows:
+        raise ApiError(413, "too_many_rows", f"{len(frame.rows)} rows exceed the limit of "
+                       f"{max_rows} rows per request", "data")
+    missing = [c for c in ID_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ApiError(422, "missing_column", f"column {missing[0]!r} is required", missing[0])
+    extra = sorted(set(frame.columns) - set(ID_COLUMNS) - champion.exog_columns)
+    if extra:
+        raise ApiError(422, "unknown_column", f"column {extra[0]!r} is not a model input; "
+                       f"accepted: series_id, ds, {sorted(champion.exog_columns)}", extra[0])
+    position = frame.columns.index("series_id")
+    unknown = sorted({str(r[position]) for r in frame.rows} - champion.series_ids)
+    if unknown:
+        raise ApiError(404, "unknown_series", f"unknown series {unknown[:10]}: the model was "
+                       "not trained on them", "series_id")
+
+
+def table_cells(frame: ScoringInput, champion: Champion) -> list[Cell] | None:
+    """Cells of a series_id + ds frame whose dates are all forecastable, else None."""
+    if set(frame.columns) != set(ID_COLUMNS) or frame.params:
+        return None
+    at_series, at_ds = frame.columns.index("series_id"), frame.columns.index("ds")
+    index = champion.table.date_index
+    cells: list[Cell] = []
+    for row in frame.rows:
+        step = index.get(_iso_date(row[at_ds]) or "")
+        if step is None:
+            return None  # let the model judge (and explain) the date
+        cells.append((str(row[at_series]), step))
+    return cells
+
+
+def _iso_date(value: Any) -> str | None:
+    """'2024-06-10' for '2024-06-10' or '2024-06-10T00:00:00'; None for other values."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.date().isoformat() if moment.time() == datetime.min.time() else None
+
+
+def answer_cells(cells: list[Cell], champion: Champion) -> bytes:
+    """MLflow answer for precomputed cells."""
+    table = champion.table
+    return mlflow_predictions_json([table.point(c).mlflow_json for c in cells])
+
+
+def answer_with_model(frame: ScoringInput, champion: Champion) -> tuple[bytes, list[LogRow]]:
+    """MLflow answer from the model itself (rows with exogenous values, or odd dates)."""
+    data = pd.DataFrame(frame.rows, columns=frame.columns)
+    try:
+        forecast, features = champion.predict(data, frame.params)
+    except (ValueError, TypeError) as exc:
+        raise ApiError(422, "model_rejected_input", str(exc)) from exc
+    records = forecast.to_dict(orient="records")
+    body = mlflow_predictions_json([mlflow_record_json(r) for r in records])
+    return body, _log_rows(forecast, features, data)
+
+
+def _log_rows(
+    forecast: pd.DataFrame, features: pd.DataFrame | None, data: pd.DataFrame
+) -> list[LogRow]:
+    used = features if features is not None and len(features) == len(forecast) else data
+    used = used.drop(columns=list(ID_COLUMNS), errors="ignore").to_dict("records")
+    iso = pd.to_datetime(forecast["ds"]).dt.strftime("%Y-%m-%d")
+    return [
+        (str(s), ds, float(y), float(lo), float(hi), features_json(u))
+        for s, ds, y, lo, hi, u in zip(
+            forecast["series_id"], iso, forecast["yhat"], forecast["yhat_lower"],
+            forecast["yhat_upper"], used, strict=True,
+        )
+    ]

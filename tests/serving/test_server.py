@@ -1,0 +1,107 @@
+"""`salescast serve` for real: uvicorn on a loopback port, an MLflow client, SIGTERM.
+
+One process test (it takes ~10 s: a fresh interpreter imports MLflow and loads the model);
+the multi-worker path is checked in process through the worker factory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app_from_env
+from serving.server import settings_environment
+from serving.store import PredictionStore
+from tests.serving.conftest import API_KEY, MlflowStore, Registered, serving_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("the server never became ready")
+
+
+def _start(port: int, workdir: Path, store: MlflowStore) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "PYTHONPATH": str(REPO),
+        "SALESCAST_TRACKING_URI": store.tracking_uri,
+        "SALESCAST_STORE_URL": f"sqlite:///{workdir / 'predictions.db'}",
+        "SALESCAST_LOCAL_MODEL_DIR": str(workdir / "champion"),
+        "SALESCAST_LOG_FLUSH_SECONDS": "600",  # rows reach the store only by the shutdown flush
+        "SALESCAST_POLL_SECONDS": "0",
+    }
+    command = [sys.executable, "-m", "experiments.commands_serve", "--port", str(port),
+               "--model-name", "toy"]
+    return subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def test_serve_command_answers_mlflow_clients_and_flushes_on_shutdown(
+    mlflow_store: MlflowStore, toy_champion: Registered, toy_model: Any, tmp_path: Path
+) -> None:
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    port = _free_port()
+    process = _start(port, tmp_path, mlflow_store)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        forecast = httpx.post(f"{url}/v1/forecast",
+                              json={"series": [{"series_id": "S02|C1"}], "horizon": 3})
+        assert forecast.status_code == 200
+        frame = pd.DataFrame({"series_id": ["S01|C1", "S02|C2"],
+                              "ds": pd.to_datetime(["2024-06-17", "2024-07-01"]),
+                              "promo": [1.0, 0.0]})
+        answer = ScoringServerClient("127.0.0.1", port).invoke(frame).get_predictions()
+        expected = toy_model.predict(frame)
+        assert answer["yhat"].tolist() == expected["yhat"].tolist()
+        assert answer["series_id"].tolist() == ["S01|C1", "S02|C2"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    logged = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}").read_predictions()
+    assert len(logged) == 5
+    assert set(logged["request_id"]) >= {forecast.json()["request_id"]}
+    assert set(logged["model_version"]) == {toy_champion.version}
+
+
+def test_worker_factory_builds_the_app_from_the_environment(
+    mlflow_store: MlflowStore, toy_champion: Registered, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What each of `--workers N` processes does: settings from SALESCAST_* variables."""
+    settings = serving_settings(mlflow_store, tmp_path, max_rows=7, api_key=API_KEY)
+    for name, value in settings_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    with TestClient(create_app_from_env()) as client:
+        assert client.get("/v1/model").json()["version"] == toy_champion.version
+        too_many = client.post("/v1/forecast", json={"series": [{"series_id": "S01|C1"}] * 2})
+        assert too_many.status_code == 413  # 2 series x 4 periods > 7 rows
+        assert client.post("/v1/model/reload").status_code == 401

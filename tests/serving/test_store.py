@@ -1,0 +1,182 @@
+"""The prediction store (SQLite WAL) and the background prediction log in front of it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from serving.prediction_log import LogEntry, LogRow, PredictionLog
+from serving.store import Actual, PredictionStore, utc_now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> PredictionStore:
+    return PredictionStore(f"sqlite:///{tmp_path / 'nested' / 'predictions.db'}")
+
+
+def _entry(request_id: str, rows: list[LogRow], version: str = "1",
+           created_at: datetime | None = None) -> LogEntry:
+    return LogEntry(request_id, created_at or utc_now(), "toy", version, rows)
+
+
+def _row(series_id: str, ds: str, yhat: float, features: str | None = None) -> LogRow:
+    return (series_id, ds, yhat, yhat - 5, yhat + 5, features)
+
+
+def _write(store: PredictionStore, *entries: LogEntry) -> None:
+    log = PredictionLog(store, flush_seconds=60)
+    log.start()
+    for entry in entries:
+        assert log.submit(entry)
+    log.close()
+
+
+def test_sqlite_store_runs_in_wal_mode(store: PredictionStore) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+
+
+def test_close_writes_everything_submitted(store: PredictionStore) -> None:
+    _write(store, _entry("r1", [_row("A", "2024-06-10", 10.0, '{"promo": 1.0}'),
+                                _row("B", "2024-06-17", 20.0)]))
+    frame = store.read_predictions()
+    assert frame[["request_id", "model_name", "model_version", "series_id", "yhat"]].to_dict(
+        "records") == [
+        {"request_id": "r1", "model_name": "toy", "model_version": "1", "series_id": "A",
+         "yhat": 10.0},
+        {"request_id": "r1", "model_name": "toy", "model_version": "1", "series_id": "B",
+         "yhat": 20.0},
+    ]
+    assert frame["ds"].tolist() == [pd.Timestamp("2024-06-10"), pd.Timestamp("2024-06-17")]
+    assert frame["features"].tolist() == [{"promo": 1.0}, None]
+    assert str(frame["created_at"].dt.tz) == "UTC"
+
+
+class CountingStore(PredictionStore):
+    """Records how many rows each insert carried, and fails the first one if asked."""
+
+    def __init__(self, url: str, fail_first: bool = False) -> None:
+        super().__init__(url)
+        self.batches: list[int] = []
+        self.fail_next = fail_first
+
+    def write_predictions(self, rows: Any) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise sa.exc.OperationalError("insert", {}, Exception("database is locked"))
+        self.batches.append(len(rows))
+        super().write_predictions(rows)
+
+
+def test_rows_are_expanded_off_the_request_thread_and_batched(tmp_path: Path) -> None:
+    store = CountingStore(f"sqlite:///{tmp_path / 'p.db'}")
+    log = PredictionLog(store, batch_size=4, flush_seconds=60)
+    threads: list[str] = []
+
+    def lazy_rows(n: int) -> Any:
+        threads.append(threading.current_thread().name)
+        yield from (_row("A", "2024-06-10", float(i)) for i in range(n))
+
+    log.start()
+    for i in range(5):
+        log.submit(_entry(f"r{i}", lazy_rows(2)))  # type: ignore[arg-type]
+    assert log.flush()
+    assert set(threads) == {"prediction-log"}
+    assert store.batches == [4, 4, 2]  # two full batches, then the flush
+    log.close()
+    assert log.written == 10 and len(store.read_predictions()) == 10
+
+
+def test_a_failed_write_is_counted_and_the_writer_lives_on(tmp_path: Path) -> None:
+    store = CountingStore(f"sqlite:///{tmp_path / 'p.db'}", fail_first=True)
+    log = PredictionLog(store, flush_seconds=60)
+    log.start()
+    log.submit(_entry("lost", [_row("A", "2024-06-10", 1.0)]))
+    log.flush()
+    log.submit(_entry("kept", [_row("A", "2024-06-10", 2.0)]))
+    log.close()
+    assert (log.failed, log.written) == (1, 1)
+    assert store.read_predictions()["request_id"].tolist() == ["kept"]
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(store: PredictionStore) -> None:
+    log = PredictionLog(store, max_pending=2)  # not started: nothing drains the queue
+    accepted = [log.submit(_entry(f"r{i}", [])) for i in range(4)]
+    assert accepted == [True, True, False, False]
+    assert log.dropped == 2
+
+
+def test_actuals_upsert_and_joined_keeps_the_latest_prediction(store: PredictionStore) -> None:
+    earlier = utc_now() - timedelta(hours=2)
+    _write(store,
+           _entry("old", [_row("A", "2024-06-10", 10.0)], created_at=earlier),
+           _entry("new", [_row("A", "2024-06-10", 12.0), _row("B", "2024-06-10", 30.0)]),
+           _entry("v2", [_row("A", "2024-06-10", 11.0)], version="2"))
+    store.upsert_actuals([Actual("A", date(2024, 6, 10), 9.0), Actual("A", date(2024, 6, 17), 1.0)])
+    store.upsert_actuals([Actual("A", date(2024, 6, 10), 13.0)])  # a correction replaces
+    joined = store.joined()
+    assert joined[["request_id", "model_version", "yhat", "y"]].to_dict("records") == [
+        {"request_id": "new", "model_version": "1", "yhat": 12.0, "y": 13.0},
+        {"request_id": "v2", "model_version": "2", "yhat": 11.0, "y": 13.0},
+    ]  # B has no actual yet; "old" is superseded by "new" for version 1
+    assert len(store.joined(latest_only=False)) == 3
+    assert store.read_actuals()["y"].tolist() == [13.0, 1.0]
+
+
+def test_since_filters_by_creation_and_receipt_time(store: PredictionStore) -> None:
+    long_ago = utc_now() - timedelta(days=3)
+    _write(store, _entry("old", [_row("A", "2024-06-10", 1.0)], created_at=long_ago),
+           _entry("new", [_row("A", "2024-06-10", 2.0)]))
+    store.upsert_actuals([Actual("A", date(2024, 6, 10), 3.0)])
+    since = utc_now() - timedelta(days=1)
+    assert store.read_predictions(since)["request_id"].tolist() == ["new"]
+    assert len(store.read_actuals(since)) == 1
+    assert store.read_actuals(utc_now() + timedelta(minutes=1)).empty
+
+
+def test_read_features_gives_one_column_per_feature(store: PredictionStore) -> None:
+    _write(store, _entry("r", [_row("A", "2024-06-10", 1.0, '{"promo": 1.0, "step": 1.0}'),
+                               _row("B", "2024-06-10", 2.0),
+                               _row("C", "2024-06-17", 3.0, '{"promo": 0.0, "step": 2.0}')]))
+    features = store.read_features()
+    assert features["series_id"].tolist() == ["A", "C"]
+    assert features[["promo", "step"]].to_dict("records") == [
+        {"promo": 1.0, "step": 1.0}, {"promo": 0.0, "step": 2.0}
+    ]
+
+
+def test_baseline_features_are_stored_once_and_read_back_onto_their_rows(
+    store: PredictionStore,
+) -> None:
+    baseline = [("A", "2024-06-10", '{"lag_8": 5.0}'), ("B", "2024-06-10", None)]
+    assert store.save_baseline_features("toy", "1", baseline) == 1
+    assert store.save_baseline_features("toy", "1", baseline) == 0  # a second worker, say
+    _write(store,
+           _entry("v1", [_row("A", "2024-06-10", 1.0), _row("B", "2024-06-10", 2.0),
+                         _row("A", "2024-06-10", 3.0, '{"lag_8": 5.0, "promo": 1.0}')]),
+           _entry("v2", [_row("A", "2024-06-10", 4.0)], version="2"))
+    assert store.read_predictions()["features"].tolist() == [
+        {"lag_8": 5.0}, None, {"lag_8": 5.0, "promo": 1.0}, None,
+    ]  # shared for v1's plain row; a scenario row keeps its own; v2 has no baseline here
+    with store.engine.connect() as conn:
+        inline = conn.exec_driver_sql("SELECT count(features) FROM predictions").scalar()
+    assert inline == 1
+
+
+def test_large_batches_round_trip_across_insert_chunks(store: PredictionStore) -> None:
+    created = utc_now()
+    rows = [(f"r{i // 8}", created, "toy", "1", f"S{i % 5}", "2024-06-10", float(i),
+             i - 0.5, i + 0.5, None if i % 3 else f'{{"i": {i}}}') for i in range(1007)]
+    store.write_predictions(rows)
+    frame = store.read_predictions()
+    assert frame["yhat"].tolist() == [float(i) for i in range(1007)]
+    assert frame["request_id"].tolist() == [r[0] for r in rows]
+    assert frame["features"].tolist()[:4] == [{"i": 0}, None, None, {"i": 3}]
+    assert (frame["created_at"] == pd.Timestamp(created, tz="UTC")).all()
