@@ -1,22 +1,32 @@
 """`salescast demo`: the whole loop on the embedded retail data, one line per stage.
 
-It works in its own directory (``--workdir``), so the MLflow store, the Optuna storage,
-the generated data and the artifacts of a demo never mix with a user's own. Re-running is
-safe: the data are regenerated identically (seeded), and training adds a new parent run
-whose challenger is promoted only if it beats the champion.
+The story: a retail chain trains its forecasters in late August, puts the champion behind
+the API, and its planning application asks for next week's forecasts and posts realised
+sales every week. In September demand shifts (prices up, deeper promotions, a different
+customer mix: the simulator's regime shift). The weekly monitor sees the drift and the
+accuracy loss and says `retrain`; training on the data up to mid-October produces a
+challenger that is promoted only if it beats the champion on the same backtest, and the
+running API swaps it in without a restart.
+
+Everything lives in ``--workdir``; each run starts from a clean store there (the previous
+demo's MLflow, Optuna and prediction databases are removed first), so re-running is safe.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import typer
 
 from experiments.settings import Settings
@@ -24,11 +34,16 @@ from experiments.spec import ExperimentSpec, load_spec
 
 log = logging.getLogger(__name__)
 DEMO_SPEC = "retail_demo.yaml"
+TRAINED_AS_OF = "2024-08-25"  # a Sunday: the champion's last full week is 2024-08-19
+SHIFT_AT = "2024-09-09"  # the regime shift, three weeks into the served horizon
+RETRAIN_AS_OF = "2024-10-20"  # eight weeks of traffic later
+STATE = ("mlflow.db", "mlartifacts", "mlruns", "optuna.db", "predictions.db", "reports",
+         ".salescast", "artifacts", "api.log")
 
 
 @dataclass
 class StageClock:
-    """Prints `[k/n] name ... seconds` per stage and keeps the timings for the summary."""
+    """Prints `[k/n] name ...` per stage and keeps the timings for the summary."""
 
     total: int
     timings: dict[str, float] = field(default_factory=dict)
@@ -59,64 +74,179 @@ def working_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def run_demo(workdir: Path, spec_path: Path | None = None) -> dict[str, object]:
-    """Run every stage that exists today; return what the summary shows (for tests)."""
-    spec_file = (spec_path or demo_spec_path()).resolve()
+def demo_settings(workdir: Path) -> Settings:
+    """Absolute locations inside the work directory, so the API process agrees with us."""
+    return Settings(
+        tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
+        optuna_storage=f"sqlite:///{workdir / 'optuna.db'}",
+        artifact_location=str(workdir / "mlartifacts"),
+        store_url=f"sqlite:///{workdir / 'predictions.db'}",
+        reports_dir=workdir / "reports",
+        local_model_dir=workdir / ".salescast" / "champion",
+    )
+
+
+def run_demo(workdir: Path, spec_path: Path | None = None) -> dict[str, Any]:
+    """Run every stage; return what the summary shows (the tests assert on it)."""
     workdir = workdir.resolve()
+    spec = load_spec((spec_path or demo_spec_path()).resolve())
     with working_directory(workdir):
-        spec = load_spec(spec_file)
-        settings = Settings()
-        clock = StageClock(total=3)
-        outcome = _run_stages(spec, spec_file, settings, clock)
+        _clean(workdir)
+        settings = demo_settings(workdir)
+        clock = StageClock(total=6)
+        outcome = DemoRun(spec, settings, clock, workdir).run()
     _print_summary(outcome, clock, workdir, settings)
     return outcome
 
 
-def _run_stages(
-    spec: ExperimentSpec, spec_file: Path, settings: Settings, clock: StageClock
-) -> dict[str, object]:
-    from experiments.pipeline import build_features, generate_data, summarize_training_set
-
-    outcome: dict[str, object] = {"spec": spec.name}
-    with clock.stage("generate data"):
-        assert spec.simulator is not None and spec.data.sales.path is not None
-        generate_data(spec.simulator, Path(spec.data.sales.path).parent)
-    with clock.stage("build features"):
-        training_set = build_features(spec)
-        out = Path("artifacts") / f"{spec.name}_training_set.parquet"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        training_set.panel.to_parquet(out, index=False)
-        typer.echo(summarize_training_set(training_set))
-        outcome.update(training_set_path=str(out.resolve()), n_series=training_set.metadata.n_series)
-    with clock.stage("train, compare and promote"):
-        outcome.update(_train_and_promote(spec_file, settings))
-    return outcome
+def _clean(workdir: Path) -> None:
+    removed = [name for name in STATE if (workdir / name).exists()]
+    for name in removed:
+        target = workdir / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if removed:
+        typer.echo(f"fresh start: removed the previous demo's {', '.join(removed)} in {workdir}")
 
 
-def _train_and_promote(spec_file: Path, settings: Settings) -> dict[str, object]:
-    from experiments.training_job import run_training
+@dataclass
+class DemoRun:
+    """The stages, in order; each adds what it learnt to ``outcome``."""
 
-    spec = load_spec(spec_file)
-    result = run_training(spec, settings)
-    typer.echo(result.leaderboard_text())
-    typer.echo(f"promotion: {result.decision.summary()}")
-    return {
-        "champion_version": result.decision.champion_version,
-        "promoted": result.decision.promoted,
-        "leaderboard": result.leaderboard.to_dict(orient="records"),
-    }
+    spec: ExperimentSpec
+    settings: Settings
+    clock: StageClock
+    workdir: Path
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    def run(self) -> dict[str, Any]:
+        from experiments.traffic import ApiProcess
+
+        realised = self.generate_and_build()
+        self.train("train as of " + TRAINED_AS_OF, TRAINED_AS_OF, key="first")
+        api = ApiProcess(env=self._api_env(), cwd=self.workdir)
+        try:
+            with self.clock.stage("start the API; an application asks and posts for 8 weeks"):
+                api.start()
+                self.outcome["api_url"] = api.url
+                self.traffic(api, realised)
+            with self.clock.stage("monitor drift and accuracy"):
+                self.monitor()
+            self.retrain_and_swap(api)
+        finally:
+            self.outcome["api_exit_code"] = api.stop()
+        return self.outcome
+
+    def generate_and_build(self) -> pd.DataFrame:
+        from experiments.pipeline import build_features, generate_data, summarize_training_set
+
+        simulator = self.spec.simulator.model_copy(update={"shift_at": SHIFT_AT})
+        sales_path = self.spec.data.sales.path
+        assert simulator is not None and sales_path is not None
+        with self.clock.stage(f"generate data (regime shift on {SHIFT_AT})"):
+            generate_data(simulator, Path(sales_path).parent)
+        with self.clock.stage("build features"):
+            training_set = build_features(self.spec)
+            typer.echo(summarize_training_set(training_set))
+            self.outcome["n_series"] = training_set.metadata.n_series
+            self.outcome["exog_columns"] = training_set.exog_columns
+        return training_set.base
+
+    def _spec_as_of(self, end: str) -> ExperimentSpec:
+        data = self.spec.data.model_copy(update={"end": end})
+        return self.spec.model_copy(update={"data": data})
+
+    def train(self, label: str, end: str, key: str) -> None:
+        from experiments.training_job import run_training
+
+        with self.clock.stage(f"{label}: tune every family, compare, promote"):
+            result = run_training(self._spec_as_of(end), self.settings)
+            typer.echo(result.leaderboard_text())
+            typer.echo(f"promotion: {result.decision.summary()}")
+        self.outcome[f"{key}_leaderboard"] = result.leaderboard.to_dict(orient="records")
+        self.outcome[f"{key}_decision"] = result.decision
+        self.outcome[f"{key}_champion_version"] = result.decision.champion_version
+
+    def _api_env(self) -> dict[str, str]:
+        self.api_key = secrets.token_hex(24)
+        s = self.settings
+        return {
+            "SALESCAST_TRACKING_URI": s.tracking_uri, "SALESCAST_STORE_URL": s.store_url,
+            "SALESCAST_MODEL_NAME": self.spec.registered_model_name,
+            "SALESCAST_API_KEY": self.api_key, "SALESCAST_POLL_SECONDS": "2",
+            "SALESCAST_LOCAL_MODEL_DIR": str(s.local_model_dir),
+            "SALESCAST_REPORTS_DIR": str(s.reports_dir), "SALESCAST_LOG_FLUSH_SECONDS": "0.2",
+        }
+
+    def _client(self, api_url: str) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=api_url, headers={"X-API-Key": self.api_key}, timeout=60)
+
+    def traffic(self, api: Any, realised: pd.DataFrame) -> None:
+        from experiments.traffic import simulate_application
+
+        start = pd.Timestamp(TRAINED_AS_OF) + pd.Timedelta(days=1)
+        weeks = list(pd.date_range(start, periods=self.spec.horizon, freq="7D"))
+        with self._client(api.url) as client:
+            summary = simulate_application(client, realised, weeks, self.outcome["exog_columns"])
+        typer.echo(f"application: {summary.forecasts} forecasts asked and {summary.actuals} "
+                   f"actuals posted for the weeks {summary.weeks[0]} .. {summary.weeks[-1]} "
+                   f"(model version {', '.join(sorted(summary.model_versions))})")
+        self.outcome["traffic"] = summary
+        time.sleep(1.0)  # let the background writer flush the last batch of the log
+
+    def monitor(self) -> None:
+        from experiments.monitoring_job import run_monitoring
+
+        result = run_monitoring(self._spec_as_of(RETRAIN_AS_OF), self.settings,
+                                window="365D", now=None)
+        typer.echo(f"monitor: verdict {result.verdict.upper()}")
+        for reason in result.reasons:
+            typer.echo(f"  - {reason}")
+        typer.echo(f"  report: {result.html_path}")
+        self.outcome.update(verdict=result.verdict, reasons=result.reasons,
+                            report_path=str(result.html_path),
+                            drifted_features=result.drifted_features)
+
+    def retrain_and_swap(self, api: Any) -> None:
+        if self.outcome.get("verdict") != "retrain":
+            typer.echo("no retraining needed: the verdict is not `retrain`")
+            return
+        self.train("retrain as of " + RETRAIN_AS_OF, RETRAIN_AS_OF, key="retrain")
+        wanted = self.outcome["retrain_champion_version"]
+        self.outcome["served_version_after"] = self._wait_for_version(api.url, wanted)
+        if self.outcome["served_version_after"] != wanted:
+            typer.echo(f"warning: the API still serves v{self.outcome['served_version_after']}"
+                       f", not the champion v{wanted}")
+
+    def _wait_for_version(self, api_url: str, wanted: str | None, timeout: float = 30) -> str:
+        with self._client(api_url) as client:
+            deadline = time.monotonic() + timeout
+            version = ""
+            while time.monotonic() < deadline:
+                version = str(client.get("/v1/model").json()["version"])
+                if version == wanted:
+                    break
+                time.sleep(0.5)
+        typer.echo(f"API: now serving version {version} (the alias was polled; no restart)")
+        return version
 
 
 def _print_summary(
-    outcome: dict[str, object], clock: StageClock, workdir: Path, settings: Settings
+    outcome: dict[str, Any], clock: StageClock, workdir: Path, settings: Settings
 ) -> None:
     total = sum(clock.timings.values())
     typer.echo("")
-    typer.echo(f"salescast demo finished in {total:.1f} s (working directory {workdir})")
+    typer.echo(f"salescast demo finished in {total:.0f} s (working directory {workdir})")
     for name, seconds in clock.timings.items():
-        typer.echo(f"  {name:<28} {seconds:6.1f} s")
-    if "champion_version" in outcome:
-        typer.echo(f"champion: version {outcome['champion_version']} of the retail_demo model")
-    typer.echo("next:")
-    typer.echo(f"  cd {workdir} && mlflow ui --backend-store-uri {settings.tracking_uri}")
-    typer.echo(f"  cd {workdir} && optuna-dashboard {settings.optuna_storage}  # if installed")
+        typer.echo(f"  {seconds:6.1f} s  {name}")
+    before, after = outcome.get("first_champion_version"), outcome.get("served_version_after")
+    typer.echo(f"champion: version {before} before the shift, version {after or before} after")
+    if "retrain_decision" in outcome:
+        typer.echo(f"retraining: {outcome['retrain_decision'].summary()}")
+    typer.echo(f"drift verdict: {outcome.get('verdict')}; report {outcome.get('report_path')}")
+    typer.echo("look at it:")
+    typer.echo(f"  mlflow ui --backend-store-uri {settings.tracking_uri}  # then open "
+               "http://127.0.0.1:5000")
+    typer.echo(f"  optuna-dashboard {settings.optuna_storage}  # pip install optuna-dashboard")
+    typer.echo(f"  cd {workdir} && salescast serve  # then open http://127.0.0.1:8000/docs")

@@ -278,11 +278,11 @@ def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDec
     try:
         for outcome in job.outcomes.values():
             tags = version_tags(outcome.family, outcome.metrics, meta.data_digest,
-                                meta.spec_hash, outcome.run_id)
+                                meta.spec_hash, outcome.run_id, meta.end)
             outcome.version = register_version(name, outcome.model_uri, tags)
             created.append(outcome.version)
-        candidates = [Candidate(o.family, o.version or "", o.metrics["wape"], o.run_id)
-                      for o in job.outcomes.values()]
+        candidates = [Candidate(o.family, o.version or "", o.metrics["wape"], o.run_id,
+                                data_end=meta.end) for o in job.outcomes.values()]
         return promote_challenger(job.client, name, candidates, champion, job.spec.promotion)
     except BaseException:
         _undo_registration(job.client, name, created, before if existed else None)

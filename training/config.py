@@ -54,10 +54,14 @@ class PromotionConfig(StrictModel):
     """When a challenger becomes the champion.
 
     It must beat seasonal naive (when ``must_beat_naive``) and beat the current champion's
-    WAPE by ``margin`` (relative: 0.02 = 2 % lower) on the same, latest backtest.
+    WAPE by ``margin`` (relative: 0.02 = 2 % lower) on the same, latest backtest. With
+    ``refresh`` on, a challenger trained on NEWER data than the champion needs only to be
+    no worse than it on that backtest: the same configuration refitted on fresher data
+    (what a `retrain` verdict asks for) replaces a stale champion.
     """
 
     metric: Literal["wape"] = "wape"
     margin: float = Field(0.02, ge=0, lt=1)
     must_beat_naive: bool = True
+    refresh: bool = True
     auto: bool = True

@@ -54,6 +54,7 @@ class Candidate:
     wape: float
     run_id: str = ""
     basis: str = "the same backtest"  # where ``wape`` comes from, for the reason text
+    data_end: str | None = None  # last period of the data it was trained on (ISO)
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,10 @@ def _write_decision(client: MlflowClient, name: str, version: str, decision: str
 
 
 def version_tags(family: str, metrics: dict[str, float], data_digest: str, spec_hash: str,
-                 run_id: str) -> dict[str, str]:
+                 run_id: str, data_end: str = "") -> dict[str, str]:
     """The tags every registered version carries."""
     tags = {"family": family, "data_digest": data_digest, "spec_hash": spec_hash,
-            "run_id": run_id}
+            "run_id": run_id, "data_end": data_end}
     for metric in ("wape", "mase", "coverage"):
         tags[metric] = f"{float(metrics[metric]):.6g}"
     return tags
@@ -166,6 +167,10 @@ def judge(challenger: Candidate, naive_wape: float | None, champion: Candidate |
             return False, f"{who} does not beat seasonal naive (WAPE {naive_wape:.4f})"
     if champion is None:
         return True, f"{who} beats seasonal naive ({_fmt(naive_wape)}); there is no champion yet"
+    if _is_refresh(challenger, champion, config):
+        return True, (f"{who} is trained on newer data (to {challenger.data_end}) than champion "
+                      f"{champion.family} v{champion.version} (to {champion.data_end}) and is no "
+                      f"worse on {champion.basis} (WAPE {champion.wape:.4f}): refresh")
     needed = champion.wape * (1.0 - config.margin)
     versus = (f"champion {champion.family} v{champion.version} (WAPE {champion.wape:.4f} on "
               f"{champion.basis}; needed < {needed:.4f} for a {config.margin:.1%} margin)")
@@ -174,6 +179,13 @@ def judge(challenger: Candidate, naive_wape: float | None, champion: Candidate |
     gain = 1.0 - challenger.wape / champion.wape if champion.wape else math.nan
     return True, (f"{who} beats seasonal naive ({_fmt(naive_wape)}) and {versus} "
                   f"by {gain:.1%}")
+
+
+def _is_refresh(challenger: Candidate, champion: Candidate, config: PromotionConfig) -> bool:
+    """Newer data and no worse on the same backtest (see PromotionConfig.refresh)."""
+    if not (config.refresh and challenger.data_end and champion.data_end):
+        return False
+    return challenger.data_end > champion.data_end and challenger.wape <= champion.wape
 
 
 def _fmt(value: float | None) -> str:
@@ -196,7 +208,8 @@ def champion_on_backtest(client: MlflowClient, name: str, training_set: Training
                     current, exc)
         wape = float(version.tags.get("wape", "nan"))
         basis = f"its own backtest (re-backtest failed: {type(exc).__name__})"
-    return Candidate(family, current, wape, version.run_id or "", basis)
+    return Candidate(family, current, wape, version.run_id or "", basis,
+                     version.tags.get("data_end"))
 
 
 def best_candidate(candidates: list[Candidate]) -> Candidate:

@@ -35,6 +35,21 @@ def _c(family: str, wape: float, version: str = "9") -> Candidate:
     return Candidate(family, version, wape)
 
 
+def test_refresh_promotes_newer_data_that_is_no_worse() -> None:
+    """A champion refitted on fresher data replaces the stale one without the margin;
+    older or worse challengers still need the margin, and `refresh: false` turns it off."""
+    old = Candidate("lightgbm", "1", 0.20, data_end="2024-08-19")
+    same_newer = Candidate("lightgbm", "9", 0.20, data_end="2024-10-14")
+    worse_newer = Candidate("lightgbm", "9", 0.2001, data_end="2024-10-14")
+    same_older = Candidate("lightgbm", "9", 0.20, data_end="2024-08-19")
+    assert judge(same_newer, 0.3, old, PromotionConfig())[0] is True
+    assert "refresh" in judge(same_newer, 0.3, old, PromotionConfig())[1]
+    assert judge(worse_newer, 0.3, old, PromotionConfig())[0] is False
+    assert judge(same_older, 0.3, old, PromotionConfig())[0] is False
+    assert judge(same_newer, 0.3, old, PromotionConfig(refresh=False))[0] is False
+    assert judge(same_newer, 0.19, old, PromotionConfig())[0] is False  # naive still rules
+
+
 @pytest.mark.parametrize(("challenger", "naive", "champion", "config", "promoted"), [
     (0.10, 0.12, None, PromotionConfig(), True),
     (0.13, 0.12, None, PromotionConfig(), False),                      # worse than naive

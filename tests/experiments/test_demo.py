@@ -1,0 +1,66 @@
+"""`salescast demo` end to end on a small chain: the outcome, not just the exit code.
+
+The demo's own spec with a smaller simulated chain and budgets of one trial; the story is
+the same (train before the regime shift, serve through a real API process, monitor,
+retrain, swap), so this is what a newcomer's `make demo` does, in under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from experiments.demo import demo_spec_path, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("demo")
+    raw = yaml.safe_load(demo_spec_path().read_text())
+    raw["simulator"].update(stores=3, categories=2, customers=300)
+    raw["models"].update(regression={"trials": 1}, lightgbm={"trials": 1},
+                         time_series={"enabled": False})
+    spec = root / "small_demo.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    return run_demo(root / "work", spec_path=spec)
+
+
+def test_a_champion_is_served_before_the_shift(demo_outcome: dict[str, Any]) -> None:
+    assert demo_outcome["first_champion_version"] is not None
+    assert demo_outcome["traffic"].model_versions == {demo_outcome["first_champion_version"]}
+    assert demo_outcome["traffic"].actuals == 6 * 8  # 6 series x 8 weeks, all committed
+
+
+def test_the_shift_gives_a_retrain_verdict_and_a_report(demo_outcome: dict[str, Any]) -> None:
+    assert demo_outcome["verdict"] == "retrain"
+    report = Path(demo_outcome["report_path"])
+    assert report.is_file()
+    html = report.read_text()
+    assert demo_outcome["drifted_features"], "the shift moves prices and promotions"
+    for feature in demo_outcome["drifted_features"][:3]:
+        assert feature in html
+    document = json.loads(report.with_suffix(".json").read_text())
+    assert document["verdict"]["verdict"] == "retrain" or "retrain" in json.dumps(document)
+
+
+def test_after_retraining_the_api_served_the_new_champion_or_said_why_not(
+    demo_outcome: dict[str, Any],
+) -> None:
+    decision = demo_outcome["retrain_decision"]
+    if decision.promoted:
+        assert demo_outcome["served_version_after"] == decision.champion_version
+        assert decision.champion_version != demo_outcome["first_champion_version"]
+    else:
+        assert demo_outcome["served_version_after"] == demo_outcome["first_champion_version"]
+        assert decision.reason  # the figures of the lost comparison
+
+
+def test_the_api_was_stopped_cleanly(demo_outcome: dict[str, Any]) -> None:
+    assert demo_outcome["api_exit_code"] == 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{demo_outcome['api_url']}/healthz", timeout=1)
