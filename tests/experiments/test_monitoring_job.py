@@ -174,7 +174,8 @@ def test_retrain_verdict_exits_3_and_retrain_keeps_the_champion_under_a_strict_m
 
     _env(monkeypatch, training_settings, _served_now(served, tmp_path, AFTER, "a"),
          tmp_path / "reports")
-    margin = served.spec.promotion.model_copy(update={"margin": 0.9})  # 90 % better: no
+    margin = served.spec.promotion.model_copy(  # 90 % better, and no refresh on newer data
+        update={"margin": 0.9, "refresh": False})
     strict = served.spec.model_copy(update={"promotion": margin})
     spec = _spec_file(strict, tmp_path / "spec.yaml")
     result = runner.invoke(app, ["monitor", "--spec", str(spec), "--retrain"])
@@ -205,3 +206,27 @@ def test_command_errors_are_one_line_and_exit_1(
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in result.output, result.output
+
+
+def test_retrain_promotes_a_challenger_that_wins_and_the_alias_moves(
+    served: Served, training_settings: Settings, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Last in this file: it moves the champion. The retrained model sees the data after
+    the shift, which the stale champion never did; the rule (refresh on newer data, no
+    worse on the same backtest) promotes it and the old one stays for rollback."""
+    from mlflow import MlflowClient
+
+    _env(monkeypatch, training_settings, _served_now(served, tmp_path, AFTER, "b"),
+         tmp_path / "reports")
+    spec = _spec_file(served.spec, tmp_path / "spec.yaml")
+    result = runner.invoke(app, ["monitor", "--spec", str(spec), "--retrain"])
+    assert result.exit_code == 3, result.output
+    assert "promoted" in result.output, result.output
+    uri = training_settings.tracking_uri
+    client = MlflowClient(uri, registry_uri=uri)
+    champion = client.get_model_version_by_alias("mon_job_model", "champion")
+    previous = client.get_model_version_by_alias("mon_job_model", "previous-champion")
+    assert int(champion.version) > int(served.version)
+    assert str(previous.version) == served.version
+    assert champion.tags["promotion_decision"] == "promoted"
