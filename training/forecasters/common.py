@@ -95,3 +95,31 @@ class PanelForecaster(Forecaster):
         if self.nonnegative_:
             frame["yhat"] = frame["yhat"].clip(lower=0.0)
         return frame.reset_index(drop=True)
+
+
+class GlobalForecaster(PanelForecaster):
+    """One model across all series: target-derived features in series-scale units.
+
+    Subclasses set ``scale_target`` and ``season_length`` params and the fitted
+    ``scales_`` (from :meth:`_series_scales`) and ``derived_`` columns.
+    """
+
+    scale_target: bool
+    season_length: int | None
+    scales_: pd.Series
+    derived_: list[str]
+
+    def _series_scales(self, training_set: TrainingSet) -> pd.Series:
+        """Each series' recent level (1.0 everywhere when ``scale_target`` is off)."""
+        if not self.scale_target:
+            return pd.Series(1.0, index=training_set.series_ids, name="scale")
+        season = season_length_for(training_set, self.season_length)
+        return recent_level(training_set.base, season)
+
+    def _scaled(self, rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+        """``columns`` of ``rows`` with the target-derived ones divided by the series scale."""
+        scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
+        design = rows[columns].copy()
+        for column in self.derived_:
+            design[column] = design[column].to_numpy(dtype=float) / scale
+        return design, scale

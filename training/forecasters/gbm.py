@@ -17,9 +17,7 @@ import numpy as np
 import pandas as pd
 
 from training.forecasters.common import (
-    PanelForecaster,
-    recent_level,
-    season_length_for,
+    GlobalForecaster,
     target_derived_columns,
 )
 from training.forecasters.regression import split_feature_columns
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class LightGBMForecaster(PanelForecaster):
+class LightGBMForecaster(GlobalForecaster):
     """LightGBM regressor on the pipeline's features (params as in LightGBM's docs)."""
 
     family = "lightgbm"
@@ -92,18 +90,9 @@ class LightGBMForecaster(PanelForecaster):
         importances = pd.Series(gain, index=self.features_, name="gain", dtype=float)
         return importances.sort_values(ascending=False)
 
-    def _series_scales(self, training_set: TrainingSet) -> pd.Series:
-        if not self.scale_target:
-            return pd.Series(1.0, index=training_set.series_ids, name="scale")
-        season = season_length_for(training_set, self.season_length)
-        return recent_level(training_set.base, season)
-
     def _design(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """Features with fixed categories and target-derived columns in series-scale units."""
-        scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
-        design = rows[self.features_].copy()
-        for column in self.derived_:
-            design[column] = design[column].to_numpy(dtype=float) / scale
+        design, scale = self._scaled(rows, self.features_)
         for column, categories in self.categories_.items():
             values = design[column].astype("str")
             known = values.where(values.isin(categories))

@@ -22,9 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from training.forecasters.common import (
-    PanelForecaster,
-    recent_level,
-    season_length_for,
+    GlobalForecaster,
     target_derived_columns,
 )
 
@@ -50,7 +48,7 @@ def complete_training_rows(panel: pd.DataFrame, derived: list[str]) -> pd.DataFr
     return complete if len(complete) >= 0.5 * len(known) else known
 
 
-class RegressionForecaster(PanelForecaster):
+class RegressionForecaster(GlobalForecaster):
     """Ridge (``l1_ratio=0``) or ElasticNet (``l1_ratio>0``) on the pipeline's features."""
 
     family = "regression"
@@ -89,18 +87,9 @@ class RegressionForecaster(PanelForecaster):
         design, scale = self._design(rows)
         return self._finish(rows, self.model_.predict(design) * scale)
 
-    def _series_scales(self, training_set: TrainingSet) -> pd.Series:
-        if not self.scale_target:
-            return pd.Series(1.0, index=training_set.series_ids, name="scale")
-        season = season_length_for(training_set, self.season_length)
-        return recent_level(training_set.base, season)
-
     def _design(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """Feature matrix with target-derived columns divided by each row's series scale."""
-        scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
-        design = rows[self.categorical_ + self.numeric_].copy()
-        for column in self.derived_:
-            design[column] = design[column].to_numpy(dtype=float) / scale
+        design, scale = self._scaled(rows, self.categorical_ + self.numeric_)
         for column in self.categorical_:
             design[column] = design[column].astype(object)
         return design, scale
