@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # `mlflow models serve --env-manager local` starts uvicorn by name: keep the venv on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,18 @@ install: $(STAMP)
 demo: install
 	$(BIN)/salescast demo
 
-test: install
+# The MLflow UI test renders pages in headless Chromium (Debian's package): install it
+# when missing and we may (root with apt-get, as on CI); otherwise say how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the MLflow UI test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "note: install chromium (sudo apt-get install chromium) for the MLflow UI test"; \
+	  fi; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install
@@ -27,6 +38,8 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf salescast-demo mlflow.db mlruns mlartifacts optuna.db .pytest_cache
