@@ -202,3 +202,29 @@ def test_the_model_loads_where_salescast_is_not_importable(
                                               "ds": meta["forecast_ds"][:1]}))
     assert float(yhat) == pytest.approx(expected["yhat"].iloc[0], rel=1e-9)
     assert module_file.startswith(str(tmp_path / "model"))  # the model's own copy of the code
+
+
+def test_the_champion_serves_under_the_mlflow_scoring_server(champion, fitted) -> None:
+    """The app `mlflow models serve` runs, on the registered champion, with DESIGN's input
+    schema (series_id, ds, optional exog) in `dataframe_records` form."""
+    import os
+
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    forecaster, _ = fitted
+    rows = _horizon_rows(forecaster).head(6)
+    saved = dict(os.environ)
+    app = scoring_server.init(champion)  # sets a process-wide env flag: restored below
+    os.environ.clear()
+    os.environ.update(saved)
+    records = [{"series_id": r.series_id, "ds": r.ds.date().isoformat()}
+               for r in rows.itertuples()]
+    with TestClient(app) as client:
+        answer = client.post("/invocations", json={"dataframe_records": records})
+    assert answer.status_code == 200, answer.text
+    served = pd.DataFrame(answer.json()["predictions"])
+    expected = _expected(forecaster, rows)
+    assert served["series_id"].tolist() == rows["series_id"].tolist()
+    np.testing.assert_allclose(served["yhat"], expected["yhat"], rtol=1e-9)
+    np.testing.assert_allclose(served["yhat_upper"], expected["yhat_upper"], rtol=1e-9)
