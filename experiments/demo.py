@@ -37,6 +37,10 @@ DEMO_SPEC = "retail_demo.yaml"
 TRAINED_AS_OF = "2024-08-25"  # a Sunday: the champion's last full week is 2024-08-19
 SHIFT_AT = "2024-09-09"  # the regime shift, three weeks into the served horizon
 RETRAIN_AS_OF = "2024-10-20"  # eight weeks of traffic later
+CURL_EXAMPLE = (
+    "curl -s localhost:8000/v1/forecast -H 'content-type: application/json' -d "
+    """'{"series": [{"keys": {"store": "S01", "category": "grocery"}}], "horizon": 8}'"""
+)
 STATE = ("mlflow.db", "mlartifacts", "mlruns", "optuna.db", "predictions.db", "reports",
          ".salescast", "artifacts", "api.log")
 
@@ -128,6 +132,8 @@ class DemoRun:
             with self.clock.stage("start the API; an application asks and posts for 8 weeks"):
                 api.start()
                 self.outcome["api_url"] = api.url
+                typer.echo(f"API: {api.url} (docs {api.url}/docs), model "
+                           f"{self.spec.registered_model_name}@champion; log {api.cwd / 'api.log'}")
                 self.traffic(api, realised)
             with self.clock.stage("monitor drift and accuracy"):
                 self.monitor()
@@ -249,4 +255,6 @@ def _print_summary(
     typer.echo(f"  mlflow ui --backend-store-uri {settings.tracking_uri}  # then open "
                "http://127.0.0.1:5000")
     typer.echo(f"  optuna-dashboard {settings.optuna_storage}  # pip install optuna-dashboard")
-    typer.echo(f"  cd {workdir} && salescast serve  # then open http://127.0.0.1:8000/docs")
+    typer.echo(f"  cd {workdir} && SALESCAST_MODEL_NAME=retail_demo_forecaster salescast serve"
+               "  # then http://127.0.0.1:8000/docs")
+    typer.echo(f"  {CURL_EXAMPLE}")
