@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,26 @@ import httpx
 import pandas as pd
 
 log = logging.getLogger(__name__)
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[bytes], timeout: float,
+    describe_exit: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``url`` until it answers 200; raise RuntimeError if ``process`` exits first
+    (with ``describe_exit()``, e.g. the tail of its log) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}. "
+                               f"{describe_exit()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s. {describe_exit()}")
 
 
 def free_port() -> int:
@@ -52,21 +73,8 @@ class ApiProcess:
             command, cwd=self.cwd, env={**os.environ, **self.env},
             stdout=log_file, stderr=subprocess.STDOUT,
         )
-        self._wait_ready(timeout)
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"the API exited with {self.process.returncode}; "
-                                   f"see {self.cwd / 'api.log'}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"the API was not ready within {timeout:.0f} s")
+        wait_for_http(f"{self.url}/readyz", self.process, timeout,
+                      lambda: f"See {self.cwd / 'api.log'}.")
 
     def stop(self) -> int | None:
         if self.process is None or self.process.poll() is not None:

@@ -17,13 +17,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from experiments.traffic import wait_for_http
 from tests.conftest import MlflowStore
 
 UI_HOST = "mlflow-ui.test"
@@ -78,18 +78,7 @@ class MlflowServer:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Poll ``/health`` until it answers OK; fail with the server's log otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {self.process.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"mlflow server not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+        wait_for_http(f"{self.api_url}/health", self.process, timeout, self.log_tail)
 
     def stop(self) -> None:
         """Terminate the whole process group (the CLI, uvicorn), then kill what is left."""

@@ -63,9 +63,8 @@ def test_generate_writes_the_three_tables(tiny_data: Path) -> None:
 
 def test_features_build_writes_a_training_set(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ts.parquet"
-    result = runner.invoke(
-        app, ["features", "build", "--spec", str(_tiny_spec(tmp_path, tiny_data)), "--out", str(out)]
-    )
+    spec = _tiny_spec(tmp_path, tiny_data)
+    result = runner.invoke(app, ["features", "build", "--spec", str(spec), "--out", str(out)])
     assert result.exit_code == 0, result.output
     panel = pd.read_parquet(out)
     assert {"series_id", "ds", "y"} <= set(panel.columns)

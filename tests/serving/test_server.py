@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from experiments.traffic import wait_for_http
 from serving.app import create_app_from_env
 from serving.server import settings_environment
 from serving.store import PredictionStore
@@ -35,16 +35,8 @@ def _free_port() -> int:
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the server never became ready")
+    wait_for_http(f"{url}/readyz", process, timeout,
+                  lambda: process.stderr.read().decode()[-3000:])  # type: ignore[union-attr]
 
 
 def _start(port: int, workdir: Path, store: MlflowStore) -> subprocess.Popen[bytes]:
