@@ -29,7 +29,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.forecast_table import ForecastTable, build_forecast_table, horizon_dates
-from serving.registry import ChampionVersion, ModelSource, RegistryUnavailable
+from serving.registry import ChampionVersion, ModelSource, RegistryUnavailable, redact
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class ChampionManager:
             self.last_error = str(exc)
             log.warning("registry unavailable (%s); trying the local copy", exc)
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = redact(f"{type(exc).__name__}: {exc}")
             log.exception("could not load the champion from the registry")
         self._load_local_copy()
 

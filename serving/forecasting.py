@@ -242,7 +242,7 @@ def _predict_cells(
     })
     try:
         forecast, features = champion.predict(frame)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ApiError(422, "model_rejected_scenario", str(exc), "scenario") from exc
     used = _used_values(features, frame, columns)
     out: dict[Cell, tuple[str, LogRow]] = {}

@@ -42,7 +42,7 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.predictions_dropped = Gauge(
-            "salescast_prediction_log_dropped", "Forecast requests not logged (queue full).",
+            "salescast_prediction_log_dropped", "Prediction rows not logged (queue full).",
             registry=self.registry,
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -45,6 +46,15 @@ class ChampionVersion:
     alias: str
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL credentials (``scheme://user:password@host``) masked: registry
+    errors reach the log and the unauthenticated /readyz."""
+    return _USERINFO.sub("***@", text)
+
+
 def _probe_uri(uri: str, timeout: float) -> None:
     """Fail fast when ``uri`` cannot be served: refused TCP port or missing SQLite file."""
     parsed = urlparse(uri)
@@ -53,7 +63,7 @@ def _probe_uri(uri: str, timeout: float) -> None:
         try:
             socket.create_connection((parsed.hostname or "localhost", port), timeout).close()
         except OSError as exc:
-            raise RegistryUnavailable(f"tracking server {uri} unreachable: {exc}") from exc
+            raise RegistryUnavailable(f"tracking server {redact(uri)} unreachable: {exc}") from exc
     elif parsed.scheme == "sqlite":
         database = uri.split(":///", 1)[-1]
         if database and database != ":memory:" and not Path(database).is_file():
@@ -89,7 +99,7 @@ class ModelSource:
         except RegistryUnavailable:
             raise
         except Exception as exc:  # MLflow raises MlflowException, OSError, SQL errors...
-            raise RegistryUnavailable(f"cannot resolve @{alias}: {exc}") from exc
+            raise RegistryUnavailable(redact(f"cannot resolve @{alias}: {exc}")) from exc
         return ChampionVersion(name, str(version.version), version.run_id, alias)
 
     @staticmethod

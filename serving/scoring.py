@@ -42,7 +42,10 @@ def parse_scoring_body(body: bytes, content_type: str | None) -> ScoringInput:
     """Decode an /invocations body (JSON or CSV) into columns and rows."""
     mime = (content_type or "application/json").split(";")[0].strip().lower()
     if mime == "text/csv":
-        frame = pd.read_csv(io.BytesIO(body))
+        try:
+            frame = pd.read_csv(io.BytesIO(body))
+        except ValueError as exc:  # empty, ragged or not UTF-8 (pandas' errors are ValueErrors)
+            raise ApiError(422, "invalid_csv", f"the body is not a readable CSV: {exc}") from None
         return ScoringInput(list(map(str, frame.columns)), frame.to_numpy().tolist())
     if mime != "application/json":
         raise ApiError(415, "unsupported_media_type", f"content type {mime!r}: use "

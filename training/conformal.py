@@ -137,7 +137,7 @@ class ConformalCalibration:
         out = frame.copy()
         steps = horizon_steps(out)
         quantiles = {int(h): self.quantile(int(h), level) for h in np.unique(steps)}
-        per_row = np.array([quantiles[int(h)] for h in steps], dtype=float)
+        per_row = pd.Series(steps).map(quantiles).to_numpy(dtype=float)
         width = per_row * row_scales(out, self.scales, self.floor_share)
         out["yhat_lower"] = out["yhat"].to_numpy(float) - width
         out["yhat_upper"] = out["yhat"].to_numpy(float) + width

@@ -18,7 +18,7 @@ def sample_series(predictions: pd.DataFrame, n_series: int = 3) -> list[str]:
     totals = predictions.groupby("series_id")["y"].sum().sort_values(ascending=False)
     if len(totals) <= n_series:
         return totals.index.tolist()
-    positions = [round(i * (len(totals) - 1) / (n_series - 1)) for i in range(n_series)]
+    positions = [round(i * (len(totals) - 1) / max(n_series - 1, 1)) for i in range(n_series)]
     return [totals.index[p] for p in positions]
 
 

@@ -100,9 +100,9 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
         columns = [c for c in self.metadata["feature_columns"] if c in frame.columns]
         frame = frame.assign(ds=pd.to_datetime(frame["ds"]).astype("datetime64[ns]"),
                              series_id=frame["series_id"].astype(str))
-        features = rows[["series_id", "ds"]].merge(
+        feature_rows = rows[["series_id", "ds"]].merge(
             frame[["series_id", "ds", *columns]], on=["series_id", "ds"], how="left")
-        return forecast, features
+        return forecast, feature_rows
 
     def _forecast(self, model_input: pd.DataFrame, params: dict[str, Any] | None
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from sklearn.base import clone
 
 from features.training_set import TrainingSet
 from training.backtest import BacktestResult, BacktestWindow, run_backtest
@@ -74,7 +73,7 @@ def build_forecaster(family: str, fixed: dict[str, Any], params: dict[str, Any])
     Fixed names that are search-space names but not estimator params (e.g. ``p`` of the
     SARIMAX order) only steer the sampler (see :func:`open_study`) and are skipped here.
     """
-    estimator = clone(FAMILIES[family]())
+    estimator = FAMILIES[family]()
     valid = estimator.get_params()
     merged = {**params, **{k: v for k, v in fixed.items() if k in valid}}
     return estimator.set_params(**merged)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from serving.deps import SettingsDep
 from serving.errors import ApiError
@@ -60,6 +60,9 @@ class AccuracyReport(BaseModel):
         "any actuals arrived.")
 
 
+Report = TypeVar("Report", DriftReport, AccuracyReport)
+
+
 def latest_report(folder: Path, suffix: str) -> Path:
     """``latest<suffix>``, else the newest ``monitor-*<suffix>``; 404 when there is none."""
     latest = folder / f"{LATEST}{suffix}"
@@ -71,41 +74,56 @@ def latest_report(folder: Path, suffix: str) -> Path:
     return dated[-1]
 
 
+def _unreadable(path: Path, exc: Exception) -> ApiError:
+    log.warning("cannot read monitoring report %s: %s", path, exc)
+    return ApiError(503, "report_unreadable", f"the report {path.name} cannot be read")
+
+
 def read_document(folder: Path) -> dict[str, Any]:
-    """The latest JSON report as a dict (503 when the file is unreadable)."""
+    """The latest JSON report as a dict (503 when the file is unreadable or not a report)."""
     path = latest_report(folder, ".json")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        log.warning("cannot read monitoring report %s: %s", path, exc)
-        raise ApiError(503, "report_unreadable", f"the report {path.name} cannot be read") from None
+        raise _unreadable(path, exc) from None
+    if not isinstance(document, dict):
+        raise _unreadable(path, TypeError(f"a JSON {type(document).__name__}, not an object"))
+    return document
 
 
-def _common(document: dict[str, Any]) -> dict[str, Any]:
-    context = {str(k): str(v) for k, v in (document.get("context") or {}).items()}
-    return {"generated": context.get("generated"), "verdict": document["verdict"],
-            "context": context}
+def _build(model: type[Report], document: dict[str, Any], **sections: Any) -> Report:
+    """``model`` from the report's verdict, context and ``sections`` (503 if malformed)."""
+    try:
+        context = {str(k): str(v) for k, v in (document.get("context") or {}).items()}
+        return model(generated=context.get("generated"), verdict=document["verdict"],
+                     context=context, **sections)
+    except (AttributeError, KeyError, ValidationError) as exc:
+        log.warning("malformed monitoring report: %r", exc)
+        raise ApiError(503, "report_unreadable", "the latest report is malformed") from None
 
 
-@router.get("/v1/monitoring/drift", response_model=DriftReport, responses=error_responses(404),
-            summary="Drift of the latest monitoring report")
+@router.get("/v1/monitoring/drift", response_model=DriftReport,
+            responses=error_responses(404, 503), summary="Drift of the latest monitoring report")
 def get_drift(settings: SettingsDep) -> DriftReport:
     document = read_document(Path(settings.reports_dir))
-    return DriftReport(**_common(document), drift=document.get("drift"),
-                       prediction_drift=document.get("prediction_drift"),
-                       target_drift=document.get("target_drift"),
-                       thresholds=document.get("thresholds") or {})
+    return _build(DriftReport, document, drift=document.get("drift"),
+                  prediction_drift=document.get("prediction_drift"),
+                  target_drift=document.get("target_drift"),
+                  thresholds=document.get("thresholds") or {})
 
 
 @router.get("/v1/monitoring/accuracy", response_model=AccuracyReport,
-            responses=error_responses(404), summary="Accuracy of the latest monitoring report")
+            responses=error_responses(404, 503), summary="Accuracy of the latest monitoring report")
 def get_accuracy(settings: SettingsDep) -> AccuracyReport:
     document = read_document(Path(settings.reports_dir))
-    return AccuracyReport(**_common(document), accuracy=document.get("accuracy"))
+    return _build(AccuracyReport, document, accuracy=document.get("accuracy"))
 
 
-@router.get("/reports/latest", response_class=HTMLResponse, responses=error_responses(404),
-            summary="The latest monitoring report (HTML page)")
+@router.get("/reports/latest", response_class=HTMLResponse,
+            responses=error_responses(404, 503), summary="The latest monitoring report (HTML page)")
 def get_latest_html(settings: SettingsDep) -> HTMLResponse:
     path = latest_report(Path(settings.reports_dir), ".html")
-    return HTMLResponse(path.read_text(encoding="utf-8"))
+    try:
+        return HTMLResponse(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from serving.champion import Champion, ModelRef
 from serving.deps import ApiKeyRequired, ChampionDep, ManagerDep
 from serving.errors import ApiError
-from serving.registry import RegistryUnavailable
+from serving.registry import RegistryUnavailable, redact
 from serving.schemas import ModelInfo, ModelRefOut, ReloadResponse, error_responses
 
 router = APIRouter(tags=["model"])
@@ -51,8 +51,8 @@ def reload_model(manager: ManagerDep, force: bool = False) -> ReloadResponse:
     except RegistryUnavailable as exc:
         raise ApiError(503, "registry_unavailable", str(exc)) from exc
     except Exception as exc:
-        raise ApiError(503, "reload_failed", f"{type(exc).__name__}: {exc}; "
-                       "the current champion keeps serving") from exc
+        raise ApiError(503, "reload_failed", redact(f"{type(exc).__name__}: {exc}; ")
+                       + "the current champion keeps serving") from exc
     previous = model_ref_out(outcome.previous) if outcome.previous else None
     return ReloadResponse(swapped=outcome.swapped, previous=previous,
                           current=model_ref_out(outcome.current))

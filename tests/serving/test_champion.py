@@ -135,3 +135,11 @@ def test_without_registry_or_copy_it_is_alive_but_not_ready(tmp_path: Path) -> N
         forecast = client.post("/v1/forecast", json=ONE_SERIES)
         assert forecast.status_code == 503
         assert forecast.json()["error"]["code"] == "model_not_loaded"
+
+
+def test_readyz_never_shows_the_tracking_uri_credentials(tmp_path: Path) -> None:
+    store = MlflowStore(tracking_uri="http://bob:hunter2-s3cret@127.0.0.1:9", experiment_id="0")
+    with TestClient(create_app(serving_settings(store, tmp_path))) as client:
+        message = client.get("/readyz").json()["error"]["message"]
+        assert "127.0.0.1:9" in message
+        assert "hunter2" not in message and "bob" not in message

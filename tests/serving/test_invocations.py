@@ -92,6 +92,8 @@ def test_unknown_series_is_404_not_500(client: TestClient) -> None:
          "application/json", 422, "model_rejected_input"),
         (b"{not json", "application/json", 422, "invalid_json"),
         (b"<xml/>", "application/xml", 415, "unsupported_media_type"),
+        (b"", "text/csv", 422, "invalid_csv"),
+        (b'series_id,ds\n"S01|C1,2024-06-10\n', "text/csv", 422, "invalid_csv"),
     ],
 )
 def test_bad_payloads_are_clear_json_errors(

@@ -49,3 +49,18 @@ def test_routes_return_404_before_any_report_then_the_latest(
         page = client.get("/reports/latest")
         assert page.headers["content-type"].startswith("text/html")
         assert page.text == (reports / "latest.html").read_text()
+
+
+def test_a_malformed_report_is_503_not_500(mlflow_store, toy_champion, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "latest.html").write_bytes(b"\xff\xfe not utf-8")
+    settings = serving_settings(mlflow_store, tmp_path, reports_dir=reports)
+    with TestClient(create_app(settings)) as client:
+        for document in ("[1, 2]", '{"context": {}}', '{"verdict": "ok"}'):
+            (reports / "latest.json").write_text(document)
+            for path in ("/v1/monitoring/drift", "/v1/monitoring/accuracy"):
+                answer = client.get(path)
+                assert answer.status_code == 503, (document, path, answer.text)
+                assert answer.json()["error"]["code"] == "report_unreadable"
+        assert client.get("/reports/latest").status_code == 503

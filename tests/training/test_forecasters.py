@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -125,6 +126,18 @@ def test_fitted_models_do_not_keep_the_whole_panel(
     for model in fitted.values():
         assert len(model.tail_) < len(seasonal.base) / 2
 
+
+
+def test_seasonal_naive_by_default_repeats_the_training_sets_own_season(
+    seasonal: TrainingSet,
+) -> None:
+    quarterly = replace(seasonal, metadata=replace(
+        seasonal.metadata, extra={**seasonal.metadata.extra, "season_length": 13}))
+    model = SeasonalNaive().fit(quarterly)
+    last = seasonal.base[seasonal.base["series_id"] == seasonal.series_ids[0]]["y"].to_numpy()
+    forecast = model.predict_mean(H)
+    first = forecast[forecast["series_id"] == seasonal.series_ids[0]]["yhat"].to_numpy()
+    np.testing.assert_allclose(first, last[-13:][:H])
 
 # --- accuracy ------------------------------------------------------------------------------
 

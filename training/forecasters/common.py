@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from features.calendar import SEASON_LENGTHS
 from training.base import Forecaster
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEASON_LENGTH: dict[str, int] = {"D": 7, "W": 52, "M": 12}
 TARGET_DERIVED_PREFIXES: tuple[str, ...] = ("lag_", "roll_mean_", "roll_std_")
 _LEVEL_FLOOR = 1e-6
 
@@ -33,7 +33,7 @@ def season_length_for(training_set: TrainingSet, explicit: int | None = None) ->
     recorded = training_set.metadata.extra.get("season_length")
     if recorded:
         return int(recorded)
-    return DEFAULT_SEASON_LENGTH.get(training_set.freq, 1)
+    return SEASON_LENGTHS.get(training_set.freq, 1)
 
 
 def recent_level(base: pd.DataFrame, season_length: int) -> pd.Series:

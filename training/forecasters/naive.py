@@ -33,7 +33,7 @@ class SeasonalNaive(PanelForecaster):
 
     family = "seasonal_naive"
 
-    def __init__(self, season_length: int | None = 52) -> None:
+    def __init__(self, season_length: int | None = None) -> None:
         self.season_length = season_length
 
     def fit(self, training_set: TrainingSet) -> SeasonalNaive:
