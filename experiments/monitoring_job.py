@@ -58,6 +58,16 @@ class ServedChampion:
         """The backtest metrics the model version was promoted with (its promise)."""
         return {k: float(v) for k, v in self.metadata.get("backtest_metrics", {}).items()}
 
+    @property
+    def series_attributes(self) -> pd.DataFrame | None:
+        """series_id -> dominant customer segment, when the training data had segments."""
+        import pandas as pd
+
+        segments = self.metadata.get("series_segments") or {}
+        if not segments:
+            return None
+        return pd.DataFrame({"series_id": list(segments), "segment": list(segments.values())})
+
 
 @dataclass(frozen=True)
 class MonitoringOutcome:
@@ -176,6 +186,7 @@ def run_monitoring(spec: ExperimentSpec, settings: Settings, window: str | None 
     try:
         result = monitor_store(store, champion.reference, champion.expected, thresholds, span,
                                now=now, keys=champion.metadata.get("keys", []),
+                               series_attributes=champion.series_attributes,
                                model_version=champion.version)
     finally:
         store.dispose()

@@ -243,7 +243,17 @@ def model_metadata(
         "forecast_ds": sorted({pd.Timestamp(d).date().isoformat() for d in baseline["ds"]}),
         "backtest_metrics": {k: float(v) for k, v in backtest.metrics.items()},
         "params": {k: _json_value(v) for k, v in forecaster.get_params().items()},
+        "series_segments": series_segments(training_set),
     }
+
+
+def series_segments(training_set: TrainingSet) -> dict[str, str]:
+    """Each series' dominant customer segment (by revenue), for accuracy by segment."""
+    attributes = training_set.series_attributes
+    if attributes is None or "segment" not in attributes.columns:
+        return {}
+    known = attributes.dropna(subset=["segment"])
+    return dict(zip(known["series_id"].astype(str), known["segment"].astype(str), strict=True))
 
 
 def _json_value(value: Any) -> Any:

@@ -164,6 +164,9 @@ def test_command_reports_logs_to_mlflow_and_exits_0_before_the_shift(
     assert run.data.tags["model_version"] == served.version
     assert run.data.metrics["wape"] == pytest.approx(document["accuracy"]["overall"]["wape"])
     assert {"drifted_feature_share", "bias", "coverage"} <= set(run.data.metrics)
+    # the forecast review by customer segment: each series' dominant CRM segment
+    segments = {row["segment"] for row in document["accuracy"]["by_segment"]}
+    assert segments and segments <= {"budget", "regular", "premium"}
 
 
 def test_retrain_verdict_exits_3_and_retrain_keeps_the_champion_under_a_strict_margin(
