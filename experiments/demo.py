@@ -204,8 +204,8 @@ class DemoRun:
     def monitor(self) -> None:
         from experiments.monitoring_job import run_monitoring
 
-        result = run_monitoring(self._spec_as_of(RETRAIN_AS_OF), self.settings,
-                                window="365D", now=None)
+        # the spec's window (28 days of wall-clock time): the traffic was logged just now
+        result = run_monitoring(self._spec_as_of(RETRAIN_AS_OF), self.settings)
         typer.echo(f"monitor: verdict {result.verdict.upper()}")
         for reason in result.reasons:
             typer.echo(f"  - {reason}")
