@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from experiments.traffic import free_port, wait_for_http  # noqa: E402
 
 log = logging.getLogger("bench.serving")
 BATCH_ROWS = 1000
@@ -126,12 +127,6 @@ def register_toy_champion(workdir: Path) -> Champion:
     return Champion(uri, registered.name, registered.version)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def subprocess_env(champion: Champion, workdir: Path) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)  # mlflow starts `uvicorn` by name
     return os.environ | {
@@ -164,20 +159,6 @@ def _spawn(command: list[str], champion: Champion, workdir: Path,
     logfile = (workdir / log_name).open("wb")
     return subprocess.Popen(command, cwd=workdir, env=subprocess_env(champion, workdir),
                             stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with code {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -323,8 +304,8 @@ def benchmark(champion: Champion, workdir: Path, args: argparse.Namespace) -> No
     servers = [start_salescast(champion, workdir, ours_port),
                start_mlflow(champion, workdir, theirs_port)]
     try:
-        wait_ready(f"{ours_base}/readyz", servers[0])
-        wait_ready(f"{theirs_base}/ping", servers[1])
+        wait_for_http(f"{ours_base}/readyz", servers[0], 180)
+        wait_for_http(f"{theirs_base}/ping", servers[1], 180)
         cases = build_cases(httpx.get(f"{ours_base}/v1/model").json())
         rows = []
         for case in cases:

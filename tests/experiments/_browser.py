@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from experiments.traffic import wait_for_http
+from experiments.traffic import free_port, wait_for_http
 from tests.conftest import MlflowStore
 
 UI_HOST = "mlflow-ui.test"
@@ -42,13 +41,6 @@ CHROMIUM_FLAGS = [
 INSTALL_HINT = ("headless Chromium is needed to render the MLflow UI: install it with "
                 "`apt-get update && apt-get install -y chromium` (Debian/Ubuntu, as root); "
                 ".ci/run installs it when missing")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def venv_script(name: str) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,19 +18,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from experiments.traffic import wait_for_http
+from experiments.traffic import free_port, wait_for_http
 from serving.app import create_app_from_env
 from serving.server import settings_environment
 from serving.store import PredictionStore
 from tests.serving.conftest import API_KEY, MlflowStore, Registered, serving_settings
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -59,7 +52,7 @@ def test_serve_command_answers_mlflow_clients_and_flushes_on_shutdown(
 ) -> None:
     from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-    port = _free_port()
+    port = free_port()
     process = _start(port, tmp_path, mlflow_store)
     url = f"http://127.0.0.1:{port}"
     try:
