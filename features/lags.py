@@ -91,16 +91,29 @@ def rolling_features(
     return out
 
 
+def price_reference(
+    price: np.ndarray, runs: np.ndarray, positions: np.ndarray, horizon: int, window: int
+) -> np.ndarray:
+    """The usual price at ds: mean price over the ``window`` periods ending at ds - H (the
+    price level known at the origin, whatever the price at ds turns out to be)."""
+    shifted = shift_within_series(price, positions, horizon)
+    reference, _ = rolling_mean_std(shifted, runs, window, min_periods=1)
+    return reference
+
+
+def ratio_to_reference(price: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """price / reference, NaN where that is not a finite number."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(price, dtype=np.float64) / np.asarray(reference, dtype=np.float64)
+    return np.where(np.isfinite(ratio), ratio, np.nan)
+
+
 def price_ratio(
     price: np.ndarray, runs: np.ndarray, positions: np.ndarray, horizon: int, window: int
 ) -> np.ndarray:
-    """Relative price: price at ds / mean price over the ``window`` periods ending at ds - H.
+    """Relative price: price at ds / :func:`price_reference` at ds.
 
     Below 1 means cheaper than usual (a promotion), above 1 a price rise; the reference is
     the price level known at the origin.
     """
-    shifted = shift_within_series(price, positions, horizon)
-    reference, _ = rolling_mean_std(shifted, runs, window, min_periods=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.asarray(price, dtype=np.float64) / reference
-    return np.where(np.isfinite(ratio), ratio, np.nan)
+    return ratio_to_reference(price, price_reference(price, runs, positions, horizon, window))

@@ -38,7 +38,8 @@ from features.calendar import (
 )
 from features.lags import (
     lag_features,
-    price_ratio,
+    price_reference,
+    ratio_to_reference,
     rolling_features,
     series_runs,
     shift_within_series,
@@ -47,6 +48,7 @@ from features.lags import (
 log = logging.getLogger(__name__)
 
 ORDER = ["series_id", "ds"]
+PRICE_REFERENCE = "price_reference"  # future rows only: the denominator of price_ratio
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,8 +102,11 @@ class FeaturePipeline:
             needed.append(self.horizon)
         return max(needed)
 
-    def transform(self, base: pd.DataFrame) -> pd.DataFrame:
-        """``base`` (complete grid, any row order) plus every derived feature, sorted."""
+    def transform(self, base: pd.DataFrame, with_reference: bool = False) -> pd.DataFrame:
+        """``base`` (complete grid, any row order) plus every derived feature, sorted.
+
+        ``with_reference`` also keeps ``price_reference`` (what a scenario's price is
+        divided by: see :meth:`apply_scenario`)."""
         derived = [c for c in self.feature_columns if c in base.columns
                    and c not in (*self.keys, *self.exog_columns)]
         panel = base.drop(columns=derived).sort_values(ORDER, kind="stable", ignore_index=True)
@@ -112,8 +117,11 @@ class FeaturePipeline:
             parts.update(calendar_features(panel["ds"], self.freq, self.start).to_dict("series"))
         if "price" in self.exog_columns:
             price = panel["price"].to_numpy(dtype=np.float64, na_value=np.nan)
-            parts["price_ratio"] = price_ratio(price, runs, positions, self.horizon,
-                                               self.price_window)
+            reference = price_reference(price, runs, positions, self.horizon,
+                                        self.price_window)
+            parts["price_ratio"] = ratio_to_reference(price, reference)
+            if with_reference:
+                parts[PRICE_REFERENCE] = reference
         parts.update(lag_features(y, positions, self.lags))
         parts.update(rolling_features(y, runs, positions, self.horizon, self.rolling_windows))
         for column, name in zip(self.covariate_columns, self.lagged_covariates, strict=True):
@@ -138,9 +146,19 @@ class FeaturePipeline:
         if not 1 <= horizon <= self.horizon:
             raise ValueError(f"horizon must be 1..{self.horizon} (the pipeline's horizon: "
                              f"lags shorter than the horizon do not exist), got {horizon}")
+        rows = self.next_rows(base, horizon)
+        if future_exog is not None:
+            rows = self._given_exog(rows, future_exog)
+        return rows
+
+    def next_rows(self, base: pd.DataFrame, periods: int) -> pd.DataFrame:
+        """Base-shaped rows of the ``periods`` periods after each series' last ds, with the
+        planned exogenous values (else price: last observed; promo, holiday: 0), y and
+        covariates NaN. What a future period, or a realised one posted with its y only,
+        is known to look like."""
         last = base.sort_values(ORDER, kind="stable").groupby("series_id", sort=False).tail(1)
-        rows = last.iloc[np.repeat(np.arange(len(last)), horizon)].reset_index(drop=True)
-        steps = np.tile(np.arange(1, horizon + 1), len(last))
+        rows = last.iloc[np.repeat(np.arange(len(last)), periods)].reset_index(drop=True)
+        steps = np.tile(np.arange(1, periods + 1), len(last))
         rows["ds"] = shift_periods(rows["ds"], steps, self.freq)
         rows["y"] = np.nan
         for column in self.covariate_columns:
@@ -148,10 +166,7 @@ class FeaturePipeline:
         for column in ("promo", "holiday"):
             if column in self.exog_columns:
                 rows[column] = 0.0
-        rows = self._planned_exog(rows)
-        if future_exog is not None:
-            rows = self._given_exog(rows, future_exog)
-        return rows
+        return self._planned_exog(rows)
 
     def _planned_exog(self, rows: pd.DataFrame) -> pd.DataFrame:
         if self.planned is None:
@@ -187,10 +202,25 @@ class FeaturePipeline:
 
     def future_frame(self, base: pd.DataFrame, horizon: int,
                      future_exog: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Feature rows of the ``horizon`` periods after each series' last ds (y NaN)."""
+        """Feature rows of the ``horizon`` periods after each series' last ds (y NaN), with
+        ``price_reference`` when price is a feature (for :meth:`apply_scenario`)."""
         history = self.tail(base)
         future = self.future_base(history, horizon, future_exog)
-        frame = self.transform(pd.concat([history, future], ignore_index=True))
+        frame = self.transform(pd.concat([history, future], ignore_index=True),
+                               with_reference=True)
         last_ds = history.groupby("series_id", sort=False)["ds"].max()
         is_future = frame["ds"].to_numpy() > frame["series_id"].map(last_ds).to_numpy()
         return frame.loc[is_future].reset_index(drop=True)
+
+    def apply_scenario(self, frame: pd.DataFrame, future_exog: pd.DataFrame) -> pd.DataFrame:
+        """Future feature rows (from :meth:`future_frame`) with a scenario's exogenous values.
+
+        The same rows ``future_frame(base, h, future_exog)`` makes, without rebuilding them:
+        a scenario changes only the exogenous columns and ``price_ratio`` (a lag or rolling
+        value at a future period reads y up to the origin, never a future exog value).
+        """
+        out = self._given_exog(frame, future_exog)
+        if "price" in self.exog_columns and PRICE_REFERENCE in out.columns:
+            out["price_ratio"] = ratio_to_reference(out["price"].to_numpy(dtype=np.float64),
+                                                    out[PRICE_REFERENCE].to_numpy())
+        return out

@@ -5,15 +5,25 @@
 * ``get_params`` / ``set_params`` come from :class:`sklearn.base.BaseEstimator`, so
   Optuna's best params apply as ``clone(model).set_params(**best)``.
 * ``fit(training_set) -> self`` learns from a :class:`features.TrainingSet`.
-* ``predict_mean(horizon, future_exog)`` returns the point forecast for the
-  ``horizon`` periods after each series' last ``ds``: columns series_id, ds, yhat.
-* ``predict(horizon, future_exog, level)`` adds ``yhat_lower`` / ``yhat_upper`` from the
-  conformal calibration attached with :meth:`set_conformal` (the same method for every
-  family, so coverage is comparable); without calibration the bounds equal ``yhat``.
+* ``predict_mean(horizon, future_exog, series_ids)`` returns the point forecast for the
+  ``horizon`` periods after each series' origin: columns series_id, ds, yhat (only the
+  ``series_ids`` asked for, when given).
+* ``predict(horizon, future_exog, level, series_ids)`` adds ``yhat_lower`` /
+  ``yhat_upper`` from the conformal calibration attached with :meth:`set_conformal` (the
+  same method for every family, so coverage is comparable); without calibration the
+  bounds equal ``yhat``.
+* ``update(new_rows) -> Forecaster`` rolls origins forward without a refit: a copy whose
+  series in ``new_rows`` forecast from their newest row (see :mod:`features.origin`).
+  ``new_rows`` (series_id, ds, y, optional exog) hold, per series named, *all* its
+  periods after the training origin, consecutive; they replace what that series was
+  updated with before, so the state is a function of (fitted forecaster, rows): the same
+  rows give the same forecast however they arrived. Fitted parameters never change;
+  ``self`` is not modified. ``origins()`` gives each series' current origin.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
@@ -36,8 +46,15 @@ class Forecaster(BaseEstimator):
         raise NotImplementedError
 
     def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None
+        self, horizon: int, future_exog: pd.DataFrame | None = None,
+        series_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, new_rows: pd.DataFrame) -> Forecaster:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def origins(self) -> pd.Series:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def set_conformal(self, calibration: ConformalCalibration) -> Forecaster:
@@ -49,9 +66,10 @@ class Forecaster(BaseEstimator):
         horizon: int,
         future_exog: pd.DataFrame | None = None,
         level: float = 0.8,
+        series_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Point forecast plus conformal interval at ``level`` (e.g. 0.8 = 10%-90%)."""
-        frame = self.predict_mean(horizon, future_exog)
+        frame = self.predict_mean(horizon, future_exog, series_ids)
         if self.conformal_ is None:
             frame["yhat_lower"] = frame["yhat"]
             frame["yhat_upper"] = frame["yhat"]

@@ -6,22 +6,29 @@ Artifacts logged with the model:
   forecast needs: its FeaturePipeline and history tail (to build the feature rows of
   future periods) and the conformal calibration of its backtest (for the interval).
 * ``metadata`` (``metadata.json``): family, spec name, horizon, freq, level, keys,
-  series ids, exog and feature columns, ``last_ds`` (the forecast origin: the last
-  observed period), ``forecast_ds`` (the ``horizon`` periods that can be forecast),
-  the backtest metrics, the data digest and the spec hash.
+  series ids, exog and feature columns, ``last_ds`` (the training origin: the last
+  observed period), ``forecast_ds`` (the ``horizon`` periods after it), the backtest
+  metrics, the data digest and the spec hash.
 * ``reference_sample`` (``reference_sample.parquet``): a seeded sample of at most 5,000
   training feature rows (series_id, ds, keys, exog, features, y) — the reference the
   drift monitor compares logged prediction inputs with.
 
-Input rows: ``series_id`` (str), ``ds`` (a period within the horizon after ``last_ds``,
-as a datetime or an ISO date string — the signature types it ``Any`` so both
-in-process callers and the JSON scoring server work), and optional future exogenous
+Input rows: ``series_id`` (str), ``ds`` (one of the ``horizon`` periods after the
+series' origin, as a datetime or an ISO date string — the signature types it ``Any`` so
+both in-process callers and the JSON scoring server work), and optional future exogenous
 columns (``promo``, ``price``, ``holiday``: a what-if scenario for that row; missing
 or NaN means the planned / last known value). Output: ``series_id, ds, yhat,
-yhat_lower, yhat_upper`` in input order. The optional ``level`` param changes the
+yhat_lower, yhat_upper, origin`` in input order. The optional ``level`` param changes the
 interval level. Unknown series or a ds outside the horizon raise a ValueError naming
 them. ``predict_with_features`` also returns the feature rows behind each forecast (for
 the prediction log), and ``reference_sample()`` reads the drift reference.
+
+**Living origins.** A loaded model forecasts from its training origin. ``roll(actuals)``
+returns a copy whose series forecast from their newest actual (the forecaster's
+``update``: no refit; the rule is :mod:`features.origin`); ``origins()`` and
+``trained_origins()`` say where each series stands. The API (``serving.living``) rolls
+the champion from the actuals in its prediction store; ``mlflow models serve`` serves the
+training origin.
 
 The model is logged with ``code_paths`` = the ``features`` and ``training`` package
 directories, so it loads in a process where salescast is not installed (``mlflow models
@@ -39,10 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 import joblib
 import mlflow
+import numpy as np
 import pandas as pd
 
 import features
 import training
+from features.calendar import period_numbers, period_starts
 from training.base import FORECAST_COLUMNS
 
 if TYPE_CHECKING:
@@ -55,6 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+OUTPUT_COLUMNS = [*FORECAST_COLUMNS, "origin"]
 REFERENCE_ROWS = 5_000
 ARTIFACT_FILES = {
     "forecaster": "forecaster.joblib",
@@ -86,20 +96,33 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
         """Forecast the requested (series_id, ds) rows; see the module docstring."""
         return self._forecast(model_input, params)[0]
 
+    def origins(self) -> dict[str, str]:
+        """series_id -> ISO date of the period its forecast starts after."""
+        return _iso_dates(self.forecaster.origins())
+
+    def trained_origins(self) -> dict[str, str]:
+        """series_id -> ISO date of the last period the model was trained on."""
+        return _iso_dates(self.forecaster.trained_origins_)
+
+    def roll(self, actuals: pd.DataFrame) -> SalescastModel:
+        """A copy rolled forward: per series in ``actuals`` (series_id, ds, y [, exog]), all
+        its consecutive periods after its training origin (the forecaster's ``update``)."""
+        rolled = SalescastModel(self.forecaster.update(actuals), self.metadata)
+        rolled.reference_path = self.reference_path
+        return rolled
+
     def predict_with_features(self, model_input: pd.DataFrame,
                               params: dict[str, Any] | None = None
                               ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The forecast and, per input row, the feature values the model saw (series_id,
         ds and the feature columns) — what the serving app logs for drift monitoring."""
         forecast, rows, scenario = self._forecast(model_input, params)
-        pipeline = getattr(self.forecaster, "pipeline_", None)
-        tail = getattr(self.forecaster, "tail_", None)
-        if pipeline is None or tail is None:
+        future = getattr(self.forecaster, "future_features", None)
+        if future is None:
             return forecast, rows[["series_id", "ds"]].copy()
-        frame = pipeline.future_frame(tail, int(self.metadata["horizon"]), scenario)
+        horizon = int(self.metadata["horizon"])
+        frame = future(horizon, scenario, series_ids=rows["series_id"].unique().tolist())
         columns = [c for c in self.metadata["feature_columns"] if c in frame.columns]
-        frame = frame.assign(ds=pd.to_datetime(frame["ds"]).astype("datetime64[ns]"),
-                             series_id=frame["series_id"].astype(str))
         feature_rows = rows[["series_id", "ds"]].merge(
             frame[["series_id", "ds", *columns]], on=["series_id", "ds"], how="left")
         return forecast, feature_rows
@@ -107,9 +130,13 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
     def _forecast(self, model_input: pd.DataFrame, params: dict[str, Any] | None
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
         level = float((params or {}).get("level") or self.metadata["level"])
-        rows = validate_input(model_input, self.metadata)
+        origins = self.forecaster.origins()
+        rows = validate_input(model_input, self.metadata, origins)
         scenario = scenario_exog(rows, self.metadata)
-        forecast = self.forecaster.predict(int(self.metadata["horizon"]), scenario, level)
+        series_ids = rows["series_id"].unique().tolist()
+        forecast = self.forecaster.predict(int(self.metadata["horizon"]), scenario, level,
+                                           series_ids)
+        forecast["origin"] = forecast["series_id"].map(origins)
         return align_forecast(rows, forecast), rows, scenario
 
     def reference_sample(self) -> pd.DataFrame:
@@ -119,8 +146,14 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
         return pd.read_parquet(self.reference_path)
 
 
-def validate_input(model_input: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
-    """The input rows with ``ds`` as datetimes, or a ValueError that says what is wrong."""
+def _iso_dates(values: pd.Series) -> dict[str, str]:
+    return {str(k): pd.Timestamp(v).date().isoformat() for k, v in values.items()}
+
+
+def validate_input(model_input: pd.DataFrame, metadata: dict[str, Any],
+                   origins: pd.Series) -> pd.DataFrame:
+    """The input rows with ``ds`` as datetimes, or a ValueError that says what is wrong
+    (``origins``: series_id -> the period each series forecasts after)."""
     frame = pd.DataFrame(model_input).reset_index(drop=True)
     missing = [c for c in ("series_id", "ds") if c not in frame.columns]
     if missing:
@@ -131,7 +164,7 @@ def validate_input(model_input: pd.DataFrame, metadata: dict[str, Any]) -> pd.Da
     frame["series_id"] = frame["series_id"].astype(str)
     frame["ds"] = _parse_ds(frame["ds"])
     _check_series(frame, metadata)
-    _check_horizon(frame, metadata)
+    _check_horizon(frame, metadata, origins)
     for column in _scenario_columns(frame, metadata):
         frame[column] = _numbers(frame[column])
     return frame
@@ -172,16 +205,24 @@ def _check_series(frame: pd.DataFrame, metadata: dict[str, Any]) -> None:
                          f"{len(known)} series, e.g. {sorted(known)[:3]})")
 
 
-def _check_horizon(frame: pd.DataFrame, metadata: dict[str, Any]) -> None:
-    allowed = pd.to_datetime(pd.Series(metadata["forecast_ds"]))
-    outside = frame.loc[~frame["ds"].isin(allowed), "ds"]
-    if not outside.empty:
-        shown = ", ".join(sorted({d.date().isoformat() for d in outside})[:10])
+def _check_horizon(frame: pd.DataFrame, metadata: dict[str, Any], origins: pd.Series) -> None:
+    """Every ds is one of the ``horizon`` periods after its series' origin."""
+    freq, horizon = metadata["freq"], int(metadata["horizon"])
+    numbers = period_numbers(frame["ds"], freq)
+    origin = pd.to_datetime(frame["series_id"].map(origins))
+    steps = numbers - period_numbers(origin, freq)
+    on_grid = period_starts(numbers, freq) == pd.DatetimeIndex(frame["ds"])
+    outside = ~on_grid | (steps < 1) | (steps > horizon)
+    if outside.any():
+        first = frame.loc[outside].iloc[0]
+        start = pd.Timestamp(origins[first["series_id"]])
+        first_step = int(period_numbers(pd.DatetimeIndex([start]), freq)[0]) + 1
+        allowed = period_starts(np.array([first_step, first_step + horizon - 1]), freq)
+        shown = ", ".join(sorted({d.date().isoformat() for d in frame.loc[outside, "ds"]})[:10])
         raise ValueError(
-            f"ds outside the forecast horizon: {shown}; the model forecasts the "
-            f"{metadata['horizon']} periods ({metadata['freq']}) "
-            f"{allowed.min().date()} .. {allowed.max().date()} after {metadata['last_ds']}"
-        )
+            f"ds outside the forecast horizon: {shown}; the model forecasts series "
+            f"{first['series_id']!r} for the {horizon} periods ({freq}) "
+            f"{allowed[0].date()} .. {allowed[1].date()} after its origin {start.date()}")
 
 
 def _scenario_columns(frame: pd.DataFrame, metadata: dict[str, Any]) -> list[str]:
@@ -214,7 +255,7 @@ def align_forecast(rows: pd.DataFrame, forecast: pd.DataFrame) -> pd.DataFrame:
         first = out.loc[unmatched].iloc[0]
         raise ValueError(f"{int(unmatched.sum())} row(s) outside the forecast, e.g. series "
                          f"{first['series_id']!r} at {first['ds'].date()}")
-    return out[FORECAST_COLUMNS]
+    return out[[c for c in OUTPUT_COLUMNS if c in out.columns]]
 
 
 def model_metadata(
@@ -281,6 +322,7 @@ def model_signature(exog_columns: list[str], level: float) -> ModelSignature:
     inputs += [ColSpec("double", c, required=False) for c in exog_columns]
     outputs = [ColSpec("string", "series_id"), ColSpec("datetime", "ds")]
     outputs += [ColSpec("double", c) for c in ("yhat", "yhat_lower", "yhat_upper")]
+    outputs += [ColSpec("string", "origin")]
     params = ParamSchema([ParamSpec("level", "double", float(level))])
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
 

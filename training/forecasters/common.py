@@ -3,18 +3,22 @@ fitted history (feature pipeline + tail of the base panel) that prediction needs
 
 A fitted forecaster is pickled into MLflow and served, so it keeps only ``pipeline_`` and
 ``tail_ = pipeline.tail(base)``: enough history to build the feature rows of the next
-``horizon`` periods, not the whole panel.
+``horizon`` periods, not the whole panel — plus the rows posted since (``extension_``),
+which roll each series' origin forward (:meth:`PanelForecaster.update`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from features.calendar import SEASON_LENGTHS
+from features.calendar import SEASON_LENGTHS, period_numbers
 from training.base import Forecaster
 
 if TYPE_CHECKING:
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ORDER = ["series_id", "ds"]
 TARGET_DERIVED_PREFIXES: tuple[str, ...] = ("lag_", "roll_mean_", "roll_std_")
 _LEVEL_FLOOR = 1e-6
 
@@ -58,10 +63,15 @@ def target_derived_columns(columns: list[str]) -> list[str]:
 
 
 class PanelForecaster(Forecaster):
-    """A forecaster that predicts from the feature pipeline's future rows.
+    """A forecaster that predicts from the feature pipeline's future rows, and rolls its
+    origins forward with :meth:`update` (the contract in :mod:`training.base`).
 
-    Subclasses call :meth:`_remember` in ``fit`` and :meth:`_future_rows` in
-    ``predict_mean``; :meth:`_finish` shapes the output (series_id, ds, yhat).
+    State: ``tail_`` (the training tail, never changed), ``extension_`` (the rows posted
+    after each series' training origin) and ``history_`` (the tail each series predicts
+    from: the last ``pipeline.history_length`` rows of both). Subclasses call
+    :meth:`_remember` in ``fit``, :meth:`_future_rows` in ``predict_mean`` and
+    :meth:`_finish` to shape the output; a family with per-series state of its own
+    overrides :meth:`_rolled` to recompute it for the updated series.
     """
 
     def _remember(self, training_set: TrainingSet) -> None:
@@ -70,6 +80,54 @@ class PanelForecaster(Forecaster):
         self.tail_: pd.DataFrame = training_set.pipeline.tail(base).reset_index(drop=True)
         self.horizon_: int = training_set.horizon
         self.nonnegative_: bool = bool((base["y"].dropna() >= 0).all())
+        self.trained_origins_: pd.Series = self.tail_.groupby("series_id")["ds"].max()
+        self.extension_: pd.DataFrame = self.tail_.iloc[:0].copy()
+        self.history_: pd.DataFrame = self.tail_
+        self.future_cache_: FutureCache | None = None
+
+    def origins(self) -> pd.Series:
+        """series_id -> the period each series' forecast starts after (its origin)."""
+        return self.history_.groupby("series_id")["ds"].max()
+
+    def update(self, new_rows: pd.DataFrame) -> PanelForecaster:
+        """A copy rolled forward with ``new_rows`` (see :mod:`training.base`); no refit."""
+        rows = self._extension_rows(new_rows)
+        ids = pd.Index(rows["series_id"].unique())
+        new = copy.copy(self)
+        kept = self.extension_[~self.extension_["series_id"].isin(ids)]
+        new.extension_ = pd.concat([kept, rows], ignore_index=True)
+        own = self.tail_[self.tail_["series_id"].isin(ids)]
+        rolled = self.pipeline_.tail(pd.concat([own, rows], ignore_index=True))
+        others = self.history_[~self.history_["series_id"].isin(ids)]
+        new.history_ = pd.concat([others, rolled], ignore_index=True).sort_values(
+            ORDER, kind="stable", ignore_index=True)
+        new.future_cache_ = None
+        new._rolled(list(ids))
+        return new
+
+    def _rolled(self, series_ids: list[str]) -> None:
+        """Recompute the family's own per-series state of ``series_ids`` (after update)."""
+
+    def _extension_rows(self, new_rows: pd.DataFrame) -> pd.DataFrame:
+        """``new_rows`` checked (known series, consecutive periods after the training
+        origin) and completed to base rows: keys, planned exogenous values where the rows
+        give none, customer covariates carried forward from the last known period."""
+        given = new_rows.assign(series_id=new_rows["series_id"].astype(str),
+                                ds=pd.to_datetime(new_rows["ds"]).astype("datetime64[ns]"))
+        given = given.sort_values(ORDER, kind="stable", ignore_index=True)
+        check_consecutive(given, self.trained_origins_, self.pipeline_.freq)
+        ids = given["series_id"].unique()
+        own = self.tail_[self.tail_["series_id"].isin(ids)]
+        periods = int(given.groupby("series_id").size().max())
+        template = self.pipeline_.next_rows(own, periods)
+        rows = template.drop(columns="y").merge(given[[*ORDER, "y"]], on=ORDER, how="inner")
+        exog = [c for c in self.pipeline_.exog_columns if c in given.columns]
+        if exog:
+            rows = self.pipeline_.apply_scenario(rows, given[[*ORDER, *exog]])
+        last = own.groupby("series_id").tail(1).set_index("series_id")
+        for column in self.pipeline_.covariate_columns:
+            rows[column] = rows["series_id"].map(last[column]).to_numpy(dtype=float)
+        return rows[list(self.tail_.columns)]
 
     def _check_horizon(self, horizon: int) -> None:
         if not 1 <= horizon <= self.horizon_:
@@ -78,16 +136,45 @@ class PanelForecaster(Forecaster):
                 f"are direct for at most {self.horizon_} periods after the origin"
             )
 
+    def _history_of(self, series_ids: Sequence[str] | None) -> pd.DataFrame:
+        if series_ids is None:
+            return self.history_
+        return self.history_[self.history_["series_id"].isin(list(series_ids))]
+
     def _future_rows(
-        self, horizon: int, future_exog: pd.DataFrame | None, features: bool = True
+        self, horizon: int, future_exog: pd.DataFrame | None, features: bool = True,
+        series_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Rows of the next ``horizon`` periods per series (feature rows or base rows)."""
+        """Rows of the next ``horizon`` periods per series (feature rows or base rows).
+
+        Feature rows come from the no-scenario rows built once per state (a scenario only
+        changes exogenous columns: :meth:`FeaturePipeline.apply_scenario`)."""
         self._check_horizon(horizon)
-        if features:
-            rows = self.pipeline_.future_frame(self.tail_, horizon, future_exog)
-        else:
-            rows = self.pipeline_.future_base(self.tail_, horizon, future_exog)
-        return rows.sort_values(["series_id", "ds"]).reset_index(drop=True)
+        if not features:
+            rows = self.pipeline_.future_base(self._history_of(series_ids), horizon,
+                                              future_exog)
+            return rows.sort_values(ORDER, kind="stable", ignore_index=True)
+        rows = self._feature_cache().rows(series_ids, horizon)
+        if future_exog is not None:
+            rows = self.pipeline_.apply_scenario(rows, future_exog)
+        return rows
+
+    def future_features(self, horizon: int, future_exog: pd.DataFrame | None = None,
+                        series_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """The feature rows of the next ``horizon`` periods (what drift monitoring logs)."""
+        return self._future_rows(horizon, future_exog, features=True, series_ids=series_ids)
+
+    def _feature_cache(self) -> FutureCache:
+        cache = getattr(self, "future_cache_", None)
+        if cache is None:
+            frame = self.pipeline_.future_frame(self.history_, self.horizon_)
+            cache = self.future_cache_ = FutureCache.of(frame)
+        return cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["future_cache_"] = None  # derived: rebuilt on first use after loading
+        return state
 
     def _finish(self, rows: pd.DataFrame, yhat: np.ndarray) -> pd.DataFrame:
         frame = rows[["series_id", "ds"]].copy()
@@ -95,6 +182,45 @@ class PanelForecaster(Forecaster):
         if self.nonnegative_:
             frame["yhat"] = frame["yhat"].clip(lower=0.0)
         return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class FutureCache:
+    """The no-scenario future feature rows of every series, sorted, and where each
+    series' rows are (a one-series request takes its rows without scanning the rest)."""
+
+    frame: pd.DataFrame
+    positions: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> FutureCache:
+        frame = frame.sort_values(ORDER, kind="stable", ignore_index=True)
+        groups = frame.groupby("series_id", sort=False).indices
+        return cls(frame, {str(k): np.asarray(v) for k, v in groups.items()})
+
+    def rows(self, series_ids: Sequence[str] | None, horizon: int) -> pd.DataFrame:
+        ids = self.positions if series_ids is None else series_ids
+        picked = [self.positions[s][:horizon] for s in ids if s in self.positions]
+        index = np.concatenate(picked) if picked else np.array([], dtype=int)
+        return self.frame.iloc[index].reset_index(drop=True)
+
+
+def check_consecutive(rows: pd.DataFrame, trained: pd.Series, freq: str) -> None:
+    """ValueError unless each series' rows are the periods right after its training origin,
+    in order, without gaps (``rows`` sorted by series_id, ds)."""
+    unknown = sorted(set(rows["series_id"]) - set(trained.index))
+    if unknown:
+        raise ValueError(f"update: unknown series {unknown[:5]}")
+    start = period_numbers(pd.to_datetime(rows["series_id"].map(trained)), freq)
+    steps = period_numbers(rows["ds"], freq) - start
+    expected = rows.groupby("series_id", sort=False).cumcount().to_numpy() + 1
+    wrong = steps != expected
+    if wrong.any():
+        first = rows.loc[wrong].iloc[0]
+        raise ValueError(
+            f"update: series {first['series_id']!r} at {first['ds'].date()}: the rows of a "
+            f"series must be its consecutive periods after its training origin "
+            f"({pd.Timestamp(trained[first['series_id']]).date()})")
 
 
 class GlobalForecaster(PanelForecaster):

@@ -10,6 +10,7 @@ suits sales with many zeros (y must be >= 0; otherwise it falls back to "l2").
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import lightgbm as lgb
@@ -77,10 +78,11 @@ class LightGBMForecaster(GlobalForecaster):
         return self
 
     def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None
+        self, horizon: int, future_exog: pd.DataFrame | None = None,
+        series_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Point forecast for the next ``horizon`` periods, honouring ``future_exog``."""
-        rows = self._future_rows(horizon, future_exog)
+        rows = self._future_rows(horizon, future_exog, series_ids=series_ids)
         design, scale = self._design(rows)
         return self._finish(rows, self.model_.predict(design) * scale)
 

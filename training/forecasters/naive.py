@@ -7,6 +7,7 @@ gets its last value. ``season_length=1`` is the plain naive (last value) forecas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,19 +40,33 @@ class SeasonalNaive(PanelForecaster):
     def fit(self, training_set: TrainingSet) -> SeasonalNaive:
         self._remember(training_set)
         self.season_length_: int = season_length_for(training_set, self.season_length)
-        ordered = training_set.base.sort_values(["series_id", "ds"])
+        self.trained_season_ = self._last_seasons(training_set.base)
+        self.last_season_: dict[str, np.ndarray] = dict(self.trained_season_)
+        return self
+
+    def _last_seasons(self, base: pd.DataFrame) -> dict[str, np.ndarray]:
+        ordered = base.sort_values(["series_id", "ds"])
         last = ordered.groupby("series_id", sort=True).tail(self.season_length_)
-        self.last_season_: dict[str, np.ndarray] = {
+        return {
             str(series_id): group["y"].to_numpy(dtype=float)
             for series_id, group in last.groupby("series_id", sort=True)
         }
-        return self
+
+    def _rolled(self, series_ids: list[str]) -> None:
+        """The season read after the posted rows: the training season, then the new y."""
+        self.last_season_ = dict(self.last_season_)
+        extension = self.extension_[self.extension_["series_id"].isin(series_ids)]
+        for series_id, group in extension.groupby("series_id", sort=False):
+            joined = np.concatenate([self.trained_season_[str(series_id)],
+                                     group["y"].to_numpy(dtype=float)])
+            self.last_season_[str(series_id)] = joined[-self.season_length_:]
 
     def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None
+        self, horizon: int, future_exog: pd.DataFrame | None = None,
+        series_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Seasonal-naive values for the next ``horizon`` periods (exog is ignored)."""
-        rows = self._future_rows(horizon, future_exog, features=False)
+        rows = self._future_rows(horizon, None, features=False, series_ids=series_ids)
         step = rows.groupby("series_id", sort=False).cumcount().to_numpy()
         yhat = np.empty(len(rows))
         for series_id, index in rows.groupby("series_id", sort=False).indices.items():

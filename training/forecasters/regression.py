@@ -11,6 +11,7 @@ forecasts all H steps from the pipeline's future rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,10 +81,11 @@ class RegressionForecaster(GlobalForecaster):
         return self
 
     def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None
+        self, horizon: int, future_exog: pd.DataFrame | None = None,
+        series_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Point forecast for the next ``horizon`` periods, honouring ``future_exog``."""
-        rows = self._future_rows(horizon, future_exog)
+        rows = self._future_rows(horizon, future_exog, series_ids=series_ids)
         design, scale = self._design(rows)
         return self._finish(rows, self.model_.predict(design) * scale)
 
