@@ -6,8 +6,9 @@ and polls the alias every ``poll_seconds`` to swap a new champion in; on shutdow
 stops polling and flushes the prediction log.
 
 ``app.state`` holds ``settings``, ``metrics``, ``champions`` (the ChampionManager),
-``store`` (PredictionStore) and ``prediction_log`` (None when logging is off) — the
-monitoring routes read the same objects.
+``store`` (PredictionStore), ``prediction_log`` (None when logging is off) and ``living``
+(:class:`serving.living.LivingForecasts`, which rolls each series' origin forward as
+actuals arrive) — the monitoring routes read the same objects.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi import FastAPI
 from serving.body import document_json_bodies
 from serving.champion import Champion, ChampionManager
 from serving.errors import install_error_handlers
+from serving.living import LivingForecasts
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.middleware import BodyLimitMiddleware
 from serving.prediction_log import PredictionLog
@@ -42,7 +44,9 @@ Forecasts from the champion model of the MLflow Model Registry.
   with optional what-if values for future exogenous features (promo, price).
 * `POST /invocations` — the MLflow scoring-server protocol (`dataframe_split`,
   `dataframe_records`), so MLflow clients work unchanged.
-* `POST /v1/actuals` — realised sales, for accuracy monitoring (API key when configured).
+* `POST /v1/actuals` — realised sales: they move each series' forecast origin to its newest
+  complete period (no refit) and feed accuracy monitoring (API key when configured).
+* `GET /v1/origins` — where each series' forecast starts, and why there.
 * `GET /v1/model`, `POST /v1/model/reload` — the champion, and an immediate alias check.
 
 Errors are always `{"error": {"code", "message", "field"?}}`.
@@ -59,6 +63,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServingMetrics()
     app.state.champions = None
+    app.state.living = None
     app.state.store = None
     app.state.prediction_log = None
     install_error_handlers(app)
@@ -98,10 +103,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: ServingMetrics = app.state.metrics
     app.state.store = store = PredictionStore(settings.store_url)
     app.state.prediction_log = prediction_log = _start_prediction_log(settings, store, metrics)
-    on_swap = _on_swap(metrics, store if prediction_log is not None else None, settings.gc_freeze)
-    manager = ChampionManager(ModelSource(settings), on_swap=on_swap)
+    app.state.living = living = LivingForecasts(store, metrics, settings.roll_seconds)
+    on_swap = _on_swap(metrics, settings.gc_freeze)
+    manager = ChampionManager(ModelSource(settings), on_swap=on_swap, prepare=living.prepare)
     await asyncio.to_thread(manager.start)
     app.state.champions = manager
+    living.start(manager)
     if settings.gc_freeze:
         gc.freeze()  # the loaded model is long-lived: keep it out of every full GC pass
     poller = None
@@ -114,6 +121,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+        await asyncio.to_thread(living.stop)
         if prediction_log is not None:
             await asyncio.to_thread(prediction_log.close)
         store.dispose()
@@ -132,10 +140,8 @@ def _start_prediction_log(
     return prediction_log
 
 
-def _on_swap(
-    metrics: ServingMetrics, store: PredictionStore | None, freeze: bool
-) -> Callable[[Champion], None]:
-    """What follows a new champion: its version in /metrics, its baseline features stored."""
+def _on_swap(metrics: ServingMetrics, freeze: bool) -> Callable[[Champion], None]:
+    """What follows a new champion: its version in /metrics, the old one out of memory."""
 
     def on_swap(champion: Champion) -> None:
         ref = champion.ref
@@ -144,11 +150,5 @@ def _on_swap(
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-        if store is None:
-            return
-        try:
-            store.save_baseline_features(ref.name, ref.version, champion.table.baseline_features())
-        except Exception:  # the forecasts still flow; their logged rows lack features
-            log.exception("could not store the baseline features of v%s", ref.version)
 
     return on_swap

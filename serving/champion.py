@@ -1,16 +1,21 @@
 """The champion: the loaded model version behind the API, and its atomic hot swap.
 
-A :class:`Champion` is one pyfunc model version with its validated metadata and its
-precomputed no-scenario forecast. The :class:`ChampionManager` holds the one reference
+A :class:`Champion` is one pyfunc model version with its validated metadata, its current
+*state* (the python model rolled to each series' newest origin: ``serving.living``) and
+its precomputed no-scenario forecast. The :class:`ChampionManager` holds the one reference
 requests read (``manager.current``); a new champion is built completely — downloaded,
-loaded, its forecast table computed — before that reference is replaced, so requests in
-flight finish on the model they started with and none fails during a swap.
+loaded, rolled to the actuals in the store, its forecast table computed — before that
+reference is replaced, so requests in flight finish on the model they started with and
+none fails during a swap.
 
-The model contract (see the README): ``model.predict(df)`` with series_id, ds and optional
-exogenous columns returns series_id, ds, yhat, yhat_lower, yhat_upper in input order;
-``model.unwrap_python_model().metadata`` gives family, horizon, freq, last_ds, series_ids,
-keys, level and exog_columns; an optional ``predict_with_features(df)`` also returns the
-feature values used. serving never imports ``training``: the model brings its own code.
+The model contract (see the README): the python model (``unwrap_python_model()``) has
+``predict(context, df, params)``: series_id, ds and optional exogenous columns in,
+series_id, ds, yhat, yhat_lower, yhat_upper (and ``origin``) out, in input order;
+``metadata`` gives family, horizon, freq, last_ds (the training origin), series_ids, keys,
+level and exog_columns; optional: ``predict_with_features(df)`` also returns the feature
+values used; ``trained_origins()`` and ``roll(actuals)`` (a copy forecasting from the
+newest actuals: without it the origin never moves). serving never imports ``training``:
+the model brings its own code.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.forecast_table import ForecastTable, build_forecast_table, horizon_dates
+from features.origin import SeriesOrigin, flag_stale
+from serving.forecast_table import ForecastTable, SeriesForecast, build_entries, grid
 from serving.registry import ChampionVersion, ModelSource, RegistryUnavailable, redact
 
 log = logging.getLogger(__name__)
@@ -44,22 +50,11 @@ class ChampionMetadata(BaseModel):
     family: str
     horizon: int = Field(ge=1)
     freq: Literal["W", "D", "M"]
-    last_ds: date = Field(description="The forecast origin: the last period trained on.")
+    last_ds: date = Field(description="The training origin: the last period trained on.")
     series_ids: list[str] = Field(min_length=1)
     keys: list[str] = Field(default_factory=list)
     level: float | None = Field(None, description="Nominal level of the interval.")
     exog_columns: list[str] = Field(default_factory=list)
-    forecast_ds: list[date] | None = Field(
-        None, description="The forecastable periods, when the model lists them."
-    )
-
-    def horizon_dates(self) -> tuple[str, ...]:
-        """ISO dates of the forecastable periods: the model's list, else derived from
-        the origin, the frequency and the horizon."""
-        if self.forecast_ds:
-            return tuple(d.isoformat() for d in sorted(self.forecast_ds))
-        dates = horizon_dates(self.last_ds, self.freq, self.horizon)
-        return tuple(ts.strftime("%Y-%m-%d") for ts in dates)
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ class ModelRef:
 
 
 class Champion:
-    """One loaded model version: pyfunc model, metadata, and its precomputed forecast."""
+    """One loaded model version: pyfunc model, its rolled state and precomputed forecast."""
 
     def __init__(self, model: Any, ref: ModelRef, metadata: ChampionMetadata) -> None:
         self.model = model
@@ -84,30 +79,43 @@ class Champion:
         self.metadata = metadata
         self.series_ids = frozenset(metadata.series_ids)
         self.exog_columns = frozenset(metadata.exog_columns)
-        self.dates = metadata.horizon_dates()
         self.model_json = json.dumps(
             {"name": ref.name, "version": ref.version, "run_id": ref.run_id}, separators=(",", ":")
         )
-        python_model = model.unwrap_python_model()
-        self._with_features = getattr(python_model, "predict_with_features", None)
+        self.trained = model.unwrap_python_model()
+        self.can_roll = callable(getattr(self.trained, "roll", None))
+        self.trained_origins = self._trained_origins()
         self._ds_as_text = _schema_type(model, "ds") == "string"
-        self.table: ForecastTable = self._forecast_everything()
+        # What serving.living replaces when origins move: state and entries together,
+        # under ``lock``; ``digests`` say what each entry was computed from.
+        self.lock = threading.Lock()
+        self.state: Any = self.trained
+        at_training = {s: SeriesOrigin(s, o, o, None, "current")
+                       for s, o in self.trained_origins.items()}
+        self.digests: dict[str, Any] = {s: (o, ()) for s, o in at_training.items()}
+        self.table = ForecastTable(self.forecast_entries(self.state, at_training))
+        self.clock: date | None = self.table.clock()  # the newest origin of any series
+        self.watermark: datetime | None = None  # actuals received before it are rolled in
+
+    def take(self, series_ids: list[str]) -> tuple[Any, dict[str, SeriesForecast]]:
+        """The current state and these series' entries, as one consistent pair."""
+        with self.lock:
+            return self.state, self.table.take(series_ids)
 
     def predict(
-        self, frame: pd.DataFrame, params: dict[str, Any] | None = None
+        self, frame: pd.DataFrame, params: dict[str, Any] | None = None, state: Any = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-        """The model's forecast of ``frame`` rows, plus the features it used if it says.
-
-        ``params`` (e.g. another interval ``level``) go through ``model.predict`` as in
-        MLflow's scoring server; the features are then unknown.
+        """The forecast of ``frame`` rows by ``state`` (default: the current one), plus the
+        features it used if it says. ``params`` (e.g. another interval ``level``) go to
+        the model's ``predict`` as in MLflow's scoring server; the features are then unknown.
         """
+        state = self.state if state is None else state
         frame = self._model_input(frame)
-        if params:
-            forecast, features = self.model.predict(frame, params=params), None
-        elif self._with_features is not None:
-            forecast, features = self._with_features(frame)
+        with_features = getattr(state, "predict_with_features", None)
+        if params or with_features is None:
+            forecast, features = state.predict(None, frame, params or None), None
         else:
-            forecast, features = self.model.predict(frame), None
+            forecast, features = with_features(frame)
         if len(forecast) != len(frame) or not set(FORECAST_COLUMNS) <= set(forecast.columns):
             raise RuntimeError(
                 f"model {self.ref.name} v{self.ref.version} broke the forecast contract: "
@@ -115,12 +123,31 @@ class Champion:
             )
         return forecast.reset_index(drop=True), features
 
+    def forecast_entries(self, state: Any, origins: dict[str, SeriesOrigin]
+                         ) -> dict[str, SeriesForecast]:
+        """The no-scenario forecast of these series from their origins, by ``state``."""
+        if not origins:
+            return {}
+        meta = self.metadata
+        forecast, features = self.predict(grid(origins, meta.freq, meta.horizon), state=state)
+        return build_entries(forecast, features, origins, meta.freq, meta.horizon)
+
+    def status(self, entry: SeriesForecast, clock: date | None) -> SeriesOrigin:
+        """The entry's origin, flagged stale when far behind ``clock`` (features.origin)."""
+        return flag_stale(entry.origin, clock, self.metadata.freq, self.metadata.horizon)
+
     def series_id_for(self, keys: dict[str, str]) -> str:
         """series_id of the series with these key values ("|".join in the model's order)."""
         expected = self.metadata.keys
         if set(keys) != set(expected):
             raise KeyError(f"series keys must be exactly {expected}, got {sorted(keys)}")
         return "|".join(str(keys[name]) for name in expected)
+
+    def _trained_origins(self) -> dict[str, date]:
+        listed = getattr(self.trained, "trained_origins", None)
+        if callable(listed):
+            return {str(s): date.fromisoformat(str(d)[:10]) for s, d in listed().items()}
+        return dict.fromkeys(sorted(self.series_ids), self.metadata.last_ds)
 
     def _model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.reset_index(drop=True)
@@ -130,17 +157,6 @@ class Champion:
         for column in frame.columns.difference(["series_id", "ds"]):
             frame[column] = pd.to_numeric(frame[column]).astype("float64")
         return frame
-
-    def _forecast_everything(self) -> ForecastTable:
-        ids = sorted(self.series_ids)
-        frame = pd.DataFrame(
-            {
-                "series_id": [s for s in ids for _ in self.dates],
-                "ds": [d for _ in ids for d in self.dates],
-            }
-        )
-        forecast, features = self.predict(frame)
-        return build_forecast_table(forecast, features, self.dates)
 
 
 def _schema_type(model: Any, column: str) -> str | None:
@@ -166,7 +182,7 @@ def load_champion(path: Path, version: ChampionVersion, source: str) -> Champion
     )
     champion = Champion(model, ref, metadata)
     log.info(
-        "champion %s v%s (%s, %d series, origin %s) loaded from %s",
+        "champion %s v%s (%s, %d series, trained to %s) loaded from %s",
         ref.name, ref.version, metadata.family, len(metadata.series_ids), metadata.last_ds,
         source,
     )
@@ -186,10 +202,12 @@ class ChampionManager:
     """Holds the champion requests use and replaces it, whole, when the alias moves."""
 
     def __init__(
-        self, source: ModelSource, on_swap: Callable[[Champion], None] | None = None
+        self, source: ModelSource, on_swap: Callable[[Champion], None] | None = None,
+        prepare: Callable[[Champion], None] | None = None,
     ) -> None:
         self.source = source
         self.on_swap = on_swap
+        self.prepare = prepare  # e.g. roll the new champion to the actuals in the store
         self.current: Champion | None = None
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -231,6 +249,8 @@ class ChampionManager:
             return RefreshOutcome(True, current.ref if current else None, champion.ref)
 
     def _swap(self, champion: Champion) -> None:
+        if self.prepare is not None:
+            self.prepare(champion)
         previous = self.current
         self.current = champion  # the one reference requests read: an atomic replacement
         self.last_error = None

@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from serving.champion import Champion, ChampionManager
 from serving.errors import ApiError
+from serving.living import LivingForecasts
 from serving.metrics import ServingMetrics
 from serving.prediction_log import LogEntry, LogRow, PredictionLog
 from serving.settings import ServingSettings
@@ -53,6 +54,13 @@ async def get_champion(request: Request) -> Champion:
     return champion
 
 
+async def get_living(request: Request) -> LivingForecasts:
+    living = request.app.state.living
+    if living is None:
+        raise ApiError(503, "not_ready", "the service is starting")
+    return living
+
+
 async def get_store(request: Request) -> PredictionStore:
     store = request.app.state.store
     if store is None:
@@ -81,6 +89,7 @@ MetricsDep = Annotated[ServingMetrics, Depends(get_metrics)]
 ManagerDep = Annotated[ChampionManager, Depends(get_manager)]
 ChampionDep = Annotated[Champion, Depends(get_champion)]
 StoreDep = Annotated[PredictionStore, Depends(get_store)]
+LivingDep = Annotated[LivingForecasts, Depends(get_living)]
 ApiKeyRequired = Depends(require_api_key)
 
 

@@ -27,13 +27,14 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def forecast_point_json(
-    series_id: str, ds: str, yhat: Any, yhat_lower: Any, yhat_upper: Any
+    series_id: str, ds: str, origin: str | None, yhat: Any, yhat_lower: Any, yhat_upper: Any
 ) -> str:
     """One forecast row of the /v1/forecast answer, encoded."""
     return json.dumps(
         {
             "series_id": series_id,
             "ds": ds,
+            "origin": origin,
             "yhat": finite_or_none(yhat),
             "yhat_lower": finite_or_none(yhat_lower),
             "yhat_upper": finite_or_none(yhat_upper),

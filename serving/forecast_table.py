@@ -1,43 +1,32 @@
-"""The champion's no-scenario forecast of every series, computed once and served from memory.
+"""The champion's no-scenario forecast of every series, computed ahead and served from memory.
 
-Without scenario values a forecast depends only on the model and its origin (the last
-period it was trained on), so the champion predicts every (series, forecastable period)
-once when it loads; requests without a scenario are answered by looking rows up here,
-already JSON-encoded, with no pandas and no model call on the request path.
+Without scenario values a forecast depends only on the model and the series' origin (its
+newest complete period: :mod:`features.origin`), so each series' forecast of the
+``horizon`` periods after its origin is computed once — when the champion loads, and again
+for a series when its actuals move its origin (``serving.living``, off the request path).
+Requests without a scenario are answered by looking rows up here, already JSON-encoded,
+with no pandas and no model call on the request path.
+
+Validity rule: an entry is the forecast of (model version, series, origin). An entry is
+replaced whole (one dict assignment: atomic) when its series' origin or actuals change; a
+request takes its series' entries once, at planning, so all its rows come from one origin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
 import pandas as pd
 
+from features.origin import SeriesOrigin, forecast_dates
 from serving.encoding import features_json, forecast_point_json, mlflow_record_json
 from serving.prediction_log import LogRow
+from serving.store import HistoryRow
 
 FREQ_NAMES = {"W": "weekly", "D": "daily", "M": "monthly"}
-
-
-def horizon_dates(last_ds: date, freq: str, horizon: int) -> list[pd.Timestamp]:
-    """The ``horizon`` periods after the origin ``last_ds``: the forecastable ``ds``.
-
-    W adds whole weeks and D whole days to the origin (the weekday of the origin is kept);
-    M adds months, staying on month ends when the origin is a month end.
-    """
-    origin = pd.Timestamp(last_ds)
-    steps = range(1, horizon + 1)
-    if freq == "W":
-        return [origin + pd.Timedelta(weeks=k) for k in steps]
-    if freq == "D":
-        return [origin + pd.Timedelta(days=k) for k in steps]
-    if freq == "M" and origin.is_month_end:
-        return [origin + pd.offsets.MonthEnd(k) for k in steps]
-    if freq == "M":
-        return [origin + pd.DateOffset(months=k) for k in steps]
-    raise ValueError(f"unknown frequency {freq!r}; expected W, D or M")
 
 
 class TablePoint(NamedTuple):
@@ -49,7 +38,7 @@ class TablePoint(NamedTuple):
     yhat_upper: float
     point_json: str  # as in /v1/forecast
     mlflow_json: str  # as in /invocations (MLflow scoring-server record)
-    features_json: str | None  # what the model used (stored once per model version)
+    features_json: str | None  # what the model used (stored once per model version + origin)
     log_row: LogRow  # the prediction-log row, features left to the baseline table
 
 
@@ -58,74 +47,125 @@ Cell = tuple[str, int]
 
 
 @dataclass(frozen=True)
-class ForecastTable:
-    """Series id -> its forecast for each forecastable date (index = horizon step - 1)."""
+class SeriesForecast:
+    """One series' no-scenario forecast from its origin: the points of steps 1..H."""
 
-    dates: tuple[str, ...]
-    points: dict[str, tuple[TablePoint, ...]]
-    date_index: dict[str, int] = field(init=False)  # ISO date -> step index
-    step_of_date: dict[date, int] = field(init=False)  # date -> step index
+    origin: SeriesOrigin
+    points: tuple[TablePoint, ...]
+    step_of_date: dict[date, int] = field(init=False)  # ds -> step index
+    step_of_iso: dict[str, int] = field(init=False)  # ISO ds -> step index
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "date_index", {ds: i for i, ds in enumerate(self.dates)})
-        steps = {date.fromisoformat(ds): i for i, ds in enumerate(self.dates)}
-        object.__setattr__(self, "step_of_date", steps)
+        steps = {p.ds: i for i, p in enumerate(self.points)}
+        object.__setattr__(self, "step_of_iso", steps)
+        object.__setattr__(self, "step_of_date",
+                           {date.fromisoformat(ds): i for ds, i in steps.items()})
 
-    def point(self, cell: Cell) -> TablePoint:
-        return self.points[cell[0]][cell[1]]
+    @property
+    def origin_iso(self) -> str:
+        return self.origin.origin.isoformat()
 
-    def log_rows(self, cells: Iterable[Cell]) -> Iterator[LogRow]:
-        """Prediction-log rows of ``cells`` (lazy: expanded by the log's writer thread).
-
-        Their features are not repeated on every row: they are the baseline features the
-        store keeps once per model version (see :meth:`baseline_features`).
-        """
-        points = self.points
-        for series_id, step in cells:
-            yield points[series_id][step].log_row
-
-    def baseline_features(self) -> Iterator[tuple[str, str, str | None]]:
-        """(series_id, ISO ds, features JSON) of every cell, for the prediction store."""
-        for series_id, points in self.points.items():
-            for p in points:
-                yield series_id, p.ds, p.features_json
+    @property
+    def dates(self) -> tuple[str, ...]:
+        return tuple(p.ds for p in self.points)
 
 
-def build_forecast_table(
-    forecast: pd.DataFrame, features: pd.DataFrame | None, dates: Sequence[str]
-) -> ForecastTable:
-    """Index the model's forecast of the full grid by series and step.
+Snapshot = Mapping[str, SeriesForecast]
+
+
+@dataclass
+class ForecastTable:
+    """Series id -> its forecast from its origin; entries are replaced whole."""
+
+    series: dict[str, SeriesForecast]
+
+    def take(self, series_ids: Iterable[str]) -> dict[str, SeriesForecast]:
+        """The current entries of ``series_ids``: what one request answers from."""
+        entries = self.series
+        return {s: entries[s] for s in series_ids if s in entries}
+
+    def replace(self, entries: Mapping[str, SeriesForecast]) -> None:
+        """Swap the entries of these series in (each one atomically)."""
+        for series_id, entry in entries.items():
+            self.series[series_id] = entry
+
+    def clock(self) -> date | None:
+        """The newest origin of any series."""
+        return max((e.origin.origin for e in self.series.values()), default=None)
+
+
+def log_rows(snapshot: Snapshot, cells: Iterable[Cell]) -> Iterator[LogRow]:
+    """Prediction-log rows of ``cells`` (lazy: expanded by the log's writer thread).
+
+    Their features are not repeated on every row: they are the baseline features the
+    store keeps once per model version, series and origin (see :func:`baseline_features`).
+    """
+    for series_id, step in cells:
+        yield snapshot[series_id].points[step].log_row
+
+
+def baseline_features(entries: Snapshot) -> Iterator[tuple[str, str, str, str | None]]:
+    """(series_id, ISO origin, ISO ds, features JSON) of every cell, for the store."""
+    for series_id, entry in entries.items():
+        for p in entry.points:
+            yield series_id, entry.origin_iso, p.ds, p.features_json
+
+
+def history_rows(entries: Snapshot) -> Iterator[HistoryRow]:
+    """The ``forecast_history`` rows of these entries."""
+    for series_id, entry in entries.items():
+        for p in entry.points:
+            yield series_id, entry.origin_iso, p.ds, p.yhat, p.yhat_lower, p.yhat_upper
+
+
+def grid(origins: Mapping[str, SeriesOrigin], freq: str, horizon: int) -> pd.DataFrame:
+    """The (series_id, ds) rows of every series' horizon after its origin."""
+    series, days = [], []
+    for series_id, origin in origins.items():
+        dates = forecast_dates(origin.origin, freq, horizon)
+        series += [series_id] * len(dates)
+        days += dates
+    return pd.DataFrame({"series_id": series, "ds": pd.to_datetime(days)})
+
+
+def build_entries(
+    forecast: pd.DataFrame, features: pd.DataFrame | None,
+    origins: Mapping[str, SeriesOrigin], freq: str, horizon: int,
+) -> dict[str, SeriesForecast]:
+    """Index the model's forecast of :func:`grid` by series and step.
 
     ``forecast`` has series_id, ds, yhat, yhat_lower, yhat_upper (and maybe more columns,
     kept in the MLflow record); ``features`` is row-aligned with it, or None.
     """
     iso = pd.to_datetime(forecast["ds"]).dt.strftime("%Y-%m-%d").tolist()
-    records = forecast.to_dict(orient="records")
+    records = forecast.drop(columns=["origin"], errors="ignore").to_dict(orient="records")
     feature_rows = _feature_records(features, len(records))
-    step_of = {ds: i for i, ds in enumerate(dates)}
-    grid: dict[str, list[TablePoint | None]] = {}
+    cells: dict[str, dict[str, TablePoint]] = {}
     for ds, record, used in zip(iso, records, feature_rows, strict=True):
         series_id = str(record["series_id"])
-        if ds not in step_of:
-            raise ValueError(f"the model forecast {series_id!r} at {ds}, not a horizon date")
-        row = grid.setdefault(series_id, [None] * len(dates))
-        row[step_of[ds]] = _table_point(series_id, ds, record, used)
-    missing = [(s, dates[i]) for s, row in grid.items() for i, p in enumerate(row) if p is None]
-    if missing:
-        raise ValueError(f"the model did not forecast {missing[:5]} (and {len(missing)} in all)")
-    points = {s: tuple(p for p in row if p is not None) for s, row in grid.items()}
-    return ForecastTable(dates=tuple(dates), points=points)
+        origin = origins[series_id].origin.isoformat()
+        cells.setdefault(series_id, {})[ds] = _table_point(series_id, ds, origin, record, used)
+    entries = {}
+    for series_id, origin in origins.items():
+        wanted = [d.isoformat() for d in forecast_dates(origin.origin, freq, horizon)]
+        got = cells.get(series_id, {})
+        missing = [d for d in wanted if d not in got]
+        if missing or len(got) != len(wanted):
+            raise ValueError(f"the model forecast {series_id!r} at {sorted(got)}, not the "
+                             f"periods {wanted} after its origin {origin.origin}")
+        entries[series_id] = SeriesForecast(origin, tuple(got[d] for d in wanted))
+    return entries
 
 
-def _table_point(series_id: str, ds: str, record: dict, used: dict) -> TablePoint:
+def _table_point(series_id: str, ds: str, origin: str, record: dict, used: dict) -> TablePoint:
     values = tuple(float(record[c]) for c in ("yhat", "yhat_lower", "yhat_upper"))
     return TablePoint(
         ds,
         *values,
-        point_json=forecast_point_json(series_id, ds, *values),
-        mlflow_json=mlflow_record_json(record),
+        point_json=forecast_point_json(series_id, ds, origin, *values),
+        mlflow_json=mlflow_record_json(record | {"origin": origin}),
         features_json=features_json(used),
-        log_row=(series_id, ds, *values, None),
+        log_row=(series_id, ds, *values, None, origin),
     )
 
 
@@ -134,3 +174,8 @@ def _feature_records(features: pd.DataFrame | None, n_rows: int) -> list[dict]:
     if features is None or len(features) != n_rows:
         return [{} for _ in range(n_rows)]
     return features.drop(columns=["series_id", "ds"], errors="ignore").to_dict(orient="records")
+
+
+def dates_of(entries: Sequence[SeriesForecast]) -> list[str]:
+    """The distinct forecastable ISO dates of these entries, in order."""
+    return sorted({ds for entry in entries for ds in entry.dates})

@@ -1,11 +1,13 @@
 """Turning a forecast request into answer rows: plan the cells, then look up or predict.
 
 A *cell* is (series_id, horizon step). Planning resolves series (by id or key values),
-checks the horizon and the row limit, collects unknown series as per-series errors and
-attaches scenario values to the cells they touch. Cells without scenario values come
-from the champion's precomputed forecast table; only cells with scenario values call the
-model — one call per distinct set of scenario columns, so the model never sees a
-half-filled exogenous column.
+takes each series' current forecast entry (its origin and precomputed rows) together with
+the champion's state that made them, checks the horizon and the row limit, collects
+unknown series as per-series errors and attaches scenario values to the cells they touch.
+Cells without scenario values come from the entries; only cells with scenario values call
+the model — one call per distinct set of scenario columns, so the model never sees a
+half-filled exogenous column. An ``as_of`` request plans on the entries of that earlier
+origin instead (``serving.living``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import pandas as pd
 from serving.champion import Champion
 from serving.encoding import COMPACT, features_json, forecast_point_json
 from serving.errors import ApiError
-from serving.forecast_table import FREQ_NAMES, Cell
+from serving.forecast_table import FREQ_NAMES, Cell, SeriesForecast, log_rows
+from serving.living import LivingForecasts
 from serving.prediction_log import LogRow
 from serving.schemas import ForecastRequest, ScenarioValues, SeriesRef
 
@@ -34,9 +37,12 @@ class Limits:
 
 @dataclass
 class ForecastPlan:
-    """Cells to answer in order, per-series errors, scenario values per touched cell."""
+    """Cells to answer in order, the entries and state they come from, per-series errors,
+    scenario values per touched cell."""
 
     cells: list[Cell]
+    entries: dict[str, SeriesForecast]
+    state: Any
     errors: list[dict[str, Any]] = field(default_factory=list)
     overrides: dict[Cell, dict[str, float]] = field(default_factory=dict)
 
@@ -56,17 +62,46 @@ def unknown_series_error(series_id: str, where: str) -> dict[str, Any]:
     }
 
 
-def plan_forecast(request: ForecastRequest, champion: Champion, limits: Limits) -> ForecastPlan:
-    """Check ``request`` against the champion and the limits; 404 if no series is known."""
+def requested_series(request: ForecastRequest, champion: Champion) -> list[str]:
+    """The known series a request names (for taking their entries), in request order."""
     if request.series is not None:
-        plan = _plan_series(request.series, request.horizon, champion, limits)
+        named = [_resolve(ref, champion, f"series[{i}]") or ""
+                 for i, ref in enumerate(request.series)]
     else:
-        plan = _plan_rows(request, champion, limits)
+        named = [row.series_id for row in request.rows or []]
+    return [s for s in dict.fromkeys(named) if s in champion.series_ids]
+
+
+def take_entries(champion: Champion, living: LivingForecasts, series_ids: list[str],
+                 as_of: date | None) -> tuple[Any, dict[str, SeriesForecast], date | None]:
+    """The state, these series' entries and the clock a request answers from: the
+    current ones, or those made at ``as_of`` (computed: call it off the event loop)."""
+    if as_of is None:
+        state, entries = champion.take(series_ids)
+        return state, entries, champion.clock
+    if not series_ids:
+        return champion.state, {}, None
+    try:
+        state, entries = living.as_of(champion, series_ids, as_of)
+    except ValueError as exc:
+        raise ApiError(422, "as_of_before_training", str(exc), "as_of") from exc
+    return state, entries, None
+
+
+def plan_forecast(request: ForecastRequest, champion: Champion, limits: Limits,
+                  entries: dict[str, SeriesForecast], state: Any) -> ForecastPlan:
+    """Check ``request`` against the champion, the series' ``entries`` and the limits;
+    404 if no series is known."""
+    plan = ForecastPlan(cells=[], entries=entries, state=state)
+    if request.series is not None:
+        _plan_series(plan, request.series, request.horizon, champion, limits)
+    else:
+        _plan_rows(plan, request, champion, limits)
     if not plan.cells and plan.errors:
         names = sorted({e["series_id"] for e in plan.errors})
         raise ApiError(404, "unknown_series", f"no requested series is known: {names}",
                        plan.errors[0]["field"])
-    plan.overrides = _scenario_overrides(request.scenario, plan.cells, champion, limits)
+    plan.overrides = _scenario_overrides(request.scenario, plan, champion, limits)
     return plan
 
 
@@ -80,13 +115,14 @@ def _resolve(ref: SeriesRef | ScenarioValues, champion: Champion, where: str) ->
 
 
 def _longest_horizon(champion: Champion, limits: Limits) -> int:
-    model_horizon = len(champion.dates)
+    model_horizon = champion.metadata.horizon
     return min(model_horizon, limits.max_horizon or model_horizon)
 
 
 def _plan_series(
-    series: Sequence[SeriesRef], horizon: int | None, champion: Champion, limits: Limits
-) -> ForecastPlan:
+    plan: ForecastPlan, series: Sequence[SeriesRef], horizon: int | None, champion: Champion,
+    limits: Limits,
+) -> None:
     longest = _longest_horizon(champion, limits)
     steps = horizon or longest
     if steps > longest:
@@ -95,66 +131,58 @@ def _plan_series(
     if len(series) * steps > limits.max_rows:
         raise ApiError(413, "too_many_rows", f"{len(series)} series x {steps} periods exceed "
                        f"the limit of {limits.max_rows} rows per request", "series")
-    plan = ForecastPlan(cells=[])
     seen: set[str] = set()
     for i, ref in enumerate(series):
         series_id = _resolve(ref, champion, f"series[{i}]") or ""
-        if series_id not in champion.series_ids:
+        if series_id not in plan.entries:
             plan.errors.append(unknown_series_error(series_id, f"series[{i}]"))
         elif series_id not in seen:
             seen.add(series_id)
             plan.cells.extend((series_id, step) for step in range(steps))
-    return plan
 
 
-def _step_of(ds: date, champion: Champion, limits: Limits, where: str) -> int:
-    step = champion.table.step_of_date.get(ds)
-    if step is None or step >= _longest_horizon(champion, limits):
-        raise _outside_horizon(ds, champion, limits, where)
-    return step
-
-
-def _outside_horizon(ds: date, champion: Champion, limits: Limits, where: str) -> ApiError:
-    dates = champion.dates[: _longest_horizon(champion, limits)]
-    return ApiError(422, "ds_outside_horizon", f"{ds.isoformat()} is not a forecastable date: "
-                    f"this model forecasts {FREQ_NAMES[champion.metadata.freq]} periods "
+def _outside_horizon(ds: date, entry: SeriesForecast, series_id: str, champion: Champion,
+                     limits: Limits, where: str) -> ApiError:
+    dates = entry.dates[: _longest_horizon(champion, limits)]
+    return ApiError(422, "ds_outside_horizon", f"{ds.isoformat()} is not a forecastable date "
+                    f"of {series_id!r}: from its origin {entry.origin_iso} this model "
+                    f"forecasts {FREQ_NAMES[champion.metadata.freq]} periods "
                     f"{dates[0]} .. {dates[-1]}", where)
 
 
-def _plan_rows(request: ForecastRequest, champion: Champion, limits: Limits) -> ForecastPlan:
+def _plan_rows(plan: ForecastPlan, request: ForecastRequest, champion: Champion,
+               limits: Limits) -> None:
     rows = request.rows or []
     if len(rows) > limits.max_rows:
         raise ApiError(413, "too_many_rows", f"{len(rows)} rows exceed the limit of "
                        f"{limits.max_rows} rows per request", "rows")
-    plan = ForecastPlan(cells=[])
-    known, steps = champion.series_ids, champion.table.step_of_date
-    longest = _longest_horizon(champion, limits)
+    entries, longest = plan.entries, _longest_horizon(champion, limits)
     reported: set[str] = set()
     for i, row in enumerate(rows):  # the hot loop of batch requests: kept lean
         series_id = row.series_id
-        if series_id not in known:
+        entry = entries.get(series_id)
+        if entry is None:
             if series_id not in reported:
                 reported.add(series_id)
                 plan.errors.append(unknown_series_error(series_id, f"rows[{i}].series_id"))
             continue
-        step = steps.get(row.ds, longest)
+        step = entry.step_of_date.get(row.ds, longest)
         if step >= longest:
-            raise _outside_horizon(row.ds, champion, limits, f"rows[{i}].ds")
+            raise _outside_horizon(row.ds, entry, series_id, champion, limits, f"rows[{i}].ds")
         plan.cells.append((series_id, step))
-    return plan
 
 
 def _scenario_overrides(
-    scenario: Sequence[ScenarioValues], cells: Sequence[Cell], champion: Champion, limits: Limits
+    scenario: Sequence[ScenarioValues], plan: ForecastPlan, champion: Champion, limits: Limits
 ) -> dict[Cell, dict[str, float]]:
     """Scenario values per touched cell, entries applied in order (later ones win)."""
     if not scenario:
         return {}
-    index = _CellIndex(cells)
+    index = _CellIndex(plan.cells, plan.entries)
     budget = 10 * limits.max_rows  # a few broad entries plus one per row is plenty
     overrides: dict[Cell, dict[str, float]] = {}
     for i, item in enumerate(scenario):
-        targets = index.matching(*_scenario_target(item, champion, limits, f"scenario[{i}]"))
+        targets = _scenario_targets(item, index, champion, f"scenario[{i}]")
         budget -= len(targets) + 1
         if budget < 0:
             raise ApiError(413, "scenario_too_large", "the scenario touches too many rows; "
@@ -165,26 +193,28 @@ def _scenario_overrides(
 
 
 class _CellIndex:
-    """The distinct cells of a request, found by series, by step, or by both."""
+    """The distinct cells of a request, found by series, by date, or by both."""
 
-    def __init__(self, cells: Sequence[Cell]) -> None:
+    def __init__(self, cells: Sequence[Cell], entries: dict[str, SeriesForecast]) -> None:
         self.cells = list(dict.fromkeys(cells))
         self.by_series: dict[str, list[Cell]] = {}
-        self.by_step: dict[int, list[Cell]] = {}
+        self.by_date: dict[date, list[Cell]] = {}
         for cell in self.cells:
+            ds = date.fromisoformat(entries[cell[0]].points[cell[1]].ds)
             self.by_series.setdefault(cell[0], []).append(cell)
-            self.by_step.setdefault(cell[1], []).append(cell)
+            self.by_date.setdefault(ds, []).append(cell)
 
-    def matching(self, series_id: str | None, step: int | None) -> list[Cell]:
+    def matching(self, series_id: str | None, ds: date | None) -> list[Cell]:
         if series_id is None:
-            return self.cells if step is None else self.by_step.get(step, [])
+            return self.cells if ds is None else self.by_date.get(ds, [])
         in_series = self.by_series.get(series_id, [])
-        return in_series if step is None else [c for c in in_series if c[1] == step]
+        return in_series if ds is None else [c for c in in_series
+                                             if c in self.by_date.get(ds, [])]
 
 
-def _scenario_target(
-    item: ScenarioValues, champion: Champion, limits: Limits, where: str
-) -> tuple[str | None, int | None]:
+def _scenario_targets(
+    item: ScenarioValues, index: _CellIndex, champion: Champion, where: str
+) -> list[Cell]:
     unknown = sorted(set(item.values) - champion.exog_columns)
     if unknown:
         accepted = sorted(champion.exog_columns) or "none"
@@ -194,34 +224,37 @@ def _scenario_target(
     if series_id is not None and series_id not in champion.series_ids:
         raise ApiError(422, "unknown_series", f"scenario names unknown series {series_id!r}",
                        f"{where}.series_id")
-    step = None if item.ds is None else _step_of(item.ds, champion, limits, f"{where}.ds")
-    return series_id, step
+    targets = index.matching(series_id, item.ds)
+    if item.ds is not None and not targets:
+        raise ApiError(422, "scenario_outside_request", f"scenario date {item.ds} is not one "
+                       "of the forecast rows asked for (each series forecasts the periods "
+                       "after its origin)", f"{where}.ds")
+    return targets
 
 
-def answer_from_table(plan: ForecastPlan, champion: Champion) -> Answer:
+def answer_from_table(plan: ForecastPlan) -> Answer:
     """The no-scenario answer: precomputed rows, no model call."""
-    table = champion.table
-    points = [table.points[s][step].point_json for s, step in plan.cells]
-    return Answer(points, table.log_rows(plan.cells))
+    entries = plan.entries
+    points = [entries[s].points[step].point_json for s, step in plan.cells]
+    return Answer(points, log_rows(entries, plan.cells))
 
 
 def answer_with_scenario(plan: ForecastPlan, champion: Champion) -> Answer:
-    """Predict the cells that carry scenario values; take the others from the table."""
+    """Predict the cells that carry scenario values; take the others from the entries."""
     fresh: dict[Cell, tuple[str, LogRow]] = {}
     for columns, cells in _group_by_columns(plan.overrides).items():
-        fresh.update(_predict_cells(cells, columns, plan.overrides, champion))
-    table = champion.table
+        fresh.update(_predict_cells(cells, columns, plan, champion))
     points: list[str] = []
-    log_rows: list[LogRow] = []
+    rows: list[LogRow] = []
     for cell in plan.cells:
         if cell in fresh:
             point, row = fresh[cell]
             points.append(point)
-            log_rows.append(row)
+            rows.append(row)
         else:
-            points.append(table.point(cell).point_json)
-            log_rows.extend(table.log_rows([cell]))
-    return Answer(points, log_rows)
+            points.append(plan.entries[cell[0]].points[cell[1]].point_json)
+            rows.extend(log_rows(plan.entries, [cell]))
+    return Answer(points, rows)
 
 
 def _group_by_columns(overrides: dict[Cell, dict[str, float]]) -> dict[tuple[str, ...], list[Cell]]:
@@ -232,25 +265,26 @@ def _group_by_columns(overrides: dict[Cell, dict[str, float]]) -> dict[tuple[str
 
 
 def _predict_cells(
-    cells: list[Cell], columns: tuple[str, ...], overrides: dict[Cell, dict[str, float]],
-    champion: Champion,
+    cells: list[Cell], columns: tuple[str, ...], plan: ForecastPlan, champion: Champion,
 ) -> dict[Cell, tuple[str, LogRow]]:
+    entries, overrides = plan.entries, plan.overrides
+    dates = [entries[s].points[step].ds for s, step in cells]
     frame = pd.DataFrame({
-        "series_id": [s for s, _ in cells],
-        "ds": [champion.dates[step] for _, step in cells],
+        "series_id": [s for s, _ in cells], "ds": dates,
         **{c: [overrides[cell][c] for cell in cells] for c in columns},
     })
     try:
-        forecast, features = champion.predict(frame)
+        forecast, features = champion.predict(frame, state=plan.state)
     except (ValueError, TypeError) as exc:
         raise ApiError(422, "model_rejected_scenario", str(exc), "scenario") from exc
     used = _used_values(features, frame, columns)
     out: dict[Cell, tuple[str, LogRow]] = {}
     for i, cell in enumerate(cells):
-        ds = champion.dates[cell[1]]
+        origin = entries[cell[0]].origin_iso
         values = tuple(forecast.at[i, c] for c in ("yhat", "yhat_lower", "yhat_upper"))
-        point = forecast_point_json(cell[0], ds, *values)
-        out[cell] = (point, (cell[0], ds, *map(float, values), features_json(used[i])))
+        point = forecast_point_json(cell[0], dates[i], origin, *values)
+        out[cell] = (point, (cell[0], dates[i], *map(float, values), features_json(used[i]),
+                             origin))
     return out
 
 
@@ -263,12 +297,26 @@ def _used_values(
     return frame[list(columns)].to_dict("records")
 
 
-def forecast_body(request_id: str, champion: Champion, answer: Answer,
-                  errors: list[dict[str, Any]]) -> bytes:
+def origins_json(plan: ForecastPlan, champion: Champion, clock: date | None) -> str:
+    """Per answered series: its origin and status (current, incomplete, gap, stale)."""
+    out = []
+    for series_id in dict.fromkeys(s for s, _ in plan.cells):
+        status = champion.status(plan.entries[series_id], clock)
+        item = {"series_id": series_id, "origin": status.origin.isoformat(),
+                "status": status.status}
+        if status.detail:
+            item["detail"] = status.detail
+        out.append(item)
+    return json.dumps(out, separators=COMPACT)
+
+
+def forecast_body(request_id: str, champion: Champion, answer: Answer, plan: ForecastPlan,
+                  clock: date | None) -> bytes:
     """The /v1/forecast JSON document, assembled from pre-encoded rows."""
     return (
         '{"request_id":' + json.dumps(request_id)
         + ',"model":' + champion.model_json
         + ',"forecasts":[' + ",".join(answer.points_json)
-        + '],"errors":' + json.dumps(errors, separators=COMPACT) + "}"
+        + '],"origins":' + origins_json(plan, champion, clock)
+        + ',"errors":' + json.dumps(plan.errors, separators=COMPACT) + "}"
     ).encode()

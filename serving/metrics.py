@@ -8,6 +8,7 @@ status, the serving model version, prediction-log throughput. Each app builds it
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -45,6 +46,32 @@ class ServingMetrics:
             "salescast_prediction_log_dropped", "Prediction rows not logged (queue full).",
             registry=self.registry,
         )
+
+        self.series_origins = Gauge(
+            "salescast_series", "Series by the status of their forecast origin (current, "
+            "incomplete, gap: waiting for an actual, stale: far behind the newest origin).",
+            ["status"], registry=self.registry,
+        )
+        self.series_rolled = Counter(
+            "salescast_series_rolled", "Series forecasts recomputed because actuals moved "
+            "or changed their origin.", registry=self.registry,
+        )
+        self.roll_duration = Histogram(
+            "salescast_roll_duration_seconds", "Time to roll a batch of series forward.",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+    def observe_roll(self, rolled: int, seconds: float) -> None:
+        self.series_rolled.inc(rolled)
+        self.roll_duration.observe(seconds)
+
+    def set_origins(self, origins: Iterable[Any]) -> None:
+        """Count the series by the status of their origin (features.origin.SeriesOrigin)."""
+        counts = dict.fromkeys(("current", "incomplete", "gap", "stale"), 0)
+        for origin in origins:
+            counts[origin.status] += 1
+        for status, count in counts.items():
+            self.series_origins.labels(status).set(count)
 
     def set_model(self, name: str, version: str, alias: str, source: str) -> None:
         """Record the model now serving (one labelled gauge sample per serving model)."""

@@ -23,8 +23,9 @@ from serving.store import PredictionRow, PredictionStore
 
 log = logging.getLogger(__name__)
 
-# series_id, ds (ISO date), yhat, yhat_lower, yhat_upper, features (JSON text or None)
-LogRow = tuple[str, str, float | None, float | None, float | None, str | None]
+# series_id, ds (ISO date), yhat, yhat_lower, yhat_upper, features (JSON text or None),
+# origin (ISO date the forecast was made from, or None)
+LogRow = tuple[str, str, float | None, float | None, float | None, str | None, str | None]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ unknown fields, so a misspelt field is a 422 naming it instead of being ignored.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
@@ -76,9 +76,14 @@ class ForecastRequest(RequestModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": FORECAST_EXAMPLES})
 
     series: list[SeriesRef] | None = Field(None, min_length=1)
-    horizon: int | None = Field(None, ge=1, description="Periods ahead; default: the model's.")
+    horizon: int | None = Field(
+        None, ge=1, description="Periods ahead of each series' origin; default: the model's.")
     rows: list[ForecastRow] | None = Field(None, min_length=1)
     scenario: list[ScenarioValues] = Field(default_factory=list)
+    as_of: date | None = Field(
+        None, description="Answer as the forecast was made at this earlier date: from each "
+        "series' newest complete period then (an audit of what an application saw).",
+        examples=["2024-09-02"])
 
     @model_validator(mode="after")
     def _series_or_rows(self) -> ForecastRequest:
@@ -100,6 +105,9 @@ class ModelRefOut(BaseModel):
 class ForecastPoint(BaseModel):
     series_id: str = Field(examples=["S01|C1"])
     ds: date = Field(examples=["2025-01-06"])
+    origin: date | None = Field(
+        description="The period the forecast was made from: the series' newest complete "
+        "actual (or the end of the training data).", examples=["2024-12-30"])
     yhat: float | None = Field(description="Point forecast.", examples=[1520.4])
     yhat_lower: float | None = Field(description="Lower bound of the interval.")
     yhat_upper: float | None = Field(description="Upper bound of the interval.")
@@ -114,11 +122,38 @@ class ErrorItem(BaseModel):
     series_id: str | None = None
 
 
+class SeriesOriginOut(BaseModel):
+    """Where a series' forecast starts, and why there."""
+
+    series_id: str = Field(examples=["S01|C1"])
+    origin: date = Field(description="The newest complete period the forecast is made from.")
+    status: Literal["current", "incomplete", "gap", "stale"] = Field(
+        description="current: the newest actual is the origin; incomplete: the newest "
+        "period is not over yet; gap: a period's actual is missing; stale: the origin is "
+        "more than the horizon behind the newest origin of any series.")
+    detail: str | None = Field(None, description="Why, in words, when not current.")
+
+
 class ForecastResponse(BaseModel):
     request_id: str = Field(examples=["5b0e3d0c8f9a4c1e9d2b7a6f4e3c2b1a"])
     model: ModelRefOut
     forecasts: list[ForecastPoint]
+    origins: list[SeriesOriginOut] = Field(description="One per answered series.")
     errors: list[ErrorItem] = Field(default_factory=list)
+
+
+class SeriesOriginState(SeriesOriginOut):
+    trained: date = Field(description="The last period the model was trained on.")
+    newest_actual: date | None = Field(description="The newest period with an actual.")
+
+
+class OriginsResponse(BaseModel):
+    """Every series' origin (GET /v1/origins)."""
+
+    model: ModelRefOut
+    newest_origin: date | None
+    counts: dict[str, int] = Field(description="Series per status.")
+    series: list[SeriesOriginState]
 
 
 class ActualIn(RequestModel):
@@ -152,8 +187,9 @@ class ModelInfo(BaseModel):
     family: str
     freq: str
     horizon: int
-    last_ds: date = Field(description="Forecast origin: the last period the model knows.")
-    forecastable_dates: list[date]
+    last_ds: date = Field(description="Training origin: the last period the model was "
+                          "trained on (each series then moves on with its actuals).")
+    newest_origin: date | None = Field(description="The newest origin of any series.")
     level: float | None
     keys: list[str]
     exog_columns: list[str] = Field(description="Scenario values this model accepts.")

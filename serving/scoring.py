@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -21,7 +21,7 @@ import pandas as pd
 from serving.champion import Champion
 from serving.encoding import features_json, mlflow_predictions_json, mlflow_record_json
 from serving.errors import ApiError
-from serving.forecast_table import Cell
+from serving.forecast_table import Cell, Snapshot
 from serving.prediction_log import LogRow
 
 FRAME_FORMATS = ("dataframe_split", "dataframe_records")
@@ -112,18 +112,36 @@ def check_frame(frame: ScoringInput, champion: Champion, max_rows: int) -> None:
                        "not trained on them", "series_id")
 
 
-def table_cells(frame: ScoringInput, champion: Champion) -> list[Cell] | None:
+def series_of(frame: ScoringInput) -> list[str]:
+    position = frame.columns.index("series_id")
+    return list(dict.fromkeys(str(r[position]) for r in frame.rows))
+
+
+def as_of_param(params: dict[str, Any]) -> date | None:
+    """The ``as_of`` param as a date (422 when it is not an ISO date)."""
+    value = params.get("as_of")
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ApiError(422, "invalid_param", f"as_of must be an ISO date, not {value!r}",
+                       "params.as_of") from None
+
+
+def table_cells(frame: ScoringInput, entries: Snapshot,
+                params: dict[str, Any]) -> list[Cell] | None:
     """Cells of a series_id + ds frame whose dates are all forecastable, else None."""
-    if set(frame.columns) != set(ID_COLUMNS) or frame.params:
+    if set(frame.columns) != set(ID_COLUMNS) or params:
         return None
     at_series, at_ds = frame.columns.index("series_id"), frame.columns.index("ds")
-    index = champion.table.date_index
     cells: list[Cell] = []
     for row in frame.rows:
-        step = index.get(_iso_date(row[at_ds]) or "")
+        series_id = str(row[at_series])
+        step = entries[series_id].step_of_iso.get(_iso_date(row[at_ds]) or "")
         if step is None:
             return None  # let the model judge (and explain) the date
-        cells.append((str(row[at_series]), step))
+        cells.append((series_id, step))
     return cells
 
 
@@ -138,17 +156,17 @@ def _iso_date(value: Any) -> str | None:
     return moment.date().isoformat() if moment.time() == datetime.min.time() else None
 
 
-def answer_cells(cells: list[Cell], champion: Champion) -> bytes:
+def answer_cells(cells: list[Cell], entries: Snapshot) -> bytes:
     """MLflow answer for precomputed cells."""
-    table = champion.table
-    return mlflow_predictions_json([table.point(c).mlflow_json for c in cells])
+    return mlflow_predictions_json([entries[s].points[step].mlflow_json for s, step in cells])
 
 
-def answer_with_model(frame: ScoringInput, champion: Champion) -> tuple[bytes, list[LogRow]]:
+def answer_with_model(frame: ScoringInput, champion: Champion, params: dict[str, Any],
+                      state: Any) -> tuple[bytes, list[LogRow]]:
     """MLflow answer from the model itself (rows with exogenous values, or odd dates)."""
     data = pd.DataFrame(frame.rows, columns=frame.columns)
     try:
-        forecast, features = champion.predict(data, frame.params)
+        forecast, features = champion.predict(data, params or None, state=state)
     except (ValueError, TypeError) as exc:
         raise ApiError(422, "model_rejected_input", str(exc)) from exc
     records = forecast.to_dict(orient="records")
@@ -162,10 +180,11 @@ def _log_rows(
     used = features if features is not None and len(features) == len(forecast) else data
     used = used.drop(columns=list(ID_COLUMNS), errors="ignore").to_dict("records")
     iso = pd.to_datetime(forecast["ds"]).dt.strftime("%Y-%m-%d")
+    origins = forecast["origin"] if "origin" in forecast else [None] * len(forecast)
     return [
-        (str(s), ds, float(y), float(lo), float(hi), features_json(u))
-        for s, ds, y, lo, hi, u in zip(
+        (str(s), ds, float(y), float(lo), float(hi), features_json(u), origin)
+        for s, ds, y, lo, hi, u, origin in zip(
             forecast["series_id"], iso, forecast["yhat"], forecast["yhat_lower"],
-            forecast["yhat_upper"], used, strict=True,
+            forecast["yhat_upper"], used, origins, strict=True,
         )
     ]

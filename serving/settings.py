@@ -41,6 +41,10 @@ class ServingSettings(BaseSettings):
     poll_seconds: float = Field(
         30.0, ge=0, description="How often to check the alias for a new champion; 0 = never."
     )
+    roll_seconds: float = Field(
+        2.0, gt=0, description="How often to look for actuals other workers accepted and roll "
+        "those series' forecasts forward (actuals posted to this worker roll at once)."
+    )
     connect_timeout: float = Field(
         3.0, gt=0, description="Seconds to wait for an http(s) tracking server before using "
         "the local copy."

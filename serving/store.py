@@ -7,12 +7,18 @@ Tables (timestamps are UTC):
 
 * ``predictions``: one row per forecast row served — request_id, created_at, model_name,
   model_version, series_id, ds, yhat, yhat_lower, yhat_upper, features (JSON text: the
-  feature values the model used when it exposes them, else the scenario inputs, else null).
+  feature values the model used when it exposes them, else the scenario inputs, else
+  null), origin (the period the forecast was made from).
 * ``baseline_features``: the features of each champion's no-scenario forecast, once per
-  (model_name, model_version, series_id, ds). Rows answered from that forecast leave
-  ``predictions.features`` null and share these (~1 kB of JSON per row otherwise, the
-  same for every request: it made the log 10x larger and 3x slower to write).
+  (model_name, model_version, series_id, origin, ds). Rows answered from that forecast
+  leave ``predictions.features`` null and share these (~1 kB of JSON per row otherwise,
+  the same for every request: it made the log 10x larger and 3x slower to write).
+* ``forecast_history``: the no-scenario forecast of every series at every origin it
+  reached (model_name, model_version, series_id, origin, ds, yhat, yhat_lower,
+  yhat_upper, made_at) — what accuracy by forecast lag is measured on, whether or not an
+  application asked for it. A recomputed origin (a corrected actual) replaces its rows.
 * ``actuals``: series_id, ds, y, received_at; unique on (series_id, ds), written by upsert.
+  They also move each series' forecast origin (:mod:`features.origin`).
 
 The monitoring code reads them through :meth:`PredictionStore.read_predictions` (which
 puts the baseline features back on their rows), :meth:`read_actuals`,
@@ -53,6 +59,7 @@ predictions_table = sa.Table(
     sa.Column("yhat_lower", sa.Float),
     sa.Column("yhat_upper", sa.Float),
     sa.Column("features", sa.Text),
+    sa.Column("origin", sa.Date),
 )
 
 baseline_features_table = sa.Table(
@@ -62,10 +69,28 @@ baseline_features_table = sa.Table(
     sa.Column("model_name", sa.String(255), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
     sa.Column("series_id", sa.String(255), nullable=False),
+    sa.Column("origin", sa.Date, nullable=False),
     sa.Column("ds", sa.Date, nullable=False),
     sa.Column("features", sa.Text, nullable=False),
-    sa.UniqueConstraint("model_name", "model_version", "series_id", "ds",
-                        name="uq_baseline_features"),
+    sa.UniqueConstraint("model_name", "model_version", "series_id", "origin", "ds",
+                        name="uq_baseline_features_origin"),
+)
+
+forecast_history_table = sa.Table(
+    "forecast_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("series_id", sa.String(255), nullable=False),
+    sa.Column("origin", sa.Date, nullable=False),
+    sa.Column("ds", sa.Date, nullable=False),
+    sa.Column("yhat", sa.Float),
+    sa.Column("yhat_lower", sa.Float),
+    sa.Column("yhat_upper", sa.Float),
+    sa.Column("made_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("model_name", "model_version", "series_id", "origin", "ds",
+                        name="uq_forecast_history"),
 )
 
 actuals_table = sa.Table(
@@ -81,14 +106,18 @@ actuals_table = sa.Table(
 
 PREDICTION_COLUMNS = [
     "request_id", "created_at", "model_name", "model_version", "series_id", "ds",
-    "yhat", "yhat_lower", "yhat_upper", "features",
+    "yhat", "yhat_lower", "yhat_upper", "features", "origin",
 ]
 ACTUAL_COLUMNS = ["series_id", "ds", "y", "received_at"]
+HISTORY_COLUMNS = ["model_name", "model_version", "series_id", "origin", "ds", "yhat",
+                   "yhat_lower", "yhat_upper", "made_at"]
 
 
 # request_id, created_at, model_name, model_version, series_id, ds, yhat, yhat_lower,
-# yhat_upper, features (JSON text or None)
-PredictionRow = tuple[str, datetime, str, str, str, str, Any, Any, Any, str | None]
+# yhat_upper, features (JSON text or None), origin (ISO date or None)
+PredictionRow = tuple[str, datetime, str, str, str, str, Any, Any, Any, str | None, str | None]
+# series_id, origin (ISO), ds (ISO), yhat, yhat_lower, yhat_upper: one no-scenario forecast row
+HistoryRow = tuple[str, str, str, float, float, float]
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 # Rows per multi-row INSERT, within SQLite's limit on parameters (999 before 3.32).
@@ -125,10 +154,14 @@ def _sqlite_write(conn: sa.Connection, rows: Sequence[PredictionRow]) -> None:
 
 def _typed_rows(rows: Sequence[PredictionRow]) -> list[dict[str, Any]]:
     return [
-        dict(zip(PREDICTION_COLUMNS, (*row[:5], date.fromisoformat(row[5]), *row[6:]),
-                 strict=True))
+        dict(zip(PREDICTION_COLUMNS, (*row[:5], date.fromisoformat(row[5]), *row[6:10],
+                                      _date_or_none(row[10])), strict=True))
         for row in rows
     ]
+
+
+def _date_or_none(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -171,6 +204,19 @@ def _create_tables(engine: Engine) -> None:
     except sa.exc.OperationalError:
         log.info("tables being created by another worker; retrying")
         metadata.create_all(engine)
+    _add_origin_column(engine)
+
+
+def _add_origin_column(engine: Engine) -> None:
+    """A prediction log written before forecasts named their origin gets the column."""
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
+    if "origin" in columns:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN origin DATE")
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        log.info("predictions.origin added by another worker")
 
 
 def _as_utc_naive(moment: datetime | None) -> datetime | None:
@@ -207,27 +253,56 @@ class PredictionStore:
                 conn.execute(predictions_table.insert(), _typed_rows(rows))
 
     def save_baseline_features(
-        self, model_name: str, model_version: str, rows: Iterable[tuple[str, str, str | None]]
+        self, model_name: str, model_version: str,
+        rows: Iterable[tuple[str, str, str, str | None]],
     ) -> int:
-        """Store a champion's no-scenario features: (series_id, ISO ds, JSON) per row.
+        """Store no-scenario features: (series_id, ISO origin, ISO ds, JSON) per row.
 
-        Written once per model version (rows already there are kept); returns how many
-        rows were added.
+        Written once per (model version, series, origin, ds): rows already there are kept
+        (another worker wrote the same); returns how many rows were added.
         """
-        table = baseline_features_table
-        version = (table.c.model_name == model_name) & (table.c.model_version == model_version)
-        try:
-            with self.engine.begin() as conn:
-                have = {(s, d.isoformat()) for s, d in
-                        conn.execute(sa.select(table.c.series_id, table.c.ds).where(version))}
-                new = [{"model_name": model_name, "model_version": model_version,
-                        "series_id": s, "ds": date.fromisoformat(d), "features": f}
-                       for s, d, f in rows if f is not None and (s, d) not in have]
-                if new:
-                    conn.execute(table.insert(), new)
-        except sa.exc.IntegrityError:  # another worker saved the same version first
+        new = [{"model_name": model_name, "model_version": model_version, "series_id": s,
+                "origin": date.fromisoformat(o), "ds": date.fromisoformat(d), "features": f}
+               for s, o, d, f in rows if f is not None]
+        return self._insert_new(baseline_features_table, new, do_update=False)
+
+    def save_forecasts(self, model_name: str, model_version: str,
+                       rows: Iterable[HistoryRow]) -> int:
+        """Add no-scenario forecast rows to ``forecast_history`` (replacing the rows of the
+        same version, series, origin and ds: a recomputed origin wins)."""
+        made_at = utc_now()
+        new = [{"model_name": model_name, "model_version": model_version, "series_id": s,
+                "origin": date.fromisoformat(o), "ds": date.fromisoformat(d), "yhat": y,
+                "yhat_lower": lo, "yhat_upper": hi, "made_at": made_at}
+               for s, o, d, y, lo, hi in rows]
+        return self._insert_new(forecast_history_table, new, do_update=True)
+
+    def _insert_new(self, table: sa.Table, rows: list[dict[str, Any]], do_update: bool) -> int:
+        """Insert ``rows``; on the table's unique key update them (or keep the old ones)."""
+        if not rows:
             return 0
-        return len(new)
+        with self.engine.begin() as conn:
+            statement = _on_conflict(conn.dialect.name, table, do_update)
+            if statement is None:  # a database without ON CONFLICT: delete, then insert
+                _delete_matching(conn, table, rows)
+                statement = table.insert()
+            written = conn.execute(statement, rows).rowcount
+        return written if written is not None and written >= 0 else len(rows)
+
+    def read_forecast_history(self, model_name: str | None = None,
+                              since_origin: date | None = None) -> pd.DataFrame:
+        """The no-scenario forecasts kept per origin (``HISTORY_COLUMNS``; dates as
+        datetime64), oldest origin first."""
+        table = forecast_history_table
+        query = sa.select(*[table.c[name] for name in HISTORY_COLUMNS])
+        if model_name is not None:
+            query = query.where(table.c.model_name == model_name)
+        if since_origin is not None:
+            query = query.where(table.c.origin >= since_origin)
+        order = (table.c.origin, table.c.series_id, table.c.ds)
+        frame = self._read(query.order_by(*order), HISTORY_COLUMNS)
+        frame["origin"] = pd.to_datetime(frame["origin"])
+        return frame
 
     def upsert_actuals(self, actuals: Iterable[Actual]) -> int:
         """Insert or replace actuals by (series_id, ds); committed when this returns.
@@ -241,27 +316,20 @@ class PredictionStore:
             {"series_id": s, "ds": d, "y": y, "received_at": received}
             for (s, d), y in latest.items()
         ]
-        if not rows:
-            return 0
-        with self.engine.begin() as conn:
-            statement = _upsert_statement(conn.dialect.name)
-            if statement is None:  # a database without ON CONFLICT: delete, then insert
-                _delete_actuals(conn, rows)
-                statement = actuals_table.insert()
-            conn.execute(statement, rows)
-        return len(rows)
+        return self._insert_new(actuals_table, rows, do_update=True)
 
     def read_predictions(self, since: datetime | None = None) -> pd.DataFrame:
         """Logged predictions created at or after ``since`` (UTC), oldest first.
 
-        Columns: ``PREDICTION_COLUMNS``; ``features`` holds dicts (or None); ``ds`` is
-        datetime64, ``created_at`` datetime64 UTC.
+        Columns: ``PREDICTION_COLUMNS``; ``features`` holds dicts (or None); ``ds`` and
+        ``origin`` are datetime64, ``created_at`` datetime64 UTC.
         """
         table, shared = predictions_table, baseline_features_table
         features = sa.func.coalesce(table.c.features, shared.c.features).label("features")
-        columns = [table.c[name] for name in PREDICTION_COLUMNS[:-1]] + [features]
+        columns = [features if name == "features" else table.c[name]
+                   for name in PREDICTION_COLUMNS]
         on = sa.and_(*(table.c[k] == shared.c[k]
-                       for k in ("model_name", "model_version", "series_id", "ds")))
+                       for k in ("model_name", "model_version", "series_id", "origin", "ds")))
         query = sa.select(*columns).select_from(table.outerjoin(shared, on))
         if since is not None:
             query = query.where(table.c.created_at >= _as_utc_naive(since))
@@ -271,14 +339,22 @@ class PredictionStore:
             for text in frame["features"]
         ]
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        frame["origin"] = pd.to_datetime(frame["origin"])
         return frame
 
-    def read_actuals(self, since: datetime | None = None) -> pd.DataFrame:
-        """Actuals received at or after ``since`` (UTC): series_id, ds, y, received_at."""
+    def read_actuals(self, since: datetime | None = None,
+                     series_ids: Sequence[str] | None = None,
+                     after: date | None = None) -> pd.DataFrame:
+        """Actuals received at or after ``since`` (UTC), of ``series_ids`` (all when None),
+        for periods after ``after``: series_id, ds, y, received_at."""
         table = actuals_table
         query = sa.select(*[table.c[name] for name in ACTUAL_COLUMNS])
         if since is not None:
             query = query.where(table.c.received_at >= _as_utc_naive(since))
+        if series_ids is not None:
+            query = query.where(table.c.series_id.in_(list(series_ids)))
+        if after is not None:
+            query = query.where(table.c.ds > after)
         frame = self._read(query.order_by(table.c.series_id, table.c.ds), ACTUAL_COLUMNS)
         frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
         return frame
@@ -319,24 +395,33 @@ class PredictionStore:
         return frame
 
 
-def _upsert_statement(dialect: str) -> Any:
-    """INSERT .. ON CONFLICT (series_id, ds) DO UPDATE for SQLite and PostgreSQL, else None."""
+def _unique_key(table: sa.Table) -> list[str]:
+    constraint = next(c for c in table.constraints if isinstance(c, sa.UniqueConstraint))
+    return [column.name for column in constraint.columns]
+
+
+def _on_conflict(dialect: str, table: sa.Table, do_update: bool = True) -> Any:
+    """INSERT .. ON CONFLICT (the table's unique key) DO UPDATE (or DO NOTHING) for SQLite
+    and PostgreSQL, else None."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     elif dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         return None
-    statement = insert(actuals_table)
+    statement = insert(table)
+    key = _unique_key(table)
+    if not do_update:
+        return statement.on_conflict_do_nothing(index_elements=key)
+    values = [c.name for c in table.columns if c.name not in (*key, "id")]
     return statement.on_conflict_do_update(
-        index_elements=["series_id", "ds"],
-        set_={"y": statement.excluded.y, "received_at": statement.excluded.received_at},
-    )
+        index_elements=key, set_={name: statement.excluded[name] for name in values})
 
 
-def _delete_actuals(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    table = actuals_table
+def _delete_matching(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Delete the rows of ``table`` that share a unique key with ``rows``."""
+    key = _unique_key(table)
     statement = table.delete().where(
-        table.c.series_id == sa.bindparam("key_series"), table.c.ds == sa.bindparam("key_ds")
-    )
-    conn.execute(statement, [{"key_series": r["series_id"], "key_ds": r["ds"]} for r in rows])
+        *(table.c[name] == sa.bindparam(f"key_{name}") for name in key))
+    conn.execute(statement, [{f"key_{name}": r[name] for name in key} for r in rows])
+

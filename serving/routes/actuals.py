@@ -1,12 +1,24 @@
-"""POST /v1/actuals: realised sales, upserted by (series_id, ds), committed before the 2xx."""
+"""POST /v1/actuals: realised sales, upserted by (series_id, ds), committed before the 2xx.
+
+Accepted actuals move each series' forecast origin (``serving.living``, off the request
+path). A request is checked whole before anything is written: an unknown series, a date
+that is not the first day of a period, or a period at or before the series' training
+origin (the model's history is fixed when it is trained: :mod:`features.origin`) is a 422
+naming the first such row, and nothing is stored.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter
 
-from serving.deps import ApiKeyRequired, SettingsDep, StoreDep
+from features.origin import is_period_start
+from serving.champion import Champion
+from serving.deps import ApiKeyRequired, ChampionDep, LivingDep, SettingsDep, StoreDep
 from serving.errors import ApiError
-from serving.schemas import ActualsRequest, ActualsResponse, error_responses
+from serving.forecast_table import FREQ_NAMES
+from serving.schemas import ActualIn, ActualsRequest, ActualsResponse, error_responses
 from serving.store import Actual
 
 router = APIRouter(tags=["actuals"])
@@ -17,18 +29,40 @@ router = APIRouter(tags=["actuals"])
     response_model=ActualsResponse,
     dependencies=[ApiKeyRequired],
     responses=error_responses(401, 413, 422, 503),
-    summary="Record realised sales (idempotent)",
+    summary="Record realised sales (idempotent); they move the forecast origins",
 )
 def post_actuals(
-    payload: ActualsRequest, store: StoreDep, settings: SettingsDep
+    payload: ActualsRequest, store: StoreDep, settings: SettingsDep, champion: ChampionDep,
+    living: LivingDep,
 ) -> ActualsResponse:
-    """Sending the same (series_id, ds) again replaces its value; the last one wins.
-
-    Actuals of series the model does not know are kept too (new stores, say): the
-    monitoring report matches them with predictions when there are any.
+    """Sending the same (series_id, ds) again replaces its value (the last one wins) and
+    recomputes that series' forecast. Each series' forecast then starts after its newest
+    complete period: see GET /v1/origins.
     """
     if len(payload.actuals) > settings.max_rows:
         raise ApiError(413, "too_many_rows", f"{len(payload.actuals)} actuals exceed the limit "
                        f"of {settings.max_rows} rows per request", "actuals")
+    check_actuals(payload.actuals, champion)
     stored = store.upsert_actuals(Actual(a.series_id, a.ds, a.y) for a in payload.actuals)
+    living.notify({a.series_id for a in payload.actuals})
     return ActualsResponse(received=len(payload.actuals), stored=stored)
+
+
+def check_actuals(actuals: Sequence[ActualIn], champion: Champion) -> None:
+    """422 for the first actual the champion cannot take (see the module docstring)."""
+    freq, trained = champion.metadata.freq, champion.trained_origins
+    for i, actual in enumerate(actuals):
+        where = f"actuals[{i}]"
+        if actual.series_id not in trained:
+            raise ApiError(422, "unknown_series", f"{where}: unknown series "
+                           f"{actual.series_id!r}: the model was not trained on it; nothing "
+                           "was stored", f"{where}.series_id")
+        if not is_period_start(actual.ds, freq):
+            raise ApiError(422, "not_a_period", f"{where}: {actual.ds} is not the first day "
+                           f"of a {FREQ_NAMES[freq]} period (weeks start on Monday, months "
+                           "on the 1st); nothing was stored", f"{where}.ds")
+        origin = trained[actual.series_id]
+        if actual.ds <= origin:
+            raise ApiError(422, "before_origin", f"{where}: {actual.ds} is not after the "
+                           f"training origin {origin} of {actual.series_id!r}: the model's "
+                           "history is fixed; nothing was stored", f"{where}.ds")

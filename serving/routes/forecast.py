@@ -8,13 +8,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from serving.body import json_body, request_body_openapi
-from serving.deps import ChampionDep, SettingsDep, log_predictions, request_id_for
+from serving.deps import ChampionDep, LivingDep, SettingsDep, log_predictions, request_id_for
 from serving.forecasting import (
     Limits,
     answer_from_table,
     answer_with_scenario,
     forecast_body,
     plan_forecast,
+    requested_series,
+    take_entries,
 )
 from serving.schemas import ForecastRequest, ForecastResponse, error_responses
 
@@ -23,26 +25,26 @@ router = APIRouter(tags=["forecast"])
 OPENAPI_EXAMPLES = {
     "one series": {
         "summary": "One series by id, 8 periods ahead",
-        "value": {"series": [{"series_id": "S01|C1"}], "horizon": 8},
+        "value": {"series": [{"series_id": "S01|grocery"}], "horizon": 8},
     },
     "by keys": {
         "summary": "Series by key values, the model's whole horizon",
-        "value": {"series": [{"keys": {"store": "S01", "category": "C1"}},
-                             {"series_id": "S02|C3"}]},
+        "value": {"series": [{"keys": {"store": "S01", "category": "grocery"}},
+                             {"series_id": "S02|toys"}]},
     },
     "rows": {
         "summary": "Explicit (series_id, ds) rows",
-        "value": {"rows": [{"series_id": "S01|C1", "ds": "2025-01-06"},
-                           {"series_id": "S02|C3", "ds": "2025-01-13"}]},
+        "value": {"rows": [{"series_id": "S01|grocery", "ds": "2025-01-06"},
+                           {"series_id": "S02|toys", "ds": "2025-01-13"}]},
     },
     "scenario": {
         "summary": "What if: price 9.5 everywhere, a promotion in one week",
         "value": {
-            "series": [{"series_id": "S01|C1"}],
+            "series": [{"series_id": "S01|grocery"}],
             "horizon": 4,
             "scenario": [
                 {"values": {"price": 9.5}},
-                {"series_id": "S01|C1", "ds": "2025-01-13", "values": {"promo": 1}},
+                {"series_id": "S01|grocery", "ds": "2025-01-13", "values": {"promo": 1}},
             ],
         },
     },
@@ -63,20 +65,33 @@ async def forecast(
     payload: ForecastBody,
     request: Request,
     champion: ChampionDep,
+    living: LivingDep,
     settings: SettingsDep,
 ) -> Response:
-    """Per row: series_id, ds, yhat, yhat_lower, yhat_upper, and the model version.
+    """Per row: series_id, ds, origin, yhat, yhat_lower, yhat_upper; the model version;
+    per series its origin and status (current, incomplete, gap, stale).
 
+    Each series is forecast for the periods after its origin: its newest complete actual.
     Unknown series are listed in ``errors`` (a 404 when no series is known). Without a
-    scenario the answer comes from the forecast precomputed when the champion loaded;
-    scenario rows are predicted by the model.
+    scenario the answer comes from the forecast precomputed for the series' origin;
+    scenario rows are predicted by the model. ``as_of`` answers as the forecast was made at
+    an earlier date (not logged: it is an audit, not a new forecast).
     """
     request_id = request_id_for(request)
-    plan = plan_forecast(payload, champion, Limits(settings.max_rows, settings.max_horizon))
+    series_ids = requested_series(payload, champion)
+    if payload.as_of is None:
+        state, entries, clock = take_entries(champion, living, series_ids, None)
+    else:
+        state, entries, clock = await run_in_threadpool(take_entries, champion, living,
+                                                        series_ids, payload.as_of)
+    plan = plan_forecast(payload, champion, Limits(settings.max_rows, settings.max_horizon),
+                         entries, state)
     if plan.overrides:
         answer = await run_in_threadpool(answer_with_scenario, plan, champion)
     else:
-        answer = answer_from_table(plan, champion)
-    log_predictions(request, request_id, champion, answer.log_rows, len(plan.cells))
-    body = forecast_body(request_id, champion, answer, plan.errors)
+        answer = answer_from_table(plan)
+    if payload.as_of is None:
+        log_predictions(request, request_id, champion, answer.log_rows, len(plan.cells))
+    body = forecast_body(request_id, champion, answer, plan, clock)
     return Response(body, media_type="application/json", headers={"x-request-id": request_id})
+

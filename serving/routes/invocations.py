@@ -11,21 +11,25 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import ChampionDep, SettingsDep, log_predictions, request_id_for
+from serving.deps import ChampionDep, LivingDep, SettingsDep, log_predictions, request_id_for
+from serving.forecast_table import log_rows
+from serving.forecasting import take_entries
 from serving.schemas import InvocationsResponse, error_responses
 from serving.scoring import (
     answer_cells,
     answer_with_model,
+    as_of_param,
     check_frame,
     parse_scoring_body,
+    series_of,
     table_cells,
 )
 
 router = APIRouter(tags=["mlflow compatible"])
 
 _SPLIT_EXAMPLE = {"dataframe_split": {"columns": ["series_id", "ds"],
-                                      "data": [["S01|C1", "2025-01-06"]]}}
-_RECORDS_EXAMPLE = {"dataframe_records": [{"series_id": "S01|C1", "ds": "2025-01-06",
+                                      "data": [["S01|grocery", "2025-01-06"]]}}
+_RECORDS_EXAMPLE = {"dataframe_records": [{"series_id": "S01|grocery", "ds": "2025-01-06",
                                            "promo": 1.0}]}
 INVOCATIONS_BODY: dict[str, Any] = {
     "requestBody": {
@@ -63,16 +67,27 @@ INVOCATIONS_BODY: dict[str, Any] = {
     openapi_extra=INVOCATIONS_BODY,
     summary="Score rows like `mlflow models serve`",
 )
-async def invocations(request: Request, champion: ChampionDep, settings: SettingsDep) -> Response:
-    """MLflow's scoring protocol: a frame of series_id, ds (+ exogenous) -> predictions."""
+async def invocations(request: Request, champion: ChampionDep, living: LivingDep,
+                      settings: SettingsDep) -> Response:
+    """MLflow's scoring protocol: a frame of series_id, ds (+ exogenous) -> predictions,
+    each row with the ``origin`` it was made from (params: ``level``, ``as_of``)."""
     frame = parse_scoring_body(await request.body(), request.headers.get("content-type"))
     check_frame(frame, champion, settings.max_rows)
-    cells = table_cells(frame, champion)
-    if cells is not None:
-        body, log_rows = answer_cells(cells, champion), champion.table.log_rows(cells)
+    params = dict(frame.params or {})
+    as_of = as_of_param(params)
+    params.pop("as_of", None)
+    if as_of is None:
+        state, entries, _ = take_entries(champion, living, series_of(frame), None)
     else:
-        body, log_rows = await run_in_threadpool(answer_with_model, frame, champion)
-    log_predictions(request, request_id_for(request), champion, log_rows, len(frame.rows))
+        state, entries, _ = await run_in_threadpool(take_entries, champion, living,
+                                                    series_of(frame), as_of)
+    cells = table_cells(frame, entries, params)
+    if cells is not None:
+        body, rows = answer_cells(cells, entries), log_rows(entries, cells)
+    else:
+        body, rows = await run_in_threadpool(answer_with_model, frame, champion, params, state)
+    if as_of is None:
+        log_predictions(request, request_id_for(request), champion, rows, len(frame.rows))
     return Response(body, media_type="application/json")
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serving.champion import Champion, ModelRef
-from serving.deps import ApiKeyRequired, ChampionDep, ManagerDep
+from serving.deps import ApiKeyRequired, ChampionDep, LivingDep, ManagerDep
 from serving.errors import ApiError
 from serving.registry import RegistryUnavailable, redact
-from serving.schemas import ModelInfo, ModelRefOut, ReloadResponse, error_responses
+from serving.schemas import (
+    ModelInfo,
+    ModelRefOut,
+    OriginsResponse,
+    ReloadResponse,
+    SeriesOriginState,
+    error_responses,
+)
 
 router = APIRouter(tags=["model"])
 
@@ -22,7 +29,7 @@ def model_info(champion: Champion) -> ModelInfo:
     return ModelInfo(
         name=ref.name, version=ref.version, run_id=ref.run_id, alias=ref.alias,
         source=ref.source, loaded_at=ref.loaded_at, family=meta.family, freq=meta.freq,
-        horizon=meta.horizon, last_ds=meta.last_ds, forecastable_dates=list(champion.dates),
+        horizon=meta.horizon, last_ds=meta.last_ds, newest_origin=champion.clock,
         level=meta.level, keys=meta.keys, exog_columns=meta.exog_columns,
         series_ids=sorted(champion.series_ids),
     )
@@ -32,6 +39,23 @@ def model_info(champion: Champion) -> ModelInfo:
             summary="The champion being served")
 def get_model(champion: ChampionDep) -> ModelInfo:
     return model_info(champion)
+
+
+@router.get("/v1/origins", response_model=OriginsResponse, responses=error_responses(503),
+            summary="Where each series' forecast starts, and why there")
+def get_origins(champion: ChampionDep, living: LivingDep) -> OriginsResponse:
+    """Per series: its training origin, its origin now (the newest complete period),
+    the newest period with an actual, and a status — current, incomplete (the newest
+    period is not over), gap (an actual is missing), stale (far behind the others)."""
+    origins = living.status(champion)
+    counts = dict.fromkeys(("current", "incomplete", "gap", "stale"), 0)
+    for origin in origins:
+        counts[origin.status] += 1
+    series = [SeriesOriginState(series_id=o.series_id, origin=o.origin, status=o.status,
+                                detail=o.detail or None, trained=o.trained,
+                                newest_actual=o.newest_actual) for o in origins]
+    return OriginsResponse(model=model_ref_out(champion.ref), newest_origin=champion.clock,
+                           counts=counts, series=series)
 
 
 @router.post(

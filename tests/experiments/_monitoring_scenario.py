@@ -52,7 +52,7 @@ def serve_weeks(store: PredictionStore, model: Any, panel: pd.DataFrame,
         features = json.dumps({c: _plain(getattr(row, c)) for c in columns})
         rows.append((f"req-{version}-{i}", created, model.metadata["spec_name"], version,
                      row.series_id, row.ds.date().isoformat(), float(row.yhat),
-                     float(row.yhat_lower), float(row.yhat_upper), features))
+                     float(row.yhat_lower), float(row.yhat_upper), features, None))
     store.write_predictions(rows)
     store.upsert_actuals(Actual(r.series_id, r.ds.date(), float(r.y))
                          for r in served.itertuples(index=False))

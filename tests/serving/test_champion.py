@@ -21,7 +21,7 @@ def test_model_info_describes_the_champion(client: TestClient, toy_champion: Reg
     assert (info["name"], info["version"], info["run_id"]) == ("toy", toy_champion.version,
                                                                 toy_champion.run_id)
     assert info["source"] == "registry"
-    assert info["forecastable_dates"] == ["2024-06-10", "2024-06-17", "2024-06-24", "2024-07-01"]
+    assert info["last_ds"] == info["newest_origin"] == "2024-06-03"  # no actuals yet
     assert info["series_ids"] == ["S01|C1", "S01|C2", "S02|C1", "S02|C2"]
     assert info["exog_columns"] == ["promo", "price"]
 

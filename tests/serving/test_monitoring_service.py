@@ -43,7 +43,7 @@ def _fill(store: PredictionStore, created: datetime, price_shift: float, bias: f
         yhat = y * (1 + bias)
         features = json.dumps({"price": float(rng.normal(10 + price_shift, 1)), "trend": 60 + day})
         rows.append((f"r{i}", created.replace(tzinfo=None), "m", "1", series, ds.isoformat(),
-                     yhat, yhat - 15, yhat + 15, features))
+                     yhat, yhat - 15, yhat + 15, features, None))
         actuals.append(Actual(series, ds, y))
     store.write_predictions(rows)
     store.upsert_actuals(actuals)

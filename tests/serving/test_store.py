@@ -25,8 +25,11 @@ def _entry(request_id: str, rows: list[LogRow], version: str = "1",
     return LogEntry(request_id, created_at or utc_now(), "toy", version, rows)
 
 
+ORIGIN = "2024-06-03"
+
+
 def _row(series_id: str, ds: str, yhat: float, features: str | None = None) -> LogRow:
-    return (series_id, ds, yhat, yhat - 5, yhat + 5, features)
+    return (series_id, ds, yhat, yhat - 5, yhat + 5, features, ORIGIN)
 
 
 def _write(store: PredictionStore, *entries: LogEntry) -> None:
@@ -155,7 +158,7 @@ def test_read_features_gives_one_column_per_feature(store: PredictionStore) -> N
 def test_baseline_features_are_stored_once_and_read_back_onto_their_rows(
     store: PredictionStore,
 ) -> None:
-    baseline = [("A", "2024-06-10", '{"lag_8": 5.0}'), ("B", "2024-06-10", None)]
+    baseline = [("A", ORIGIN, "2024-06-10", '{"lag_8": 5.0}'), ("B", ORIGIN, "2024-06-10", None)]
     assert store.save_baseline_features("toy", "1", baseline) == 1
     assert store.save_baseline_features("toy", "1", baseline) == 0  # a second worker, say
     _write(store,
@@ -173,7 +176,7 @@ def test_baseline_features_are_stored_once_and_read_back_onto_their_rows(
 def test_large_batches_round_trip_across_insert_chunks(store: PredictionStore) -> None:
     created = utc_now()
     rows = [(f"r{i // 8}", created, "toy", "1", f"S{i % 5}", "2024-06-10", float(i),
-             i - 0.5, i + 0.5, None if i % 3 else f'{{"i": {i}}}') for i in range(1007)]
+             i - 0.5, i + 0.5, None if i % 3 else f'{{"i": {i}}}', None) for i in range(1007)]
     store.write_predictions(rows)
     frame = store.read_predictions()
     assert frame["yhat"].tolist() == [float(i) for i in range(1007)]
