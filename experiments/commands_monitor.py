@@ -2,7 +2,8 @@
 
 Two forms of one command (exactly one of them):
 
-    salescast monitor --spec experiments/retail.yaml [--window 28D] [--out DIR] [--retrain]
+    salescast monitor --spec experiments/retail.yaml [--window 28D] [--review-lag K]
+                      [--out DIR] [--retrain]
     salescast monitor --reference train_sample.parquet --current last_28_days.parquet
 
 The spec form monitors the served champion from the prediction store (see
@@ -12,6 +13,10 @@ a run in the MLflow experiment ``<spec>-monitoring``. With ``--retrain`` and the
 ``retrain`` it trains the spec; the promotion rule decides whether the challenger
 replaces the champion, and the command says which happened. The ad-hoc form compares two
 Parquet or CSV files directly (no store, no model).
+
+The spec form also reports accuracy by forecast lag and the month / quarter review at the
+lag the business plans on (``--review-lag``, default the spec's ``monitoring.review_lag``),
+and prints how accuracy decays with lag.
 
 Both print the verdict, its reasons, the drifted columns and the report paths, and exit
 with 0 for ok / watch, 3 for retrain (a scheduler acts on it) and 1 for an error (one
@@ -235,6 +240,11 @@ def monitor(
         typer.Option(help="With --spec: judge the predictions logged in the last ... "
                      "(default: the spec's monitoring.window)."),
     ] = None,
+    review_lag: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --spec: the forecast lag of the month / quarter review "
+                     "(default: the spec's monitoring.review_lag)."),
+    ] = None,
     retrain: Annotated[
         bool, typer.Option("--retrain", help="With --spec: train when the verdict is retrain.")
     ] = False,
@@ -276,7 +286,7 @@ def monitor(
     if spec is not None:
         if reference is not None or current is not None:
             _fail("use either --spec or --reference/--current, not both")
-        monitor_spec(spec, window, out, retrain)
+        monitor_spec(spec, window, out, retrain, review_lag)
         return
     if reference is None or current is None:
         _fail("give --spec FILE, or both --reference FILE and --current FILE")
@@ -314,7 +324,8 @@ def monitor_files(
     raise typer.Exit(code=exit_code(result))
 
 
-def monitor_spec(spec_path: Path, window: str | None, out: Path | None, retrain: bool) -> None:
+def monitor_spec(spec_path: Path, window: str | None, out: Path | None, retrain: bool,
+                 review_lag: int | None = None) -> None:
     """The store-backed form (see :mod:`experiments.monitoring_job`), then exit 0 / 3 / 1."""
     from experiments.cli_support import fail_cleanly
     from experiments.settings import Settings
@@ -322,7 +333,7 @@ def monitor_spec(spec_path: Path, window: str | None, out: Path | None, retrain:
 
     with fail_cleanly():
         spec, settings = load_spec(spec_path), Settings()
-    outcome = _run_or_fail(lambda: _monitor_and_print(spec, settings, window, out))
+    outcome = _run_or_fail(lambda: _monitor_and_print(spec, settings, window, out, review_lag))
     if retrain and outcome.verdict == "retrain":
         _run_or_fail(lambda: _retrain(spec, settings, outcome.model_version))
     elif retrain:
@@ -349,11 +360,13 @@ def _run_or_fail(step: Callable[[], T]) -> T:
 
 
 def _monitor_and_print(spec: ExperimentSpec, settings: Settings, window: str | None,
-                       out: Path | None) -> MonitoringOutcome:
+                       out: Path | None, review_lag: int | None = None) -> MonitoringOutcome:
     from experiments.monitoring_job import run_monitoring
 
-    outcome = run_monitoring(spec, settings, window=window, out=out)
+    outcome = run_monitoring(spec, settings, window=window, out=out, review_lag=review_lag)
     typer.echo(f"model      {outcome.model_name} v{outcome.model_version}")
+    if outcome.result.lag_accuracy is not None:
+        typer.echo(f"by lag     {outcome.result.lag_accuracy.summary}")
     print_summary(outcome.result, (outcome.json_path, outcome.html_path))
     typer.echo(f"mlflow     run {outcome.run_id} in experiment {spec.name}-monitoring")
     return outcome

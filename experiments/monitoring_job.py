@@ -4,12 +4,15 @@
 registry from Settings) for its drift reference (``reference_sample()``), its backtest
 promise (``metadata["backtest_metrics"]``) and its series keys; reads the prediction
 store (``Settings.store_url``) over the window (the spec's ``monitoring.window`` unless
-given); runs :func:`serving.monitoring.service.monitor_store` with the spec's thresholds;
-writes ``monitor-<UTC timestamp>.json/.html`` and ``latest.json/.html`` into the reports
-folder (what the API's ``/v1/monitoring/*`` and ``/reports/latest`` serve); and logs the
-run to the MLflow experiment ``<spec name>-monitoring``: one run per invocation, metrics
-``drifted_feature_share``, ``wape``, ``bias``, ``coverage`` (when known), tags
-``verdict`` and ``model_version``, both report files as artifacts.
+given); runs :func:`serving.monitoring.service.monitor_store` with the spec's thresholds
+and, for the accuracy by forecast lag, the champion's frequency and horizon and the
+spec's ``monitoring.review_lag`` (the lag the business plans on); writes
+``monitor-<UTC timestamp>.json/.html`` and ``latest.json/.html`` into the reports folder
+(what the API's ``/v1/monitoring/*`` and ``/reports/latest`` serve); and logs the run to
+the MLflow experiment ``<spec name>-monitoring``: one run per invocation, metrics
+``drifted_feature_share``, ``wape``, ``bias``, ``coverage`` and ``wape_lag_<k>`` per
+forecast lag (when known), tags ``verdict`` and ``model_version``, both report files as
+artifacts.
 
 ``retrain`` runs the training job of the spec; the promotion rule decides whether the
 challenger replaces the champion.
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from experiments.training_job import TrainingOutcome
+    from serving.monitoring.lag import LagOptions
     from serving.monitoring.verdict import MonitorResult
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,15 @@ class ServedChampion:
     def expected(self) -> dict[str, float]:
         """The backtest metrics the model version was promoted with (its promise)."""
         return {k: float(v) for k, v in self.metadata.get("backtest_metrics", {}).items()}
+
+    def lag_options(self, spec: ExperimentSpec, review_lag: int) -> LagOptions:
+        """Accuracy by lag at the champion's frequency and horizon (the spec's when the
+        metadata lacks them), reviewed at ``review_lag``."""
+        from serving.monitoring.lag import LagOptions
+
+        return LagOptions(freq=str(self.metadata.get("freq", spec.frequency)),
+                          review_lag=review_lag,
+                          horizon=int(self.metadata.get("horizon", spec.horizon)))
 
     @property
     def series_attributes(self) -> pd.DataFrame | None:
@@ -91,6 +104,15 @@ class MonitoringOutcome:
     @property
     def drifted_features(self) -> list[str]:
         return self.result.drift.drifted_columns if self.result.drift is not None else []
+
+
+def review_lag_of(spec: ExperimentSpec, review_lag: int | None = None) -> int:
+    """``review_lag`` (default: the spec's ``monitoring.review_lag``), within 1..horizon."""
+    lag = review_lag if review_lag is not None else spec.monitoring.review_lag
+    if not 1 <= lag <= spec.horizon:
+        raise MonitoringError(f"review lag {lag} is outside 1..{spec.horizon} (the spec's "
+                              "horizon): no forecast is made that far ahead")
+    return lag
 
 
 def load_champion(spec: ExperimentSpec, settings: Settings) -> ServedChampion:
@@ -148,6 +170,11 @@ def result_metrics(result: MonitorResult) -> dict[str, float]:
         overall = result.accuracy.overall
         metrics.update({k: overall[k] for k in ("wape", "bias", "coverage") if k in overall})
         metrics["n_tracking_alarms"] = float(result.accuracy.n_alarms)
+    if result.lag_accuracy is not None:
+        by_lag = result.lag_accuracy.by_lag
+        known = by_lag[by_lag["n"] > 0]
+        metrics.update({f"wape_lag_{int(k)}": w for k, w in zip(known["lag"], known["wape"],
+                                                                  strict=True)})
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 
@@ -164,14 +191,18 @@ def log_monitoring_run(spec: ExperimentSpec, settings: Settings, outcome_parts: 
         with mlflow.start_run(run_name=paths[0].stem, tags=tags) as run:
             mlflow.log_metrics(result_metrics(result))
             mlflow.log_param("window", result.context.get("window", ""))
+            if result.lag_accuracy is not None:
+                mlflow.log_param("review_lag", result.lag_accuracy.review_lag)
             for path in paths:
                 mlflow.log_artifact(str(path), artifact_path="report")
     return run.info.run_id
 
 
 def run_monitoring(spec: ExperimentSpec, settings: Settings, window: str | None = None,
-                   out: Path | None = None, now: datetime | None = None) -> MonitoringOutcome:
-    """Monitor the spec's champion over ``window`` (default: the spec's) and report it."""
+                   out: Path | None = None, now: datetime | None = None,
+                   review_lag: int | None = None) -> MonitoringOutcome:
+    """Monitor the spec's champion over ``window`` (default: the spec's) and report it;
+    the review by lag is at ``review_lag`` (default: the spec's ``monitoring.review_lag``)."""
     from serving.monitoring.drift import DriftThresholds
     from serving.monitoring.service import monitor_store, parse_window
     from serving.store import PredictionStore
@@ -181,13 +212,15 @@ def run_monitoring(spec: ExperimentSpec, settings: Settings, window: str | None 
         span = parse_window(window or thresholds.window)
     except ValueError as exc:
         raise MonitoringError(str(exc)) from None
+    lag_to_review = review_lag_of(spec, review_lag)
     champion = load_champion(spec, settings)
+    lag = champion.lag_options(spec, lag_to_review)
     store = PredictionStore(settings.store_url)
     try:
         result = monitor_store(store, champion.reference, champion.expected, thresholds, span,
                                now=now, keys=champion.metadata.get("keys", []),
                                series_attributes=champion.series_attributes,
-                               model_version=champion.version)
+                               model_version=champion.version, lag=lag)
     finally:
         store.dispose()
     paths = write_reports(result, out or settings.reports_dir, now or datetime.now(UTC))

@@ -18,7 +18,8 @@ from training.config import BacktestConfig, ModelsConfig, PromotionConfig
 
 
 class MonitoringConfig(StrictModel):
-    """Drift and accuracy thresholds (defaults: p < 0.05, distance > 0.1, PSI > 0.2)."""
+    """Drift and accuracy thresholds (defaults: p < 0.05, distance > 0.1, PSI > 0.2), and
+    the forecast lag of the periodic review (at most the spec's horizon)."""
 
     p_value: float = Field(0.05, gt=0, lt=1)
     distance_threshold: float = Field(0.1, gt=0)
@@ -27,6 +28,9 @@ class MonitoringConfig(StrictModel):
     large_sample: int = Field(1000, ge=10, description="Above this size use distances, not tests.")
     tracking_signal_limit: float = Field(4.0, gt=0)
     window: str = "28D"
+    review_lag: int = Field(
+        1, ge=1, description="The monthly / quarterly review judges the forecasts made this "
+        "many periods ahead: the lag the business plans on (1..horizon).")
 
 
 class ExperimentSpec(StrictModel):
@@ -52,6 +56,15 @@ class ExperimentSpec(StrictModel):
             raise ValueError(
                 f"features.lags {short} are shorter than the horizon ({self.horizon}): "
                 "a forecast made at the origin cannot know them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _review_lag_within_horizon(self) -> ExperimentSpec:
+        if self.monitoring.review_lag > self.horizon:
+            raise ValueError(
+                f"monitoring.review_lag ({self.monitoring.review_lag}) is beyond the horizon "
+                f"({self.horizon}): no forecast is made that far ahead"
             )
         return self
 

@@ -3,11 +3,11 @@
 The JSON is the :class:`MonitorResult` turned into plain types (dataclasses -> objects,
 frames -> lists of rows, NaN / inf -> null). The HTML page has the verdict and its
 reasons at the top, the drift table, reference vs current distributions of the drifted
-features, and - when actuals are known - accuracy over time, bias by segment and the
-worst series. Plots are inline SVG drawn here (bars and lines need no plotting library:
-matplotlib took ~0.5 s to import and ~1.5 s to draw this page's figures, most of the
-command's time budget); the page loads no script, font, stylesheet or image from
-anywhere else.
+features, and - when actuals are known - accuracy over time, bias by segment, the
+worst series, and accuracy by forecast lag with the review at the planning lag. Plots
+are inline SVG drawn here (bars and lines need no plotting library: matplotlib took
+~0.5 s to import and ~1.5 s to draw this page's figures, most of the command's time
+budget); the page loads no script, font, stylesheet or image from anywhere else.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 
 from serving.monitoring.accuracy import AccuracyReport
 from serving.monitoring.drift import ColumnDrift, DatasetDrift
+from serving.monitoring.lag import PERIOD_WORDS, LagAccuracy
 from serving.monitoring.verdict import MonitorResult, describe_score
 
 log = logging.getLogger(__name__)
@@ -326,6 +327,65 @@ def accuracy_section(accuracy: AccuracyReport) -> str:
     return "\n".join(parts)
 
 
+# --- accuracy by forecast lag ---------------------------------------------------------
+
+
+def _people(value: Any, kind: str) -> str:
+    """A number for people: ratio 0.123, signed percent +4.2 %, share 81 %, count 1,234
+    (kind "" = text as it is); a missing value is a dash."""
+    if value is None or pd.isna(value):
+        return "–"
+    if not kind:
+        return str(value)
+    value = float(value)
+    formats = {"ratio": f"{value:.3f}", "pct": f"{round(value, 1) + 0.0:+.1f} %",
+               "share": f"{100 * value:.0f} %", "count": f"{value:,.0f}",
+               "amount": f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"}
+    return formats[kind]
+
+
+_LAG_KINDS = {"lag": "count", "wape": "ratio", "bias_pct": "pct", "mae": "amount",
+              "coverage": "share", "n": "count", "n_series": "count"}
+_REVIEW_KINDS = {"period": "", "n": "count", "forecast": "amount", "actual": "amount",
+                 "wape": "ratio", "bias_pct": "pct", "coverage": "share", "driver_series": "",
+                 "driver_share": "share"}
+_TITLES = {"wape": "WAPE", "mae": "MAE", "bias_pct": "bias (+ = over)", "n": "forecasts",
+           "n_series": "series", "driver_series": "largest miss", "driver_share": "its share"}
+
+
+def people_table(frame: pd.DataFrame, kinds: Mapping[str, str]) -> str:
+    """The ``kinds`` columns of ``frame`` (kind "" = text), numbers formatted for people."""
+    rows = [[_people(row[c], k) for c, k in kinds.items()] for _, row in frame.iterrows()]
+    return html_table([_TITLES.get(c, c) for c in kinds], rows)
+
+
+def lag_section(lag: LagAccuracy) -> str:
+    """Accuracy by forecast lag (table and WAPE chart) and the review at the review lag."""
+    parts = ["<h2>Accuracy by forecast lag</h2>", f"<p>{html.escape(lag.summary)}</p>"]
+    if lag.empty:
+        return "\n".join(parts)
+    unit = PERIOD_WORDS.get(lag.freq, "periods")
+    parts.append(f'<p class="note">Lag k: the forecast made k {unit} before the period it is '
+                 f"for. Model version {html.escape(str(lag.model_version))}, "
+                 f"{lag.n_forecasts:,} forecasts of {lag.n_series:,} series with their actual, "
+                 f"origins {lag.first_origin} .. {lag.last_origin}.</p>")
+    known = lag.by_lag[lag.by_lag["n"] > 0]
+    if len(known) > 1:
+        parts.append(svg_lines([f"lag {k}" for k in known["lag"]],
+                               {"WAPE": known["wape"].tolist()}, "WAPE by forecast lag",
+                               width=460))
+    parts.append(people_table(lag.by_lag, _LAG_KINDS))
+    parts.append(f"<h3>Review at lag {lag.review_lag} (the lag the business plans on)</h3>")
+    beyond = lag.horizon is not None and lag.review_lag > lag.horizon
+    missing = (f"the model forecasts only {lag.horizon} {unit} ahead" if beyond
+               else "none has its actual yet")
+    for period, table in lag.review.items():
+        parts.append(f"<h4>By {period}</h4>")
+        parts.append(people_table(table, _REVIEW_KINDS) if not table.empty else
+                     f"<p>No lag-{lag.review_lag} forecast: {missing}.</p>")
+    return "\n".join(parts)
+
+
 # --- the page and the files -----------------------------------------------------------
 
 
@@ -345,6 +405,8 @@ def render_html(result: MonitorResult) -> str:
         body.append(drift_section(result.drift, extra))
     if result.accuracy is not None:
         body.append(accuracy_section(result.accuracy))
+    if result.lag_accuracy is not None:
+        body.append(lag_section(result.lag_accuracy))
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             "<title>salescast monitoring report</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")

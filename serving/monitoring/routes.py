@@ -49,6 +49,53 @@ class DriftReport(BaseModel):
     thresholds: dict[str, Any] = Field(default_factory=dict)
 
 
+class LagRow(BaseModel):
+    """Accuracy of the forecasts made ``lag`` periods before the period they are for."""
+
+    lag: int = Field(..., ge=1)
+    n: int = Field(..., description="Forecasts with their actual.")
+    n_series: int
+    forecast: float | None = None
+    actual: float | None = None
+    wape: float | None = None
+    bias_pct: float | None = Field(None, description="Positive = over-forecast.")
+    mae: float | None = None
+    coverage: float | None = Field(None, description="Share of actuals inside the interval.")
+
+
+class ReviewRow(BaseModel):
+    """One month or quarter of the review at the review lag."""
+
+    period: str
+    n: int
+    n_series: int
+    forecast: float | None = None
+    actual: float | None = None
+    wape: float | None = None
+    bias_pct: float | None = None
+    mae: float | None = None
+    coverage: float | None = None
+    driver_series: str | None = Field(None, description="The series with the largest miss.")
+    driver_share: float | None = Field(None, description="Its share of all series' misses.")
+
+
+class LagAccuracy(BaseModel):
+    """Accuracy by forecast lag and the month / quarter review at ``review_lag``."""
+
+    freq: str
+    model_version: str | None = None
+    review_lag: int
+    horizon: int | None = None
+    summary: str = Field(..., description="How accuracy decays with lag, in one sentence.")
+    n_forecasts: int = 0
+    n_series: int = 0
+    first_origin: str | None = None
+    last_origin: str | None = None
+    by_lag: list[LagRow] = Field(default_factory=list)
+    review: dict[str, list[ReviewRow]] = Field(default_factory=dict,
+                                               description="month and quarter.")
+
+
 class AccuracyReport(BaseModel):
     """Forecast accuracy (WAPE, bias, coverage, tracking signal) of the latest run."""
 
@@ -58,6 +105,8 @@ class AccuracyReport(BaseModel):
     accuracy: dict[str, Any] | None = Field(
         None, description="overall, by_series, by_key, by_segment, periods; null before "
         "any actuals arrived.")
+    lag_accuracy: LagAccuracy | None = Field(
+        None, description="Accuracy by forecast lag; null in reports made without it.")
 
 
 Report = TypeVar("Report", DriftReport, AccuracyReport)
@@ -116,7 +165,8 @@ def get_drift(settings: SettingsDep) -> DriftReport:
             responses=error_responses(404, 503), summary="Accuracy of the latest monitoring report")
 def get_accuracy(settings: SettingsDep) -> AccuracyReport:
     document = read_document(Path(settings.reports_dir))
-    return _build(AccuracyReport, document, accuracy=document.get("accuracy"))
+    return _build(AccuracyReport, document, accuracy=document.get("accuracy"),
+                  lag_accuracy=document.get("lag_accuracy"))
 
 
 @router.get("/reports/latest", response_class=HTMLResponse,

@@ -20,6 +20,10 @@ training feature rows) and its backtest promise (``expected``, e.g. the model's
 * **accuracy**: forecasts joined with their actuals, by series, by key column
   (``series_id`` split on ``"|"`` into the model's ``keys``) and by segment when
   ``series_attributes`` gives one per series, against ``expected``.
+* **accuracy by forecast lag** (with ``lag`` options): the version's whole forecast
+  history (each series' forecast at every origin it reached, not only the window's) joined
+  with the actuals, by lag and in the month / quarter review at the review lag
+  (:mod:`serving.monitoring.lag`). Reported; the verdict does not use it.
 
 An empty window raises :class:`NoPredictionsError` (a clear message, no crash). This
 module reads the store only: no MLflow, no training code.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -36,6 +41,7 @@ import pandas as pd
 from serving.monitoring.accuracy import AccuracyReport, evaluate_accuracy
 from serving.monitoring.drift import ColumnDrift, DatasetDrift, DriftThresholds, column_drift
 from serving.monitoring.drift import dataset_drift as compare_columns
+from serving.monitoring.lag import LagAccuracy, LagOptions, lag_accuracy
 from serving.monitoring.verdict import MonitorResult, VerdictRule, build_result
 from serving.store import PredictionStore
 
@@ -159,6 +165,16 @@ def _read_window(store: PredictionStore, since: datetime,
     return latest_forecasts(predictions), features, joined
 
 
+def read_lag_accuracy(store: PredictionStore, options: LagOptions,
+                      model_version: str | None = None) -> LagAccuracy:
+    """Accuracy by forecast lag of ``model_version`` (default: the newest version in the
+    forecast history) from the store's forecast history and actuals."""
+    history = store.read_forecast_history()
+    actuals = store.read_actuals() if not history.empty else pd.DataFrame(
+        columns=["series_id", "ds", "y"])
+    return lag_accuracy(history, actuals, options, model_version)
+
+
 def _context(now: datetime, window: timedelta, forecasts: pd.DataFrame, features: pd.DataFrame,
              joined: pd.DataFrame, calendar: list[str]) -> dict[str, str]:
     versions = sorted(forecasts["model_version"].astype(str).unique())
@@ -179,11 +195,13 @@ def monitor_store(
     thresholds: DriftThresholds, window: timedelta, now: datetime | None = None,
     keys: Sequence[str] = (), series_attributes: pd.DataFrame | None = None,
     model_version: str | None = None, rule: VerdictRule | None = None,
+    lag: LagOptions | None = None,
 ) -> MonitorResult:
     """Drift, accuracy and the verdict of the forecasts logged in the last ``window``.
 
     ``expected`` is the backtest's promise (``backtest_metrics`` are translated by
     :func:`expected_accuracy`); ``model_version`` restricts the window to one version.
+    With ``lag`` the result also has the accuracy by forecast lag of that version.
     Raises :class:`NoPredictionsError` when nothing was logged in the window.
     """
     now = now or datetime.now(UTC)
@@ -197,7 +215,7 @@ def monitor_store(
     drift, calendar = feature_drift(reference, features, thresholds)
     actuals = (joined.drop_duplicates(["series_id", "ds"])["y"] if not joined.empty
                else pd.Series(dtype=float))
-    return build_result(
+    result = build_result(
         thresholds, drift=drift,
         prediction_drift=_column_drift(reference, forecasts["yhat"], thresholds, "yhat"),
         target_drift=_column_drift(reference, actuals, thresholds, "y"),
@@ -205,3 +223,6 @@ def monitor_store(
                                  thresholds),
         context=_context(now, window, forecasts, features, joined, calendar), rule=rule,
     )
+    if lag is None:
+        return result
+    return replace(result, lag_accuracy=read_lag_accuracy(store, lag, model_version))

@@ -29,6 +29,7 @@ from typing import Literal
 
 from serving.monitoring.accuracy import AccuracyReport
 from serving.monitoring.drift import ColumnDrift, DatasetDrift, DriftThresholds
+from serving.monitoring.lag import LagAccuracy
 
 Status = Literal["ok", "watch", "retrain"]
 _RANK: dict[str, int] = {"ok": 0, "watch": 1, "retrain": 2}
@@ -57,7 +58,11 @@ class Verdict:
 
 @dataclass(frozen=True)
 class MonitorResult:
-    """Everything one monitoring run found, and the verdict drawn from it."""
+    """Everything one monitoring run found, and the verdict drawn from it.
+
+    ``lag_accuracy`` (accuracy by forecast lag, :mod:`serving.monitoring.lag`) is
+    reported but does not enter the verdict.
+    """
 
     verdict: Verdict
     thresholds: DriftThresholds
@@ -66,6 +71,7 @@ class MonitorResult:
     target_drift: ColumnDrift | None = None
     accuracy: AccuracyReport | None = None
     context: dict[str, str] = field(default_factory=dict)
+    lag_accuracy: LagAccuracy | None = None
 
 
 Finding = tuple[Status, str]

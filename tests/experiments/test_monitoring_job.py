@@ -5,7 +5,7 @@ logs an MLflow run, exits 0 / 3 / 1, and `--retrain` trains under the promotion 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,11 @@ def test_command_reports_logs_to_mlflow_and_exits_0_before_the_shift(
     # the forecast review by customer segment: each series' dominant CRM segment
     segments = {row["segment"] for row in document["accuracy"]["by_segment"]}
     assert segments and segments <= {"budget", "regular", "premium"}
+    # accuracy by forecast lag: at the champion's frequency, reviewed at the spec's lag
+    lag = document["lag_accuracy"]
+    assert (lag["freq"], lag["review_lag"], lag["model_version"]) == ("W", 1, served.version)
+    assert f"by lag     {lag['summary']}" in result.output
+    assert "<h2>Accuracy by forecast lag</h2>" in (reports / "latest.html").read_text()
 
 
 def test_retrain_verdict_exits_3_and_retrain_keeps_the_champion_under_a_strict_margin(
@@ -233,3 +238,56 @@ def test_retrain_promotes_a_challenger_that_wins_and_the_alias_moves(
     assert int(champion.version) > int(served.version)
     assert str(previous.version) == served.version
     assert champion.tags["promotion_decision"] == "promoted"
+
+
+# --- accuracy by forecast lag: the spec's review lag ------------------------------------
+
+
+def _raw_spec(**monitoring: Any) -> dict[str, Any]:
+    return {"name": "lagged", "data": {"sales": {"path": "sales.csv"}}, "horizon": 4,
+            "monitoring": monitoring}
+
+
+def test_review_lag_defaults_to_1_and_must_be_within_the_horizon(tmp_path: Path) -> None:
+    from experiments.spec import SpecError, load_spec
+
+    assert ExperimentSpec.model_validate(_raw_spec()).monitoring.review_lag == 1
+    assert ExperimentSpec.model_validate(_raw_spec(review_lag=4)).monitoring.review_lag == 4
+    path = tmp_path / "spec.yaml"
+    for bad, message in ((5, r"monitoring\.review_lag \(5\) is beyond the horizon \(4\)"),
+                         (0, r"monitoring\.review_lag: .*greater than or equal to 1")):
+        path.write_text(yaml.safe_dump(_raw_spec(review_lag=bad)))
+        with pytest.raises(SpecError, match=message):
+            load_spec(path)
+
+
+def test_a_review_lag_beyond_the_horizon_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SALESCAST_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(_raw_spec()))
+    result = runner.invoke(app, ["monitor", "--spec", str(path), "--review-lag", "5"])
+    assert result.exit_code == 1, result.output
+    assert "error: review lag 5 is outside 1..4" in result.output
+    assert not (tmp_path / "none.db").exists()  # refused before looking for the champion
+
+
+def test_lag_options_follow_the_champion_and_wape_by_lag_is_logged() -> None:
+    import pandas as pd
+
+    from experiments.monitoring_job import ServedChampion, result_metrics
+    from serving.monitoring.lag import LagAccuracy, LagOptions
+    from serving.monitoring.verdict import build_result
+
+    spec = ExperimentSpec.model_validate(_raw_spec(review_lag=2))
+    champion = ServedChampion("m", "3", {"freq": "M", "horizon": 3}, pd.DataFrame())
+    assert champion.lag_options(spec, 2) == LagOptions("M", review_lag=2, horizon=3)
+    legacy = ServedChampion("m", "1", {}, pd.DataFrame())  # metadata without freq / horizon
+    assert legacy.lag_options(spec, 1) == LagOptions("W", review_lag=1, horizon=4)
+    by_lag = pd.DataFrame({"lag": [1, 2, 3], "n": [10, 10, 0], "wape": [0.1, 0.2, float("nan")]})
+    lag = LagAccuracy("W", "3", 2, 3, "WAPE rises", n_forecasts=20, by_lag=by_lag)
+    result = build_result(DriftThresholds())
+    metrics = result_metrics(replace(result, lag_accuracy=lag))
+    assert metrics == {"wape_lag_1": 0.1, "wape_lag_2": 0.2}
+    assert result_metrics(result) == {}
