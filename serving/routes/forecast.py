@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -51,6 +52,7 @@ OPENAPI_EXAMPLES = {
 }
 
 
+WORKER = str(os.getpid())  # which API worker answered (several share a port)
 ForecastBody = Annotated[ForecastRequest, Depends(json_body(ForecastRequest))]
 
 
@@ -93,5 +95,6 @@ async def forecast(
     if payload.as_of is None:
         log_predictions(request, request_id, champion, answer.log_rows, len(plan.cells))
     body = forecast_body(request_id, champion, answer, plan, clock)
-    return Response(body, media_type="application/json", headers={"x-request-id": request_id})
+    headers = {"x-request-id": request_id, "x-salescast-worker": WORKER}
+    return Response(body, media_type="application/json", headers=headers)
 

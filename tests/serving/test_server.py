@@ -32,7 +32,8 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90)
                   lambda: process.stderr.read().decode()[-3000:])  # type: ignore[union-attr]
 
 
-def _start(port: int, workdir: Path, store: MlflowStore) -> subprocess.Popen[bytes]:
+def _start(port: int, workdir: Path, store: MlflowStore, *extra: str
+           ) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "PYTHONPATH": str(REPO),
         "SALESCAST_TRACKING_URI": store.tracking_uri,
@@ -42,7 +43,7 @@ def _start(port: int, workdir: Path, store: MlflowStore) -> subprocess.Popen[byt
         "SALESCAST_POLL_SECONDS": "0",
     }
     command = [sys.executable, "-m", "experiments.commands_serve", "--port", str(port),
-               "--model-name", "toy"]
+               "--model-name", "toy", *extra]
     return subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
 
@@ -90,3 +91,50 @@ def test_worker_factory_builds_the_app_from_the_environment(
         too_many = client.post("/v1/forecast", json={"series": [{"series_id": "S01|C1"}] * 2})
         assert too_many.status_code == 413  # 2 series x 4 periods > 7 rows
         assert client.post("/v1/model/reload").status_code == 401
+
+
+def _forecasts_by_worker(url: str, series_id: str, tries: int = 200) -> dict[str, list]:
+    """Ask many times on fresh connections: each worker's (origin, yhat) answers."""
+    seen: dict[str, list] = {}
+    for _ in range(tries):
+        with httpx.Client(base_url=url) as client:  # a new connection: any worker may take it
+            answer = client.post("/v1/forecast", json={"series": [{"series_id": series_id}]})
+        rows = answer.json()["forecasts"]
+        seen.setdefault(answer.headers["x-salescast-worker"], []).append(
+            [(r["origin"], r["ds"], r["yhat"]) for r in rows])
+        if len(seen) == 2 and all(v[-1][0][0] == "2024-06-10" for v in seen.values()):
+            break
+    return seen
+
+
+def test_two_workers_and_a_restarted_process_roll_to_the_same_forecast(
+    mlflow_store: MlflowStore, toy_champion: Registered, tmp_path: Path
+) -> None:
+    """Actuals posted to one worker move the origin in both (they read the store); a
+    process started afterwards derives the same forecast from the same store."""
+    port = free_port()
+    process = _start(port, tmp_path, mlflow_store, "--workers", "2")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        posted = httpx.post(f"{url}/v1/actuals", json={"actuals": [
+            {"series_id": "S01|C1", "ds": "2024-06-10", "y": 140.0}]})
+        assert posted.status_code == 200
+        seen = _forecasts_by_worker(url, "S01|C1")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert len(seen) == 2, f"only worker(s) {sorted(seen)} answered"
+    latest = [answers[-1] for answers in seen.values()]
+    assert latest[0] == latest[1]
+    assert [yhat for _, _, yhat in latest[0]] == [142.0, 144.0, 146.0, 148.0]
+    port = free_port()
+    again = _start(port, tmp_path, mlflow_store)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", again)
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/forecast",
+                            json={"series": [{"series_id": "S01|C1"}]}).json()
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(timeout=60)
+    assert [(r["origin"], r["ds"], r["yhat"]) for r in answer["forecasts"]] == latest[0]

@@ -126,7 +126,11 @@ class PanelForecaster(Forecaster):
             rows = self.pipeline_.apply_scenario(rows, given[[*ORDER, *exog]])
         last = own.groupby("series_id").tail(1).set_index("series_id")
         for column in self.pipeline_.covariate_columns:
-            rows[column] = rows["series_id"].map(last[column]).to_numpy(dtype=float)
+            carried = rows["series_id"].map(last[column]).to_numpy(dtype=float)
+            if column in given.columns:  # realised customer statistics, when posted
+                posted = rows[ORDER].merge(given[[*ORDER, column]], on=ORDER, how="left")
+                carried = posted[column].fillna(pd.Series(carried)).to_numpy(dtype=float)
+            rows[column] = carried
         return rows[list(self.tail_.columns)]
 
     def _check_horizon(self, horizon: int) -> None:
