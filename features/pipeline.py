@@ -33,7 +33,6 @@ from features.calendar import (
     calendar_feature_names,
     calendar_features,
     period_numbers,
-    period_starts,
     shift_periods,
 )
 from features.lags import (
@@ -178,26 +177,32 @@ class FeaturePipeline:
         return join_planned(rows, self.planned[on + flags], overwrite=True)
 
     def _given_exog(self, rows: pd.DataFrame, future_exog: pd.DataFrame) -> pd.DataFrame:
-        """Overwrite exogenous values with the scenario's (where it gives a value)."""
+        """Overwrite exogenous values with the scenario's (where it gives a value).
+
+        The join is on (series_id, period number) through a dict: scenarios are small and
+        a pandas merge costs milliseconds on the serving path."""
         columns = [c for c in self.exog_columns if c in future_exog.columns]
         ignored = sorted(set(future_exog.columns) - {*columns, *ORDER})
         if ignored:
             log.info("future_exog columns %s are not exogenous features; ignored", ignored)
-        given = pd.DataFrame({
-            "series_id": future_exog["series_id"].astype("str").to_numpy(),
-            "ds": period_starts(period_numbers(pd.to_datetime(future_exog["ds"]), self.freq),
-                                self.freq),
-        })
-        for column in columns:
-            given[column] = pd.to_numeric(future_exog[column]).to_numpy(dtype=np.float64)
-        if given.duplicated(ORDER).any():
+        keys = list(zip(future_exog["series_id"].astype(str).tolist(),
+                        period_numbers(pd.to_datetime(future_exog["ds"]), self.freq).tolist(),
+                        strict=True))
+        if len(set(keys)) < len(keys):
             raise ValueError("future_exog has several rows for one (series_id, period)")
-        joined = rows[ORDER].merge(given, on=ORDER, how="left")
+        where = dict(zip(keys, range(len(keys)), strict=True))
+        targets = zip(rows["series_id"].astype(str).tolist(),
+                      period_numbers(rows["ds"], self.freq).tolist(), strict=True)
+        found = [(i, where[key]) for i, key in enumerate(targets) if key in where]
         out = rows.copy()
+        if not found:
+            return out
+        at_rows, at_given = (np.array(index) for index in zip(*found, strict=True))
         for column in columns:
-            values = joined[column].to_numpy(dtype=np.float64, na_value=np.nan)
-            current = out[column].to_numpy(dtype=np.float64, na_value=np.nan)
-            out[column] = np.where(np.isnan(values), current, values)
+            values = pd.to_numeric(future_exog[column]).to_numpy(dtype=np.float64)[at_given]
+            current = out[column].to_numpy(dtype=np.float64, na_value=np.nan).copy()
+            current[at_rows] = np.where(np.isnan(values), current[at_rows], values)
+            out[column] = current
         return out
 
     def future_frame(self, base: pd.DataFrame, horizon: int,

@@ -6,8 +6,8 @@
   Optuna's best params apply as ``clone(model).set_params(**best)``.
 * ``fit(training_set) -> self`` learns from a :class:`features.TrainingSet`.
 * ``predict_mean(horizon, future_exog, series_ids)`` returns the point forecast for the
-  ``horizon`` periods after each series' origin: columns series_id, ds, yhat (only the
-  ``series_ids`` asked for, when given).
+  ``horizon`` periods after each series' origin: columns series_id, ds, step (1..H),
+  yhat (only the ``series_ids`` asked for, when given).
 * ``predict(horizon, future_exog, level, series_ids)`` adds ``yhat_lower`` /
   ``yhat_upper`` from the conformal calibration attached with :meth:`set_conformal` (the
   same method for every family, so coverage is comparable); without calibration the

@@ -96,11 +96,12 @@ def test_predict_mean_gives_the_next_periods_of_every_series(
     family: str, seasonal: TrainingSet, fitted: dict[str, Forecaster]
 ) -> None:
     forecast = fitted[family].predict_mean(H)
-    assert list(forecast.columns) == ["series_id", "ds", "yhat"]
+    assert list(forecast.columns) == ["series_id", "ds", "step", "yhat"]
     last = seasonal.base.groupby("series_id")["ds"].max()
     for series_id, rows in forecast.groupby("series_id"):
         expected = [last[series_id] + k * WEEK for k in range(1, H + 1)]
         assert rows["ds"].tolist() == expected
+        assert rows["step"].tolist() == list(range(1, H + 1))
     assert set(forecast["series_id"]) == set(seasonal.series_ids)
     assert np.isfinite(forecast["yhat"]).all() and (forecast["yhat"] >= 0).all()
 

@@ -157,10 +157,12 @@ class PanelForecaster(Forecaster):
         if not features:
             rows = self.pipeline_.future_base(self._history_of(series_ids), horizon,
                                               future_exog)
-            return rows.sort_values(ORDER, kind="stable", ignore_index=True)
-        rows = self._feature_cache().rows(series_ids, horizon)
-        if future_exog is not None:
-            rows = self.pipeline_.apply_scenario(rows, future_exog)
+            rows = rows.sort_values(ORDER, kind="stable", ignore_index=True)
+        else:
+            rows = self._feature_cache().rows(series_ids, horizon)
+            if future_exog is not None:
+                rows = self.pipeline_.apply_scenario(rows, future_exog)
+        rows["step"] = np.tile(np.arange(1, horizon + 1), len(rows) // horizon)
         return rows
 
     def future_features(self, horizon: int, future_exog: pd.DataFrame | None = None,
@@ -181,7 +183,7 @@ class PanelForecaster(Forecaster):
         return state
 
     def _finish(self, rows: pd.DataFrame, yhat: np.ndarray) -> pd.DataFrame:
-        frame = rows[["series_id", "ds"]].copy()
+        frame = rows[["series_id", "ds", "step"]].copy()
         frame["yhat"] = np.asarray(yhat, dtype=float)
         if self.nonnegative_:
             frame["yhat"] = frame["yhat"].clip(lower=0.0)
@@ -245,6 +247,23 @@ class GlobalForecaster(PanelForecaster):
             return pd.Series(1.0, index=training_set.series_ids, name="scale")
         season = season_length_for(training_set, self.season_length)
         return recent_level(training_set.base, season)
+
+    def _matrix(self, rows: pd.DataFrame, columns: list[str],
+                categories: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """``columns`` of ``rows`` as one float matrix — key columns as category codes (NaN
+        when unseen), target-derived ones divided by the series scale — and the scales.
+        What a model that takes arrays predicts from, without pandas on the way."""
+        scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
+        matrix = np.empty((len(rows), len(columns)))
+        for j, column in enumerate(columns):
+            if column in categories:
+                codes = {c: float(i) for i, c in enumerate(categories[column])}
+                matrix[:, j] = [codes.get(v, np.nan) for v in rows[column].astype(str)]
+            else:
+                matrix[:, j] = rows[column].to_numpy(dtype=float, na_value=np.nan)
+        for column in self.derived_:
+            matrix[:, columns.index(column)] /= scale
+        return matrix, scale
 
     def _scaled(self, rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
         """``columns`` of ``rows`` with the target-derived ones divided by the series scale."""

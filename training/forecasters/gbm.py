@@ -83,8 +83,8 @@ class LightGBMForecaster(GlobalForecaster):
     ) -> pd.DataFrame:
         """Point forecast for the next ``horizon`` periods, honouring ``future_exog``."""
         rows = self._future_rows(horizon, future_exog, series_ids=series_ids)
-        design, scale = self._design(rows)
-        return self._finish(rows, self.model_.predict(design) * scale)
+        matrix, scale = self._matrix(rows, self.features_, self.categories_)
+        return self._finish(rows, self.model_.booster_.predict(matrix) * scale)
 
     def feature_importances(self) -> pd.Series:
         """Total split gain per feature, largest first (what the trees rely on)."""
