@@ -194,10 +194,15 @@ class DemoRun:
         start = pd.Timestamp(TRAINED_AS_OF) + pd.Timedelta(days=1)
         weeks = list(pd.date_range(start, periods=self.spec.horizon, freq="7D"))
         with self._client(api.url) as client:
-            summary = simulate_application(client, realised, weeks, self.outcome["exog_columns"])
-        typer.echo(f"application: {summary.forecasts} forecasts asked and {summary.actuals} "
-                   f"actuals posted for the weeks {summary.weeks[0]} .. {summary.weeks[-1]} "
-                   f"(model version {', '.join(sorted(summary.model_versions))})")
+            summary = simulate_application(client, realised, weeks, self.outcome["exog_columns"],
+                                           self.spec.horizon)
+        typer.echo(f"application: each week {summary.weeks[0]} .. {summary.weeks[-1]} asked "
+                   f"{self.spec.horizon} weeks ahead from the newest actuals (origins "
+                   f"{summary.origins[0]} .. {summary.origins[-1]}) and posted the week's "
+                   f"actuals: {summary.forecasts} forecasts, {summary.actuals} actuals, model "
+                   f"version {', '.join(sorted(summary.model_versions))}")
+        typer.echo(f"application: after 8 weeks the forecast covers {summary.last_answer[0]} "
+                   f".. {summary.last_answer[1]}, no retraining needed for that")
         self.outcome["traffic"] = summary
         time.sleep(1.0)  # let the background writer flush the last batch of the log
 

@@ -3,9 +3,10 @@
 `ApiProcess` starts `salescast serve` on a free loopback port with the settings passed
 through the ``SALESCAST_*`` environment, waits for `/readyz`, and stops it with SIGINT
 (uvicorn's clean shutdown, which flushes the prediction log). `simulate_application`
-plays a sales-planning application for some weeks: it asks for next week's forecast of
-every series with the planned price and promotion as the scenario, then posts the week's
-realised sales back.
+plays a sales-planning application for some weeks: every Monday it asks for the next
+``horizon`` weeks of every series (with the week's planned price and promotion as the
+scenario), and at the end of the week it posts the realised sales back — which moves each
+series' forecast origin to that week, so next Monday's forecast starts from it.
 """
 
 from __future__ import annotations
@@ -93,26 +94,32 @@ class TrafficSummary:
     forecasts: int
     actuals: int
     model_versions: set[str]
+    origins: list[str] = field(default_factory=list)  # the origin each week's answer named
+    last_answer: tuple[str, str] = ("", "")  # first and last ds of the last week's forecast
 
 
 def simulate_application(
     client: httpx.Client, realised: pd.DataFrame, weeks: list[pd.Timestamp],
-    exog_columns: list[str],
+    exog_columns: list[str], horizon: int, roll_timeout: float = 30.0,
 ) -> TrafficSummary:
-    """Ask next week's forecasts (with the planned exog as scenario), then post actuals."""
-    forecasts = actuals = 0
-    versions: set[str] = set()
+    """Each week: ask ``horizon`` weeks ahead (the planned exog of the week as scenario),
+    then post the week's actuals and wait until every series' origin has moved to it."""
+    summary = TrafficSummary([w.date().isoformat() for w in weeks], 0, 0, set())
     for week in weeks:
         rows = realised[realised["ds"] == week]
-        answer = _forecast_week(client, rows, week, exog_columns)
-        forecasts += len(answer["forecasts"])
-        versions.add(answer["model"]["version"])
-        actuals += _post_actuals(client, rows)
-    return TrafficSummary([w.date().isoformat() for w in weeks], forecasts, actuals, versions)
+        answer = _forecast_ahead(client, rows, week, exog_columns, horizon)
+        summary.forecasts += len(answer["forecasts"])
+        summary.model_versions.add(answer["model"]["version"])
+        summary.origins.append(min(o["origin"] for o in answer["origins"]))
+        summary.last_answer = (answer["forecasts"][0]["ds"], answer["forecasts"][-1]["ds"])
+        summary.actuals += _post_actuals(client, rows)
+        wait_for_origins(client, week, roll_timeout)
+    return summary
 
 
-def _forecast_week(
-    client: httpx.Client, rows: pd.DataFrame, week: pd.Timestamp, exog_columns: list[str]
+def _forecast_ahead(
+    client: httpx.Client, rows: pd.DataFrame, week: pd.Timestamp, exog_columns: list[str],
+    horizon: int,
 ) -> dict:
     day = week.date().isoformat()
     scenario = [
@@ -120,11 +127,26 @@ def _forecast_week(
          "values": {c: float(getattr(row, c)) for c in exog_columns}}
         for row in rows.itertuples()
     ]
-    body = {"rows": [{"series_id": sid, "ds": day} for sid in rows["series_id"]],
+    body = {"series": [{"series_id": sid} for sid in rows["series_id"]], "horizon": horizon,
             "scenario": scenario}
     response = client.post("/v1/forecast", json=body)
     response.raise_for_status()
-    return response.json()
+    answer = response.json()
+    if answer["forecasts"][0]["ds"] != day:
+        raise RuntimeError(f"the forecast asked on {day} starts on "
+                           f"{answer['forecasts'][0]['ds']}: the origin did not move")
+    return answer
+
+
+def wait_for_origins(client: httpx.Client, week: pd.Timestamp, timeout: float) -> None:
+    """Until every series forecasts from ``week`` (the API rolls off the request path)."""
+    deadline, day = time.monotonic() + timeout, week.date().isoformat()
+    while time.monotonic() < deadline:
+        origins = client.get("/v1/origins").json()["series"]
+        if all(o["origin"] >= day for o in origins):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the API did not roll every series to {day} within {timeout:.0f} s")
 
 
 def _post_actuals(client: httpx.Client, rows: pd.DataFrame) -> int:

@@ -104,7 +104,7 @@ class Champion:
 
     def predict(
         self, frame: pd.DataFrame, params: dict[str, Any] | None = None, state: Any = None,
-    ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    ) -> tuple[pd.DataFrame, pd.DataFrame | list[dict] | None]:
         """The forecast of ``frame`` rows by ``state`` (default: the current one), plus the
         features it used if it says. ``params`` (e.g. another interval ``level``) go to
         the model's ``predict`` as in MLflow's scoring server; the features are then unknown.

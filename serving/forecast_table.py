@@ -14,7 +14,7 @@ request takes its series' entries once, at planning, so all its rows come from o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
@@ -129,7 +129,7 @@ def grid(origins: Mapping[str, SeriesOrigin], freq: str, horizon: int) -> pd.Dat
 
 
 def build_entries(
-    forecast: pd.DataFrame, features: pd.DataFrame | None,
+    forecast: pd.DataFrame, features: pd.DataFrame | list[dict] | None,
     origins: Mapping[str, SeriesOrigin], freq: str, horizon: int,
 ) -> dict[str, SeriesForecast]:
     """Index the model's forecast of :func:`grid` by series and step.
@@ -139,7 +139,7 @@ def build_entries(
     """
     iso = pd.to_datetime(forecast["ds"]).dt.strftime("%Y-%m-%d").tolist()
     records = forecast.drop(columns=["origin"], errors="ignore").to_dict(orient="records")
-    feature_rows = _feature_records(features, len(records))
+    feature_rows = feature_records(features, len(records))
     cells: dict[str, dict[str, TablePoint]] = {}
     for ds, record, used in zip(iso, records, feature_rows, strict=True):
         series_id = str(record["series_id"])
@@ -169,13 +169,14 @@ def _table_point(series_id: str, ds: str, origin: str, record: dict, used: dict)
     )
 
 
-def _feature_records(features: pd.DataFrame | None, n_rows: int) -> list[dict]:
-    """Feature values per forecast row (without series_id / ds); empty dicts if unknown."""
+def feature_records(features: pd.DataFrame | list[dict] | None, n_rows: int) -> list[dict]:
+    """Feature values per forecast row (without series_id / ds), from the model's frame or
+    its per-row dicts; empty dicts when the model did not say."""
     if features is None or len(features) != n_rows:
         return [{} for _ in range(n_rows)]
-    return features.drop(columns=["series_id", "ds"], errors="ignore").to_dict(orient="records")
-
-
-def dates_of(entries: Sequence[SeriesForecast]) -> list[str]:
-    """The distinct forecastable ISO dates of these entries, in order."""
-    return sorted({ds for entry in entries for ds in entry.dates})
+    if isinstance(features, list):
+        return features
+    names = [str(c) for c in features.columns if c not in ("series_id", "ds")]
+    at = [features.columns.get_loc(c) for c in names]
+    rows = features.iloc[:, at].to_numpy(dtype=object).tolist()
+    return [dict(zip(names, row, strict=True)) for row in rows]

@@ -23,7 +23,13 @@ import pandas as pd
 from serving.champion import Champion
 from serving.encoding import COMPACT, features_json, forecast_point_json
 from serving.errors import ApiError
-from serving.forecast_table import FREQ_NAMES, Cell, SeriesForecast, log_rows
+from serving.forecast_table import (
+    FREQ_NAMES,
+    Cell,
+    SeriesForecast,
+    feature_records,
+    log_rows,
+)
 from serving.living import LivingForecasts
 from serving.prediction_log import LogRow
 from serving.schemas import ForecastRequest, ScenarioValues, SeriesRef
@@ -278,23 +284,22 @@ def _predict_cells(
     except (ValueError, TypeError) as exc:
         raise ApiError(422, "model_rejected_scenario", str(exc), "scenario") from exc
     used = _used_values(features, frame, columns)
+    numbers = forecast[["yhat", "yhat_lower", "yhat_upper"]].to_numpy(dtype=float).tolist()
     out: dict[Cell, tuple[str, LogRow]] = {}
     for i, cell in enumerate(cells):
         origin = entries[cell[0]].origin_iso
-        values = tuple(forecast.at[i, c] for c in ("yhat", "yhat_lower", "yhat_upper"))
-        point = forecast_point_json(cell[0], dates[i], origin, *values)
-        out[cell] = (point, (cell[0], dates[i], *map(float, values), features_json(used[i]),
-                             origin))
+        point = forecast_point_json(cell[0], dates[i], origin, *numbers[i])
+        out[cell] = (point, (cell[0], dates[i], *numbers[i], features_json(used[i]), origin))
     return out
 
 
 def _used_values(
-    features: pd.DataFrame | None, frame: pd.DataFrame, columns: tuple[str, ...]
+    features: pd.DataFrame | list[dict] | None, frame: pd.DataFrame, columns: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """Per row: the model's features when it exposes them, else the scenario inputs."""
-    if features is not None and len(features) == len(frame):
-        return features.drop(columns=["series_id", "ds"], errors="ignore").to_dict("records")
-    return frame[list(columns)].to_dict("records")
+    if features is None or len(features) != len(frame):
+        features = frame[list(columns)]
+    return feature_records(features, len(frame))
 
 
 def origins_json(plan: ForecastPlan, champion: Champion, clock: date | None) -> str:

@@ -21,7 +21,7 @@ import pandas as pd
 from serving.champion import Champion
 from serving.encoding import features_json, mlflow_predictions_json, mlflow_record_json
 from serving.errors import ApiError
-from serving.forecast_table import Cell, Snapshot
+from serving.forecast_table import Cell, Snapshot, feature_records
 from serving.prediction_log import LogRow
 
 FRAME_FORMATS = ("dataframe_split", "dataframe_records")
@@ -175,10 +175,10 @@ def answer_with_model(frame: ScoringInput, champion: Champion, params: dict[str,
 
 
 def _log_rows(
-    forecast: pd.DataFrame, features: pd.DataFrame | None, data: pd.DataFrame
+    forecast: pd.DataFrame, features: pd.DataFrame | list[dict] | None, data: pd.DataFrame
 ) -> list[LogRow]:
-    used = features if features is not None and len(features) == len(forecast) else data
-    used = used.drop(columns=list(ID_COLUMNS), errors="ignore").to_dict("records")
+    used = feature_records(features if features is not None and len(features) == len(forecast)
+                           else data, len(forecast))
     iso = pd.to_datetime(forecast["ds"]).dt.strftime("%Y-%m-%d")
     origins = forecast["origin"] if "origin" in forecast else [None] * len(forecast)
     return [

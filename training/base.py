@@ -69,7 +69,25 @@ class Forecaster(BaseEstimator):
         series_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Point forecast plus conformal interval at ``level`` (e.g. 0.8 = 10%-90%)."""
-        frame = self.predict_mean(horizon, future_exog, series_ids)
+        return self.with_interval(self.predict_mean(horizon, future_exog, series_ids), level)
+
+    def predict_with_rows(
+        self, horizon: int, future_exog: pd.DataFrame | None = None, level: float = 0.8,
+        series_ids: Sequence[str] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`predict` and, row-aligned with it, the rows the forecast was made from
+        (feature rows, or base rows for a family that reads no features)."""
+        mean, rows = self.predict_mean_with_rows(horizon, future_exog, series_ids)
+        return self.with_interval(mean, level), rows
+
+    def predict_mean_with_rows(
+        self, horizon: int, future_exog: pd.DataFrame | None = None,
+        series_ids: Sequence[str] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def with_interval(self, frame: pd.DataFrame, level: float) -> pd.DataFrame:
+        """``frame`` (series_id, ds, [step,] yhat) with the conformal interval at ``level``."""
         if self.conformal_ is None:
             frame["yhat_lower"] = frame["yhat"]
             frame["yhat_upper"] = frame["yhat"]

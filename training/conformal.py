@@ -57,13 +57,21 @@ def horizon_steps(frame: pd.DataFrame) -> np.ndarray:
 
 def row_scales(frame: pd.DataFrame, levels: pd.Series, floor_share: float) -> np.ndarray:
     """Per row: max(|yhat|, floor_share x the series' level); unknown series get the median."""
-    level = frame["series_id"].map(levels)
-    if level.isna().any():
-        unknown = sorted(frame.loc[level.isna(), "series_id"].astype(str).unique())
+    return scales_of(frame["series_id"].astype(str).tolist(), frame["yhat"].to_numpy(float),
+                     levels, floor_share)
+
+
+def scales_of(series: list[str], yhat: np.ndarray, levels: pd.Series,
+              floor_share: float) -> np.ndarray:
+    """:func:`row_scales` of forecasts given as a list of series and an array of yhat."""
+    known = dict(zip(levels.index.astype(str), levels.to_numpy(dtype=float), strict=True))
+    level = np.array([known.get(s, np.nan) for s in series], dtype=float)
+    missing = np.isnan(level)
+    if missing.any():
+        unknown = sorted({s for s, gap in zip(series, missing, strict=True) if gap})
         log.warning("no conformal level for series %s: the median level is used", unknown)
-        level = level.fillna(float(levels.median()))
-    floor = floor_share * level.to_numpy(dtype=float)
-    return np.maximum(np.abs(frame["yhat"].to_numpy(dtype=float)), floor)
+        level[missing] = float(levels.median())
+    return np.maximum(np.abs(np.asarray(yhat, dtype=float)), floor_share * level)
 
 
 @dataclass(frozen=True)
@@ -130,17 +138,19 @@ class ConformalCalibration:
         chosen = below[-1] if below else calibrated[0]
         return conformal_quantile(self.scores[chosen], level)
 
-    def apply(self, frame: pd.DataFrame, level: float) -> pd.DataFrame:
-        """Add yhat_lower / yhat_upper to forecasts (series_id, ds, yhat[, step])."""
+    def bounds(self, series_ids: list[str], steps: list[int], yhat: np.ndarray,
+               level: float) -> tuple[np.ndarray, np.ndarray]:
+        """yhat_lower, yhat_upper of forecasts given as arrays (what :meth:`apply` adds)."""
         if self.scales is None:
             raise ValueError("calibration has no series scales: call with_scales() first")
-        out = frame.copy()
-        steps = horizon_steps(out)
-        quantiles = {int(h): self.quantile(int(h), level) for h in np.unique(steps)}
-        per_row = pd.Series(steps).map(quantiles).to_numpy(dtype=float)
-        width = per_row * row_scales(out, self.scales, self.floor_share)
-        out["yhat_lower"] = out["yhat"].to_numpy(float) - width
-        out["yhat_upper"] = out["yhat"].to_numpy(float) + width
-        if self.nonnegative:
-            out["yhat_lower"] = out["yhat_lower"].clip(lower=0.0)
-        return out
+        quantiles = {h: self.quantile(int(h), level) for h in set(steps)}
+        width = np.array([quantiles[h] for h in steps]) * scales_of(
+            series_ids, yhat, self.scales, self.floor_share)
+        lower = yhat - width
+        return (np.maximum(lower, 0.0) if self.nonnegative else lower), yhat + width
+
+    def apply(self, frame: pd.DataFrame, level: float) -> pd.DataFrame:
+        """Add yhat_lower / yhat_upper to forecasts (series_id, ds, yhat[, step])."""
+        lower, upper = self.bounds(frame["series_id"].tolist(), horizon_steps(frame).tolist(),
+                                   frame["yhat"].to_numpy(float), level)
+        return frame.assign(yhat_lower=lower, yhat_upper=upper)

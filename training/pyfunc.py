@@ -51,8 +51,15 @@ import pandas as pd
 
 import features
 import training
-from features.calendar import period_numbers, period_starts
+from features.calendar import (
+    day_numbers,
+    first_days,
+    period_numbers,
+    period_numbers_of_days,
+    period_starts,
+)
 from training.base import FORECAST_COLUMNS
+from training.forecasters.cells import predict_cells
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -65,6 +72,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = [*FORECAST_COLUMNS, "origin"]
+FAST_CELLS = 64  # rows up to which a family with a matrix predictor takes the cell path
 REFERENCE_ROWS = 5_000
 ARTIFACT_FILES = {
     "forecaster": "forecaster.joblib",
@@ -94,7 +102,8 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Forecast the requested (series_id, ds) rows; see the module docstring."""
-        return self._forecast(model_input, params)[0]
+        fast = self._forecast_cells(model_input, params)
+        return fast[0] if fast is not None else self._forecast(model_input, params)[0]
 
     def origins(self) -> dict[str, str]:
         """series_id -> ISO date of the period its forecast starts after."""
@@ -113,31 +122,66 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
 
     def predict_with_features(self, model_input: pd.DataFrame,
                               params: dict[str, Any] | None = None
-                              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The forecast and, per input row, the feature values the model saw (series_id,
-        ds and the feature columns) — what the serving app logs for drift monitoring."""
-        forecast, rows, scenario = self._forecast(model_input, params)
-        future = getattr(self.forecaster, "future_features", None)
-        if future is None:
-            return forecast, rows[["series_id", "ds"]].copy()
-        horizon = int(self.metadata["horizon"])
-        frame = future(horizon, scenario, series_ids=rows["series_id"].unique().tolist())
-        columns = [c for c in self.metadata["feature_columns"] if c in frame.columns]
-        feature_rows = rows[["series_id", "ds"]].merge(
-            frame[["series_id", "ds", *columns]], on=["series_id", "ds"], how="left")
-        return forecast, feature_rows
+                              ) -> tuple[pd.DataFrame, pd.DataFrame | list[dict[str, Any]]]:
+        """The forecast and, per input row, the feature values the model saw — a frame
+        (series_id, ds, feature columns), or from the few-cell fast path one dict per row —
+        what the serving app logs for drift monitoring."""
+        fast = self._forecast_cells(model_input, params)
+        if fast is not None:
+            return fast
+        forecast, rows, used, scenario = self._forecast(model_input, params)
+        columns = [c for c in self.metadata["feature_columns"] if c in used.columns]
+        if len(columns) < len(self.metadata["feature_columns"]):  # a family without features
+            future = getattr(self.forecaster, "future_features", None)
+            if future is None:
+                return forecast, rows[["series_id", "ds"]].copy()
+            used = future(int(self.metadata["horizon"]), scenario,
+                          series_ids=rows["series_id"].unique().tolist())
+            columns = [c for c in self.metadata["feature_columns"] if c in used.columns]
+        order = positions_of(used, rows)
+        at = [used.columns.get_loc(c) for c in ("series_id", "ds", *columns)]
+        return forecast, used.iloc[order, at].reset_index(drop=True)
+
+    def _forecast_cells(self, model_input: pd.DataFrame, params: dict[str, Any] | None
+                        ) -> tuple[pd.DataFrame, list[dict[str, Any]]] | None:
+        """A few rows through the cell fast path (:mod:`training.forecasters.cells`): the
+        forecast and one dict of feature values per row, or None where it does not apply
+        (a family without a matrix predictor, many rows, a (series, ds) asked twice)."""
+        if (len(model_input) > FAST_CELLS
+                or not hasattr(self.forecaster, "_predict_matrix")):
+            return None
+        level = interval_level(params, self.metadata)
+        origins = self.forecaster.origins()
+        rows = validate_input(model_input, self.metadata, origins)
+        series, steps = rows["series_id"].tolist(), rows["step"].tolist()
+        if len(set(zip(series, steps, strict=True))) < len(series):
+            return None  # the general path merges a repeated cell's scenario (or refuses it)
+        exog = {c: rows[c].to_numpy(dtype=float) for c in _scenario_columns(rows, self.metadata)}
+        cells = predict_cells(self.forecaster, series, steps, exog, level)
+        iso = {s: pd.Timestamp(origins[s]).date().isoformat() for s in set(series)}
+        forecast = pd.DataFrame({
+            "series_id": rows["series_id"], "ds": rows["ds"], "yhat": cells.yhat,
+            "yhat_lower": cells.yhat_lower, "yhat_upper": cells.yhat_upper,
+            "origin": [iso[s] for s in series]})
+        columns = [c for c in self.metadata["feature_columns"] if c in cells.features[0]]
+        return forecast, [{c: record[c] for c in columns} for record in cells.features]
 
     def _forecast(self, model_input: pd.DataFrame, params: dict[str, Any] | None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-        level = float((params or {}).get("level") or self.metadata["level"])
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+        """The forecast of the input rows (in input order), the rows checked, the rows the
+        model read (aligned with its own output, not the input) and the scenario."""
+        level = interval_level(params, self.metadata)
         origins = self.forecaster.origins()
         rows = validate_input(model_input, self.metadata, origins)
         scenario = scenario_exog(rows, self.metadata)
         series_ids = rows["series_id"].unique().tolist()
-        forecast = self.forecaster.predict(int(self.metadata["horizon"]), scenario, level,
-                                           series_ids)
-        forecast["origin"] = forecast["series_id"].map(origins)
-        return align_forecast(rows, forecast), rows, scenario
+        forecast, used = self.forecaster.predict_with_rows(
+            int(self.metadata["horizon"]), scenario, level, series_ids)
+        order = positions_of(forecast, rows)
+        out = forecast.iloc[order].reset_index(drop=True)
+        iso = {s: pd.Timestamp(d).date().isoformat() for s, d in origins[series_ids].items()}
+        out["origin"] = [iso[s] for s in out["series_id"]]
+        return out[OUTPUT_COLUMNS], rows, used, scenario
 
     def reference_sample(self) -> pd.DataFrame:
         """The training feature rows logged as the drift reference."""
@@ -161,10 +205,10 @@ def validate_input(model_input: pd.DataFrame, metadata: dict[str, Any],
                          f"ds, optionally {metadata.get('exog_columns', [])}")
     if frame.empty:
         raise ValueError("model input has no rows")
-    frame["series_id"] = frame["series_id"].astype(str)
+    frame["series_id"] = frame["series_id"].astype(str).astype(object)  # numpy, not pyarrow
     frame["ds"] = _parse_ds(frame["ds"])
     _check_series(frame, metadata)
-    _check_horizon(frame, metadata, origins)
+    frame["step"] = _check_horizon(frame, metadata, origins)
     for column in _scenario_columns(frame, metadata):
         frame[column] = _numbers(frame[column])
     return frame
@@ -172,6 +216,8 @@ def validate_input(model_input: pd.DataFrame, metadata: dict[str, Any],
 
 def _numbers(values: pd.Series) -> pd.Series:
     """A scenario column as floats (missing stays NaN: the planned value is used)."""
+    if pd.api.types.is_float_dtype(values):
+        return values
     parsed = pd.to_numeric(values, errors="coerce").astype(float)
     bad = parsed.isna() & values.notna()
     if bad.any():
@@ -205,14 +251,16 @@ def _check_series(frame: pd.DataFrame, metadata: dict[str, Any]) -> None:
                          f"{len(known)} series, e.g. {sorted(known)[:3]})")
 
 
-def _check_horizon(frame: pd.DataFrame, metadata: dict[str, Any], origins: pd.Series) -> None:
-    """Every ds is one of the ``horizon`` periods after its series' origin."""
+def _check_horizon(frame: pd.DataFrame, metadata: dict[str, Any],
+                   origins: pd.Series) -> np.ndarray:
+    """Every ds is one of the ``horizon`` periods after its series' origin: its step."""
     freq, horizon = metadata["freq"], int(metadata["horizon"])
-    numbers = period_numbers(frame["ds"], freq)
-    origin = pd.to_datetime(frame["series_id"].map(origins))
-    steps = numbers - period_numbers(origin, freq)
-    on_grid = period_starts(numbers, freq) == pd.DatetimeIndex(frame["ds"])
-    outside = ~on_grid | (steps < 1) | (steps > horizon)
+    days = day_numbers(frame["ds"])
+    numbers = period_numbers_of_days(days, freq)
+    origin_numbers = dict(zip(origins.index, period_numbers(origins.to_numpy(), freq).tolist(),
+                              strict=True))
+    steps = numbers - np.array([origin_numbers[s] for s in frame["series_id"].tolist()])
+    outside = (first_days(numbers, freq) != days) | (steps < 1) | (steps > horizon)
     if outside.any():
         first = frame.loc[outside].iloc[0]
         start = pd.Timestamp(origins[first["series_id"]])
@@ -223,6 +271,7 @@ def _check_horizon(frame: pd.DataFrame, metadata: dict[str, Any], origins: pd.Se
             f"ds outside the forecast horizon: {shown}; the model forecasts series "
             f"{first['series_id']!r} for the {horizon} periods ({freq}) "
             f"{allowed[0].date()} .. {allowed[1].date()} after its origin {start.date()}")
+    return steps
 
 
 def _scenario_columns(frame: pd.DataFrame, metadata: dict[str, Any]) -> list[str]:
@@ -232,30 +281,55 @@ def _scenario_columns(frame: pd.DataFrame, metadata: dict[str, Any]) -> list[str
 def scenario_exog(rows: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame | None:
     """The what-if exogenous values given with the input rows (series_id, ds, exog), or
     None when the input carries none; NaN cells keep the planned / last known value."""
-    columns = [c for c in _scenario_columns(rows, metadata) if rows[c].notna().any()]
+    columns = _scenario_columns(rows, metadata)
     if not columns:
         return None
-    given = rows.loc[rows[columns].notna().any(axis=1), ["series_id", "ds", *columns]]
-    given = given.drop_duplicates()
-    clashes = given[given.duplicated(["series_id", "ds"], keep=False)]
+    given = ~np.isnan(rows[columns].to_numpy(dtype=np.float64))
+    used = [c for c, any_given in zip(columns, given.any(axis=0), strict=True) if any_given]
+    if not used:
+        return None
+    picked = rows.loc[given.any(axis=1), ["series_id", "ds", *used]].reset_index(drop=True)
+    keys = list(zip(picked["series_id"].tolist(), day_numbers(picked["ds"]).tolist(),
+                    strict=True))
+    if len(set(keys)) == len(keys):
+        return picked
+    distinct = picked.drop_duplicates()
+    clashes = distinct[distinct.duplicated(["series_id", "ds"], keep=False)]
     if not clashes.empty:
         first = clashes.iloc[0]
-        raise ValueError(f"conflicting scenario values for series {first['series_id']!r} at "
-                         f"{first['ds'].date()}: one value per (series_id, ds), please")
-    return given.reset_index(drop=True)
+        raise ValueError(f"conflicting scenario values for series {first['series_id']!r}"
+                         f" at {first['ds'].date()}: one value per (series_id, ds), please")
+    return distinct.reset_index(drop=True)
 
 
-def align_forecast(rows: pd.DataFrame, forecast: pd.DataFrame) -> pd.DataFrame:
-    """The forecast rows matching the input rows, in input order."""
-    forecast = forecast.assign(series_id=forecast["series_id"].astype(str),
-                               ds=pd.to_datetime(forecast["ds"]).astype("datetime64[ns]"))
-    out = rows[["series_id", "ds"]].merge(forecast, on=["series_id", "ds"], how="left")
-    unmatched = out["yhat"].isna()
-    if unmatched.any():
-        first = out.loc[unmatched].iloc[0]
-        raise ValueError(f"{int(unmatched.sum())} row(s) outside the forecast, e.g. series "
+def positions_of(frame: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Where each (series_id, ds) of ``rows`` is in ``frame`` (a dict join: requests are
+    small and a pandas merge costs milliseconds); ValueError for a row it lacks."""
+    keys = zip(frame["series_id"].astype(str).tolist(),
+               pd.DatetimeIndex(frame["ds"]).asi8.tolist(), strict=True)
+    where = {key: i for i, key in enumerate(keys)}
+    wanted = zip(rows["series_id"].tolist(), pd.DatetimeIndex(rows["ds"]).asi8.tolist(),
+                 strict=True)
+    found = [where.get(key, -1) for key in wanted]
+    if -1 in found:
+        first = rows.iloc[found.index(-1)]
+        raise ValueError(f"{found.count(-1)} row(s) outside the forecast, e.g. series "
                          f"{first['series_id']!r} at {first['ds'].date()}")
-    return out[[c for c in OUTPUT_COLUMNS if c in out.columns]]
+    return np.asarray(found, dtype=np.int64)
+
+
+def interval_level(params: dict[str, Any] | None, metadata: dict[str, Any]) -> float:
+    """The ``level`` param (a share strictly between 0 and 1), else the model's own."""
+    given = (params or {}).get("level")
+    if given is None:
+        return float(metadata["level"])
+    try:
+        level = float(given)
+    except (TypeError, ValueError):
+        raise ValueError(f"level must be a number between 0 and 1, not {given!r}") from None
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.8), not {given!r}")
+    return level
 
 
 def model_metadata(

@@ -8,6 +8,7 @@ retrain, swap), so this is what a newcomer's `make demo` does, in under a minute
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,19 @@ def test_a_champion_is_served_before_the_shift(demo_outcome: dict[str, Any]) -> 
     assert demo_outcome["first_champion_version"] is not None
     assert demo_outcome["traffic"].model_versions == {demo_outcome["first_champion_version"]}
     assert demo_outcome["traffic"].actuals == 6 * 8  # 6 series x 8 weeks, all committed
+
+
+def test_the_application_gets_eight_weeks_ahead_from_the_newest_week_on_one_version(
+    demo_outcome: dict[str, Any],
+) -> None:
+    """The forecast origin follows the posted actuals: no retraining to keep forecasting."""
+    traffic = demo_outcome["traffic"]
+    weeks = [date.fromisoformat(w) for w in traffic.weeks]
+    origins = [date.fromisoformat(o) for o in traffic.origins]
+    assert origins == [w - timedelta(weeks=1) for w in weeks]  # each Monday: last week's
+    first, last = (date.fromisoformat(d) for d in traffic.last_answer)
+    assert (first, last) == (weeks[-1], weeks[-1] + timedelta(weeks=7))
+    assert len(traffic.model_versions) == 1
 
 
 def test_the_shift_gives_a_retrain_verdict_and_a_report(demo_outcome: dict[str, Any]) -> None:

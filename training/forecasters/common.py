@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -87,7 +87,13 @@ class PanelForecaster(Forecaster):
 
     def origins(self) -> pd.Series:
         """series_id -> the period each series' forecast starts after (its origin)."""
-        return self.history_.groupby("series_id")["ds"].max()
+        cached = getattr(self, "origins_cache_", None)
+        if cached is None:
+            last = self.history_.groupby("series_id")["ds"].max()
+            cached = self.origins_cache_ = pd.Series(
+                last.to_numpy(), index=pd.Index(last.index.astype(str), dtype=object),
+                name="ds")
+        return cached
 
     def update(self, new_rows: pd.DataFrame) -> PanelForecaster:
         """A copy rolled forward with ``new_rows`` (see :mod:`training.base`); no refit."""
@@ -101,9 +107,29 @@ class PanelForecaster(Forecaster):
         others = self.history_[~self.history_["series_id"].isin(ids)]
         new.history_ = pd.concat([others, rolled], ignore_index=True).sort_values(
             ORDER, kind="stable", ignore_index=True)
-        new.future_cache_ = None
+        new.future_cache_ = new.origins_cache_ = None
         new._rolled(list(ids))
         return new
+
+    reads_features: ClassVar[bool] = True  # False: predicts from base rows (no lags)
+
+    def predict_mean(
+        self, horizon: int, future_exog: pd.DataFrame | None = None,
+        series_ids: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Point forecast for the next ``horizon`` periods, honouring ``future_exog``."""
+        return self.predict_mean_with_rows(horizon, future_exog, series_ids)[0]
+
+    def predict_mean_with_rows(
+        self, horizon: int, future_exog: pd.DataFrame | None = None,
+        series_ids: Sequence[str] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        rows = self._future_rows(horizon, future_exog, self.reads_features, series_ids)
+        return self._finish(rows, self._predict_rows(rows)), rows
+
+    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:  # pragma: no cover - abstract
+        """yhat of each future row (sorted by series, ds; ``step`` = 1..horizon)."""
+        raise NotImplementedError
 
     def _rolled(self, series_ids: list[str]) -> None:
         """Recompute the family's own per-series state of ``series_ids`` (after update)."""
@@ -180,14 +206,14 @@ class PanelForecaster(Forecaster):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["future_cache_"] = None  # derived: rebuilt on first use after loading
+        state["origins_cache_"] = None
         return state
 
     def _finish(self, rows: pd.DataFrame, yhat: np.ndarray) -> pd.DataFrame:
-        frame = rows[["series_id", "ds", "step"]].copy()
-        frame["yhat"] = np.asarray(yhat, dtype=float)
+        yhat = np.asarray(yhat, dtype=float)
         if self.nonnegative_:
-            frame["yhat"] = frame["yhat"].clip(lower=0.0)
-        return frame.reset_index(drop=True)
+            yhat = np.maximum(yhat, 0.0)
+        return rows[["series_id", "ds", "step"]].assign(yhat=yhat).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -197,10 +223,14 @@ class FutureCache:
 
     frame: pd.DataFrame
     positions: dict[str, np.ndarray]
+    derived: dict[str, Any] = field(default_factory=dict)  # built from it on demand
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> FutureCache:
         frame = frame.sort_values(ORDER, kind="stable", ignore_index=True)
+        for column in frame.columns[frame.dtypes == "str"]:
+            # numpy objects: taking a few rows of pyarrow strings costs 10x more per request
+            frame[column] = frame[column].astype(object)
         groups = frame.groupby("series_id", sort=False).indices
         return cls(frame, {str(k): np.asarray(v) for k, v in groups.items()})
 
@@ -253,14 +283,16 @@ class GlobalForecaster(PanelForecaster):
         """``columns`` of ``rows`` as one float matrix — key columns as category codes (NaN
         when unseen), target-derived ones divided by the series scale — and the scales.
         What a model that takes arrays predicts from, without pandas on the way."""
-        scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
+        scales = self.scales_
+        scale = np.array([scales.get(s, 1.0) for s in rows["series_id"].tolist()], dtype=float)
+        numeric = [c for c in columns if c not in categories]
         matrix = np.empty((len(rows), len(columns)))
-        for j, column in enumerate(columns):
-            if column in categories:
-                codes = {c: float(i) for i, c in enumerate(categories[column])}
-                matrix[:, j] = [codes.get(v, np.nan) for v in rows[column].astype(str)]
-            else:
-                matrix[:, j] = rows[column].to_numpy(dtype=float, na_value=np.nan)
+        matrix[:, [columns.index(c) for c in numeric]] = rows[numeric].to_numpy(
+            dtype=float, na_value=np.nan)
+        for column, names in categories.items():
+            codes = {c: float(i) for i, c in enumerate(names)}
+            matrix[:, columns.index(column)] = [codes.get(str(v), np.nan)
+                                                for v in rows[column].tolist()]
         for column in self.derived_:
             matrix[:, columns.index(column)] /= scale
         return matrix, scale

@@ -10,7 +10,6 @@ suits sales with many zeros (y must be >= 0; otherwise it falls back to "l2").
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import lightgbm as lgb
@@ -77,14 +76,13 @@ class LightGBMForecaster(GlobalForecaster):
         )
         return self
 
-    def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None,
-        series_ids: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
-        """Point forecast for the next ``horizon`` periods, honouring ``future_exog``."""
-        rows = self._future_rows(horizon, future_exog, series_ids=series_ids)
+    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         matrix, scale = self._matrix(rows, self.features_, self.categories_)
-        return self._finish(rows, self.model_.booster_.predict(matrix) * scale)
+        return self._predict_matrix(matrix) * scale
+
+    def _predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """The booster on a float matrix of ``features_`` (keys as category codes)."""
+        return self.model_.booster_.predict(matrix)
 
     def feature_importances(self) -> pd.Series:
         """Total split gain per feature, largest first (what the trees rely on)."""

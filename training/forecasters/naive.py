@@ -7,7 +7,6 @@ gets its last value. ``season_length=1`` is the plain naive (last value) forecas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,17 +60,14 @@ class SeasonalNaive(PanelForecaster):
                                      group["y"].to_numpy(dtype=float)])
             self.last_season_[str(series_id)] = joined[-self.season_length_:]
 
-    def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None,
-        series_ids: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
-        """Seasonal-naive values for the next ``horizon`` periods (exog is ignored)."""
-        rows = self._future_rows(horizon, None, features=False, series_ids=series_ids)
-        step = rows.groupby("series_id", sort=False).cumcount().to_numpy()
+    reads_features = False
+
+    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        """Seasonal-naive values of each row's step (exog is ignored)."""
+        step = rows["step"].to_numpy() - 1
         yhat = np.empty(len(rows))
         for series_id, index in rows.groupby("series_id", sort=False).indices.items():
-            path = seasonal_naive_path(
-                self.last_season_[str(series_id)], self.season_length_, horizon
-            )
-            yhat[index] = path[step[index]]
-        return self._finish(rows, yhat)
+            season = self.last_season_[str(series_id)]
+            yhat[index] = seasonal_naive_path(season, self.season_length_, step.max() + 1)[
+                step[index]]
+        return yhat

@@ -11,7 +11,6 @@ forecasts all H steps from the pipeline's future rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,14 +79,9 @@ class RegressionForecaster(GlobalForecaster):
         log.debug("regression fitted on %d rows, %d features", len(rows), len(features))
         return self
 
-    def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None,
-        series_ids: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
-        """Point forecast for the next ``horizon`` periods, honouring ``future_exog``."""
-        rows = self._future_rows(horizon, future_exog, series_ids=series_ids)
+    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         design, scale = self._design(rows)
-        return self._finish(rows, self.model_.predict(design) * scale)
+        return self.model_.predict(design) * scale
 
     def _design(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """Feature matrix with target-derived columns divided by each row's series scale."""

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -357,13 +356,11 @@ class TimeSeriesForecaster(PanelForecaster):
                             self.model, series_id, new.error)
             self.series_[series_id] = new
 
-    def predict_mean(
-        self, horizon: int, future_exog: pd.DataFrame | None = None,
-        series_ids: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
+    reads_features = False
+
+    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         """Stored path per series plus exog coefficient x future exog (the what-if)."""
-        rows = self._future_rows(horizon, future_exog, features=False, series_ids=series_ids)
-        step = rows.groupby("series_id", sort=False).cumcount().to_numpy()
+        step = rows["step"].to_numpy() - 1
         yhat = np.empty(len(rows))
         for series_id, index in rows.groupby("series_id", sort=False).indices.items():
             fitted = self.series_[str(series_id)]
@@ -371,7 +368,7 @@ class TimeSeriesForecaster(PanelForecaster):
             for column, coef in fitted.exog_coef.items():
                 values += coef * rows[column].iloc[index].fillna(0.0).to_numpy(float)
             yhat[index] = values * self.scales_[series_id]
-        return self._finish(rows, yhat)
+        return yhat
 
     def _spec(self, training_set: TrainingSet) -> SeriesModelSpec:
         return SeriesModelSpec(
