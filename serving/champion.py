@@ -151,11 +151,14 @@ class Champion:
 
     def _model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.reset_index(drop=True)
-        ds = pd.to_datetime(frame["ds"])
+        ds = frame["ds"]
+        if not pd.api.types.is_datetime64_any_dtype(ds):
+            ds = pd.to_datetime(ds, format="ISO8601")
         frame["ds"] = ds.dt.strftime("%Y-%m-%d") if self._ds_as_text else ds
         frame["series_id"] = frame["series_id"].astype(str)
-        for column in frame.columns.difference(["series_id", "ds"]):
-            frame[column] = pd.to_numeric(frame[column]).astype("float64")
+        for column in frame.columns:
+            if column not in ("series_id", "ds") and frame[column].dtype != "float64":
+                frame[column] = pd.to_numeric(frame[column]).astype("float64")
         return frame
 
 

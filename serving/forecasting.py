@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from serving.champion import Champion
@@ -276,8 +277,9 @@ def _predict_cells(
     entries, overrides = plan.entries, plan.overrides
     dates = [entries[s].points[step].ds for s, step in cells]
     frame = pd.DataFrame({
-        "series_id": [s for s, _ in cells], "ds": dates,
-        **{c: [overrides[cell][c] for cell in cells] for c in columns},
+        "series_id": [s for s, _ in cells],
+        "ds": pd.to_datetime(dates, format="%Y-%m-%d"),
+        **{c: np.array([overrides[cell][c] for cell in cells], dtype=float) for c in columns},
     })
     try:
         forecast, features = champion.predict(frame, state=plan.state)
