@@ -5,17 +5,20 @@
 Trains the retail demo spec (LightGBM, one Optuna trial) into a temporary MLflow store and
 serves the version it registers with `salescast serve` (one worker, prediction logging
 on). The reference is what a team would otherwise deploy: the same fitted LightGBM booster
-logged as a plain `mlflow.lightgbm` model and served by `mlflow models serve`, asked for
-the same number of feature rows (it computes no features, intervals or origins). Both
-answer the same model's numbers (checked before timing). Measured:
+logged as a plain `mlflow.lightgbm` model and served by `mlflow models serve` — twice: with
+the signature `mlflow.lightgbm.autolog` would give it (MLflow checks every request against
+it) and without one (no checks, the fastest way to serve it) — asked for the same number of
+feature rows (it computes no features, intervals or origins). All answer the same model's
+numbers (checked before timing). Measured:
 
 1. the cached path: 1 series x 8 weeks, and a 1,000-row batch, on /v1/forecast;
 2. the model path: a one-series what-if (a promotion in week 2), which calls the model;
 3. roll-forward: a week of actuals for every series posted to /v1/actuals, timed until
    /v1/origins shows every series at the new week (``--weeks`` times);
-4. memory: the resident set (RSS, and its peak) of each server process after the runs.
+4. memory: the resident set (RSS, its peak, and its private part) of each serving process
+   after the runs.
 
-Targets (issue 9): at 8 connections the cached path >= 10x the reference's requests/s and
+Targets (issue 9): at 8 connections the cached path >= 10x a reference's requests/s and
 the one-series scenario >= 1x; every forecast rolled forward <= 2 s after the post;
 <= 300 MB RSS per salescast worker. wrk drives the load when installed (`apt-get install
 wrk`), else an asyncio httpx client. The machine is shared: the load average is printed.
@@ -75,7 +78,7 @@ class Case:
     name: str
     ours: bytes  # body for POST /v1/forecast
     theirs: bytes  # body for POST /invocations (the reference's feature rows)
-    target: float  # our requests/s over the reference's, at 8 connections
+    target: float  # our requests/s over the references', at 8 connections
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,11 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Reference:
-    """The plain `mlflow.lightgbm` model, and what it needs to answer like the champion."""
+    """The plain `mlflow.lightgbm` models, and what they need to answer like the champion:
+    one logged with the signature autolog gives it (MLflow checks every request against
+    it), one without (no checks: the fastest way to serve it)."""
 
-    model_uri: str
+    model_uris: dict[str, str]  # label -> model URI
     forecaster: Any  # the champion's LightGBM forecaster (to build feature rows)
     series_ids: list[str]
 
@@ -138,17 +143,26 @@ def register_reference(champion: Champion) -> Reference:
     import mlflow
     import mlflow.lightgbm
     import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(champion.tracking_uri)
     loaded = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
     forecaster = loaded.unwrap_python_model().forecaster
     booster = forecaster.model_.booster_
     booster.pandas_categorical = None  # it takes the float matrix: keys as category codes
+    frame = forecaster.future_features(8)
+    matrix, _ = forecaster._matrix(frame, forecaster.features_, forecaster.categories_)
+    example = pd.DataFrame(matrix, columns=forecaster.features_)
+    signature = infer_signature(example, booster.predict(matrix))  # as autolog logs it
     mlflow.set_experiment("bench-reference")
-    with mlflow.start_run():
-        info = mlflow.lightgbm.log_model(booster, name="model")
+    uris = {}
+    for label, given in (("signature", signature), ("no signature", None)):
+        with mlflow.start_run():
+            uris[label] = mlflow.lightgbm.log_model(booster, name="model",
+                                                    signature=given).model_uri
     series_ids = sorted(str(s) for s in forecaster.origins().index)
-    return Reference(info.model_uri, forecaster, series_ids)
+    return Reference(uris, forecaster, series_ids)
 
 
 def reference_rows(reference: Reference, cells: list[tuple[str, int]]) -> tuple[bytes, list]:
@@ -347,15 +361,14 @@ def roll_forward(ours_base: str, weeks: int) -> list[tuple[float, float]]:
     return timings
 
 
-def resident_mb(pid: int) -> tuple[float, float]:
-    """(RSS, peak RSS) in MB of ``pid`` and its children (mlflow runs uvicorn as a child)."""
-    total = [0.0, 0.0]
-    for process in [pid, *_children(pid)]:
-        status = Path(f"/proc/{process}/status").read_text()
-        for i, field in enumerate(("VmRSS", "VmHWM")):
-            match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
-            total[i] += int(match[1]) / 1024 if match else 0.0
-    return total[0], total[1]
+def resident_mb(pid: int, own: bool = False) -> tuple[float, float, float]:
+    """(RSS, peak RSS, private RSS) in MB of the serving process: ``pid`` itself, or with
+    ``own`` its uvicorn child (`mlflow models serve` runs the server in a child process)."""
+    process = (_children(pid) or [pid])[-1] if own else pid
+    status = Path(f"/proc/{process}/status").read_text()
+    found = [re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+             for field in ("VmRSS", "VmHWM", "RssAnon")]
+    return tuple(int(m[1]) / 1024 if m else 0.0 for m in found)  # type: ignore[return-value]
 
 
 def _children(pid: int) -> list[int]:
@@ -364,60 +377,80 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
-def print_table(rows: list[tuple[Case, int, Measurement, Measurement, float]]) -> None:
+Row = tuple[Case, int, Measurement, float, dict[str, Measurement]]
+
+
+def print_table(rows: list[Row]) -> None:
     """Side by side; 'logged' = share of salescast's answered rows in the prediction log."""
-    print(f"{'request':<26}{'conns':>6} | {'salescast rps':>13}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'logged':>8} | {'mlflow rps':>10}{'p50 ms':>8}{'p99 ms':>8} | {'rps x':>6}"
-          f"{'target':>8}")
-    for case, connections, ours, theirs, logged in rows:
-        ratio = ours.rps / theirs.rps
-        verdict = (f">={case.target:g}x " + ("ok" if ratio >= case.target else "MISSED")
-                   if connections == 8 else "")
-        print(f"{case.name:<26}{connections:>6} | {ours.rps:>13.0f}{ours.p50_ms:>8.1f}"
-              f"{ours.p99_ms:>8.1f}{logged:>8.0%} | {theirs.rps:>10.0f}{theirs.p50_ms:>8.1f}"
-              f"{theirs.p99_ms:>8.1f} | {ratio:>6.1f} {verdict}")
+    labels = list(rows[0][4])
+    print(f"{'request':<24}{'conns':>5} | {'salescast rps':>13}{'p50/p99 ms':>13}{'logged':>7}"
+          + "".join(f" | {'mlflow (' + label + ') rps':>27}{'p50/p99 ms':>13}{'x':>6}"
+                    for label in labels) + f" | {'target':>9}")
+    for case, connections, ours, logged, theirs in rows:
+        line = (f"{case.name:<24}{connections:>5} | {ours.rps:>13.0f}"
+                f"{ours.p50_ms:>6.1f}/{ours.p99_ms:<6.0f}{logged:>7.0%}")
+        for label in labels:
+            ref = theirs[label]
+            line += (f" | {ref.rps:>27.0f}{ref.p50_ms:>6.1f}/{ref.p99_ms:<6.0f}"
+                     f"{ours.rps / ref.rps:>6.1f}")
+        if connections == 8:
+            met = ["ok" if ours.rps / theirs[label].rps >= case.target else "missed"
+                   for label in labels]
+            line += f" | >={case.target:g}x " + "/".join(met)
+        print(line)
 
 
-def run_cases(cases: list[Case], ours_base: str, theirs_base: str, workdir: Path,
-              args: argparse.Namespace) -> list[tuple[Case, int, Measurement, Measurement, float]]:
+def run_cases(cases: list[Case], ours_base: str, references: dict[str, str], workdir: Path,
+              args: argparse.Namespace) -> list[Row]:
     rows = []
     for case in cases:
         for connections in args.connections:
             ours, logged = measure_ours(ours_base, case, connections, args, workdir)
-            theirs = measure(f"{theirs_base}/invocations", case.theirs, connections,
-                             args.duration, workdir)
-            rows.append((case, connections, ours, theirs, logged))
+            theirs = {label: measure(f"{base}/invocations", case.theirs, connections,
+                                     args.duration, workdir)
+                      for label, base in references.items()}
+            rows.append((case, connections, ours, logged, theirs))
     return rows
 
 
 def benchmark(champion: Champion, reference: Reference, workdir: Path,
               args: argparse.Namespace) -> None:
-    ours_port, theirs_port = free_port(), free_port()
-    ours_base, theirs_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{theirs_port}"
-    servers = [start_salescast(champion, workdir, ours_port),
-               start_mlflow(champion, reference.model_uri, workdir, theirs_port)]
+    ours_base = f"http://127.0.0.1:{free_port()}"
+    servers = [start_salescast(champion, workdir, int(ours_base.rsplit(":", 1)[1]))]
+    references = {}
+    for label, uri in reference.model_uris.items():
+        port = free_port()
+        references[label] = f"http://127.0.0.1:{port}"
+        servers.append(start_mlflow(champion, uri, workdir, port))
     try:
         wait_for_http(f"{ours_base}/readyz", servers[0], 180)
-        wait_for_http(f"{theirs_base}/ping", servers[1], 180)
-        check_same_model(reference, ours_base, theirs_base)
+        for server, base in zip(servers[1:], references.values(), strict=True):
+            wait_for_http(f"{base}/ping", server, 180)
+            check_same_model(reference, ours_base, base)
         origin = httpx.get(f"{ours_base}/v1/model").json()["newest_origin"]
-        rows = run_cases(build_cases(reference, origin), ours_base, theirs_base, workdir, args)
+        rows = run_cases(build_cases(reference, origin), ours_base, references, workdir, args)
         rolls = roll_forward(ours_base, args.weeks)
-        memory = [resident_mb(server.pid) for server in servers]
+        memory = [resident_mb(server.pid, own=i > 0) for i, server in enumerate(servers)]
     finally:
         for server in servers:
             stop(server)
+    report(rows, rolls, memory)
+
+
+def report(rows: list[Row], rolls: list[tuple[float, float]],
+           memory: list[tuple[float, float, float]]) -> None:
     print_table(rows)
-    failed = sum(m.non2xx for _, _, a, b, _ in rows for m in (a, b))
+    failed = sum(m.non2xx for _, _, ours, _, theirs in rows for m in (ours, *theirs.values()))
     print(f"non-2xx responses: {failed}")
     worst = max(total for _, total in rolls)
     print("roll-forward of every series after a week of actuals: " + ", ".join(
         f"{total:.2f} s (post answered in {post * 1000:.0f} ms)" for post, total in rolls)
           + f"; target <= 2 s: {'ok' if worst <= 2.0 else 'MISSED'}")
-    (ours_rss, ours_peak), (theirs_rss, theirs_peak) = memory
-    print(f"memory: salescast {ours_rss:.0f} MB RSS (peak {ours_peak:.0f}), target <= 300 MB: "
-          f"{'ok' if ours_peak <= 300 else 'MISSED'}; mlflow models serve {theirs_rss:.0f} MB "
-          f"(peak {theirs_peak:.0f})")
+    (rss, peak, anon), *theirs = memory
+    print(f"memory: salescast worker {rss:.0f} MB RSS (peak {peak:.0f}; {anon:.0f} MB private, "
+          f"the rest shared library pages), target <= 300 MB: "
+          f"{'ok' if peak <= 300 else 'MISSED'}; mlflow models serve workers: "
+          + ", ".join(f"{r:.0f} MB RSS ({a:.0f} MB private)" for r, _, a in theirs))
 
 
 def main() -> None:
@@ -434,7 +467,7 @@ def main() -> None:
              champion.version, time.perf_counter() - started)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"champion {champion.name} v{champion.version} ({len(reference.series_ids)} series); "
-          f"reference {reference.model_uri}; {os.cpu_count()} cores, load average {load}; "
+          f"references {reference.model_uris}; {os.cpu_count()} cores, load average {load}; "
           f"driver: {'wrk' if shutil.which('wrk') else 'httpx'}")
     benchmark(champion, reference, workdir, args)
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from features.origin import SeriesOrigin, forecast_dates
+from features.origin import SeriesOrigin, data_clock, forecast_dates
 from serving.encoding import features_json, forecast_point_json, mlflow_record_json
 from serving.prediction_log import LogRow
 from serving.store import HistoryRow
@@ -90,8 +90,8 @@ class ForecastTable:
             self.series[series_id] = entry
 
     def clock(self) -> date | None:
-        """The newest origin of any series."""
-        return max((e.origin.origin for e in self.series.values()), default=None)
+        """The newest origin of any series (features.origin.data_clock)."""
+        return data_clock(e.origin for e in self.series.values())
 
 
 def log_rows(snapshot: Snapshot, cells: Iterable[Cell]) -> Iterator[LogRow]:

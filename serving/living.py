@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from features.origin import SeriesOrigin, advance, consecutive_actuals, flag_stale
+from features.origin import SeriesOrigin, advance, consecutive_actuals
 from serving.forecast_table import SeriesForecast, baseline_features, history_rows
 from serving.store import PredictionStore, utc_now
 
@@ -141,9 +141,8 @@ class LivingForecasts:
 
     def status(self, champion: Champion) -> list[SeriesOrigin]:
         """Every series' origin with its status (stale flagged against the clock)."""
-        meta = champion.metadata
-        return [flag_stale(e.origin, champion.clock, meta.freq, meta.horizon)
-                for _, e in sorted(champion.table.series.items())]
+        return [champion.status(entry, champion.clock)
+                for _, entry in sorted(champion.table.series.items())]
 
     def notify(self, series_ids: Collection[str]) -> None:
         """Actuals of these series were accepted here: roll them now (off the request)."""

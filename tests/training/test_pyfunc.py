@@ -228,3 +228,23 @@ def test_the_champion_serves_under_the_mlflow_scoring_server(champion, fitted) -
     assert served["series_id"].tolist() == rows["series_id"].tolist()
     np.testing.assert_allclose(served["yhat"], expected["yhat"], rtol=1e-9)
     np.testing.assert_allclose(served["yhat_upper"], expected["yhat_upper"], rtol=1e-9)
+
+
+def test_the_loaded_champion_rolls_like_the_forecasters_update(champion, fitted) -> None:
+    """The registered model, loaded back, forecasts from posted actuals without a refit:
+    its rolled forecast is the in-memory forecaster's update() on the same rows."""
+    forecaster, _ = fitted
+    model = champion.unwrap_python_model()
+    origins = forecaster.origins()
+    next_week = pd.DataFrame({"series_id": origins.index.astype(str),
+                              "ds": origins.to_numpy() + np.timedelta64(7, "D"), "y": 123.0})
+    rolled = model.roll(next_week)
+    assert set(rolled.origins().values()) == {
+        (pd.Timestamp(d) + pd.Timedelta(weeks=1)).date().isoformat() for d in origins}
+    assert model.origins() == {s: pd.Timestamp(d).date().isoformat() for s, d in
+                               origins.items()}  # the loaded model itself did not move
+    expected = forecaster.update(next_week).predict(HORIZON, None, LEVEL)
+    rows = expected[["series_id", "ds"]]
+    got = rolled.predict(None, rows)
+    np.testing.assert_allclose(got["yhat"], expected["yhat"])
+    assert set(got["origin"]) == set(rolled.origins().values())
