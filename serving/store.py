@@ -62,36 +62,30 @@ predictions_table = sa.Table(
     sa.Column("origin", sa.Date),
 )
 
-baseline_features_table = sa.Table(
-    "baseline_features",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("series_id", sa.String(255), nullable=False),
-    sa.Column("origin", sa.Date, nullable=False),
-    sa.Column("ds", sa.Date, nullable=False),
-    sa.Column("features", sa.Text, nullable=False),
-    sa.UniqueConstraint("model_name", "model_version", "series_id", "origin", "ds",
-                        name="uq_baseline_features_origin"),
-)
+CELL_KEY = ("model_name", "model_version", "series_id", "origin", "ds")
 
-forecast_history_table = sa.Table(
-    "forecast_history",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("series_id", sa.String(255), nullable=False),
-    sa.Column("origin", sa.Date, nullable=False),
-    sa.Column("ds", sa.Date, nullable=False),
-    sa.Column("yhat", sa.Float),
-    sa.Column("yhat_lower", sa.Float),
-    sa.Column("yhat_upper", sa.Float),
-    sa.Column("made_at", sa.DateTime, nullable=False),
-    sa.UniqueConstraint("model_name", "model_version", "series_id", "origin", "ds",
-                        name="uq_forecast_history"),
-)
+
+def _per_cell(name: str, *columns: sa.Column) -> sa.Table:
+    """A table with one row per (model version, series, origin, ds): a forecast cell."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("model_name", sa.String(255), nullable=False),
+        sa.Column("model_version", sa.String(32), nullable=False),
+        sa.Column("series_id", sa.String(255), nullable=False),
+        sa.Column("origin", sa.Date, nullable=False),
+        sa.Column("ds", sa.Date, nullable=False),
+        *columns,
+        sa.UniqueConstraint(*CELL_KEY, name=f"uq_{name}_cell"),
+    )
+
+
+baseline_features_table = _per_cell("baseline_features",
+                                    sa.Column("features", sa.Text, nullable=False))
+forecast_history_table = _per_cell(
+    "forecast_history", sa.Column("yhat", sa.Float), sa.Column("yhat_lower", sa.Float),
+    sa.Column("yhat_upper", sa.Float), sa.Column("made_at", sa.DateTime, nullable=False))
 
 actuals_table = sa.Table(
     "actuals",
@@ -199,6 +193,7 @@ def create_store_engine(url: str) -> Engine:
 
 def _create_tables(engine: Engine) -> None:
     """Create missing tables; a worker racing another one to it retries once."""
+    _set_aside_old_baseline(engine)
     try:
         metadata.create_all(engine)
     except sa.exc.OperationalError:
@@ -207,10 +202,30 @@ def _create_tables(engine: Engine) -> None:
     _add_origin_column(engine)
 
 
+def _columns(engine: Engine, table: str) -> set[str]:
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(table):
+        return set()
+    return {c["name"] for c in inspector.get_columns(table)}
+
+
+def _set_aside_old_baseline(engine: Engine) -> None:
+    """A store written before forecasts had origins keyed baseline features without one:
+    that table is kept as ``baseline_features_v1`` (renamed, not dropped) and a new one made."""
+    columns = _columns(engine, "baseline_features")
+    if not columns or "origin" in columns:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE baseline_features RENAME TO baseline_features_v1")
+        log.warning("baseline_features had no origin column: kept as baseline_features_v1")
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        log.info("baseline_features set aside by another worker")
+
+
 def _add_origin_column(engine: Engine) -> None:
     """A prediction log written before forecasts named their origin gets the column."""
-    columns = {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
-    if "origin" in columns:
+    if "origin" in _columns(engine, "predictions"):
         return
     try:
         with engine.begin() as conn:
@@ -328,8 +343,7 @@ class PredictionStore:
         features = sa.func.coalesce(table.c.features, shared.c.features).label("features")
         columns = [features if name == "features" else table.c[name]
                    for name in PREDICTION_COLUMNS]
-        on = sa.and_(*(table.c[k] == shared.c[k]
-                       for k in ("model_name", "model_version", "series_id", "origin", "ds")))
+        on = sa.and_(*(table.c[k] == shared.c[k] for k in CELL_KEY))
         query = sa.select(*columns).select_from(table.outerjoin(shared, on))
         if since is not None:
             query = query.where(table.c.created_at >= _as_utc_naive(since))

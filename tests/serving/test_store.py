@@ -183,3 +183,33 @@ def test_large_batches_round_trip_across_insert_chunks(store: PredictionStore) -
     assert frame["request_id"].tolist() == [r[0] for r in rows]
     assert frame["features"].tolist()[:4] == [{"i": 0}, None, None, {"i": 3}]
     assert (frame["created_at"] == pd.Timestamp(created, tz="UTC")).all()
+
+
+def test_a_store_from_before_origins_is_upgraded_without_losing_rows(tmp_path: Path) -> None:
+    """Old tables (no origin column) get one; old baseline features are kept aside."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE predictions (id INTEGER PRIMARY KEY, request_id VARCHAR(64), "
+            "created_at DATETIME, model_name VARCHAR(255), model_version VARCHAR(32), "
+            "series_id VARCHAR(255), ds DATE, yhat FLOAT, yhat_lower FLOAT, yhat_upper FLOAT, "
+            "features TEXT)")
+        conn.exec_driver_sql(
+            "INSERT INTO predictions VALUES (1, 'old', '2024-06-01 00:00:00.000000', 'toy', '1', "
+            "'A', '2024-06-10', 1.0, 0.0, 2.0, NULL)")
+        conn.exec_driver_sql(
+            "CREATE TABLE baseline_features (id INTEGER PRIMARY KEY, model_name VARCHAR(255), "
+            "model_version VARCHAR(32), series_id VARCHAR(255), ds DATE, features TEXT)")
+        conn.exec_driver_sql("INSERT INTO baseline_features VALUES "
+                             "(1, 'toy', '1', 'A', '2024-06-10', '{\"lag_8\": 5.0}')")
+    engine.dispose()
+    store = PredictionStore(url)
+    assert store.read_predictions()["request_id"].tolist() == ["old"]
+    baseline = [("A", ORIGIN, "2024-06-17", '{"lag_8": 6.0}')]
+    assert store.save_baseline_features("toy", "1", baseline) == 1
+    with store.engine.connect() as conn:
+        kept = conn.exec_driver_sql("SELECT count(*) FROM baseline_features_v1").scalar()
+    assert kept == 1
