@@ -16,7 +16,8 @@ numbers (checked before timing). Measured:
 3. roll-forward: a week of actuals for every series posted to /v1/actuals, timed until
    /v1/origins shows every series at the new week (``--weeks`` times);
 4. memory: the resident set (RSS, its peak, and its private part) of each serving process
-   after the runs.
+   after the runs — and of a second salescast worker that reaches the registry through
+   `mlflow server` (HTTP) instead of opening the SQLite store in-process.
 
 Targets (issue 9): at 8 connections the cached path >= 10x a reference's requests/s and
 the one-series scenario >= 1x; every forecast rolled forward <= 2 s after the post;
@@ -245,6 +246,31 @@ def build_cases(reference: Reference, origin: str) -> list[Case]:
     ]
 
 
+def memory_behind_tracking_server(champion: Champion, workdir: Path, cases: list[Case],
+                                  args: argparse.Namespace) -> tuple[float, float, float]:
+    """RSS of a second salescast worker that reaches the registry through `mlflow server`
+    (HTTP, as several workers would share it) instead of opening the SQLite store itself,
+    after the same cached and what-if load (figures discarded: memory only)."""
+    server_port, api_port = free_port(), free_port()
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    tracking = _spawn([mlflow, "server", "--backend-store-uri", champion.tracking_uri,
+                       "--host", "127.0.0.1", "--port", str(server_port)],
+                      champion, workdir, "mlflow-server.log")
+    remote = Champion(f"http://127.0.0.1:{server_port}", champion.name, champion.version)
+    (workdir / "http").mkdir(exist_ok=True)
+    api = start_salescast(remote, workdir / "http", api_port)
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_for_http(f"http://127.0.0.1:{server_port}/health", tracking, 120)
+        wait_for_http(f"{base}/readyz", api, 180)
+        for case in cases:
+            measure(f"{base}/v1/forecast", case.ours, 8, args.duration, workdir)
+        return resident_mb(api.pid)
+    finally:
+        stop(api)
+        stop(tracking)
+
+
 def check_same_model(reference: Reference, ours_base: str, theirs_base: str) -> None:
     """The reference answers the champion's numbers (x the series scale) before timing."""
     series = reference.series_ids[0]
@@ -428,17 +454,19 @@ def benchmark(champion: Champion, reference: Reference, workdir: Path,
             wait_for_http(f"{base}/ping", server, 180)
             check_same_model(reference, ours_base, base)
         origin = httpx.get(f"{ours_base}/v1/model").json()["newest_origin"]
-        rows = run_cases(build_cases(reference, origin), ours_base, references, workdir, args)
+        cases = build_cases(reference, origin)
+        rows = run_cases(cases, ours_base, references, workdir, args)
         rolls = roll_forward(ours_base, args.weeks)
         memory = [resident_mb(server.pid, own=i > 0) for i, server in enumerate(servers)]
     finally:
         for server in servers:
             stop(server)
-    report(rows, rolls, memory)
+    remote = memory_behind_tracking_server(champion, workdir, cases, args)
+    report(rows, rolls, memory, remote)
 
 
 def report(rows: list[Row], rolls: list[tuple[float, float]],
-           memory: list[tuple[float, float, float]]) -> None:
+           memory: list[tuple[float, float, float]], remote: tuple[float, float, float]) -> None:
     print_table(rows)
     failed = sum(m.non2xx for _, _, ours, _, theirs in rows for m in (ours, *theirs.values()))
     print(f"non-2xx responses: {failed}")
@@ -451,6 +479,10 @@ def report(rows: list[Row], rolls: list[tuple[float, float]],
           f"the rest shared library pages), target <= 300 MB: "
           f"{'ok' if peak <= 300 else 'MISSED'}; mlflow models serve workers: "
           + ", ".join(f"{r:.0f} MB RSS ({a:.0f} MB private)" for r, _, a in theirs))
+    rss, peak, anon = remote
+    print(f"memory, registry through `mlflow server` (HTTP): salescast worker {rss:.0f} MB RSS "
+          f"(peak {peak:.0f}; {anon:.0f} MB private), target <= 300 MB: "
+          f"{'ok' if peak <= 300 else 'MISSED'}")
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 # Actuals committed by another worker carry its clock: look a little further back than
 # the last poll (re-reading a series whose actuals did not change costs nothing).
 POLL_OVERLAP = timedelta(seconds=5)
+MAX_NAMED_SERIES = 500
 
 
 def utc_today() -> date:
@@ -89,8 +90,9 @@ class LivingForecasts:
         ids = sorted(trained if series_ids is None else set(series_ids) & set(trained))
         if not ids:
             return 0
-        actuals = self.store.read_actuals(series_ids=None if series_ids is None else ids,
-                                          after=min(trained[s] for s in ids))
+        # Name the series in the query only when few (SQL parameter limits); else filter here.
+        named = ids if series_ids is not None and len(ids) <= MAX_NAMED_SERIES else None
+        actuals = self.store.read_actuals(series_ids=named, after=min(trained[s] for s in ids))
         origins, rows = self.derive(champion, actuals, ids)
         digests = _digests(origins, rows)
         changed = [s for s in ids if digests[s] != champion.digests.get(s)]
@@ -131,7 +133,8 @@ class LivingForecasts:
             raise ValueError(f"as_of {when} is before the training origin "
                              f"{trained[early[0]]} of {early[0]!r}: this model version made "
                              "no forecast then")
-        actuals = self.store.read_actuals(series_ids=series_ids,
+        named = series_ids if len(series_ids) <= MAX_NAMED_SERIES else None
+        actuals = self.store.read_actuals(series_ids=named,
                                           after=min(trained[s] for s in series_ids))
         actuals = actuals[actuals["ds"] <= pd.Timestamp(when)]
         origins, rows = self.derive(champion, actuals, series_ids)

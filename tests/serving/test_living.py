@@ -211,3 +211,16 @@ def test_every_origin_reached_is_recorded_and_a_restart_agrees(
     assert mine.groupby("origin").size().tolist() == [4, 4, 4]
     with TestClient(create_app(app_settings)) as restarted:
         assert forecast(restarted, "S02|C1")["forecasts"] == answer["forecasts"]
+
+
+def test_many_series_are_read_without_naming_each_in_the_query(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import serving.living
+
+    monkeypatch.setattr(serving.living, "MAX_NAMED_SERIES", 1)  # as if there were thousands
+    post(client, ("S01|C1", week(1), 111.0), ("S02|C2", week(1), 33.0))
+    wait_for(client, "S01|C1", week(1))
+    wait_for(client, "S02|C2", week(1))
+    assert forecast(client, "S02|C2")["forecasts"][0]["yhat"] == 35.0
+    assert forecast(client, "S01|C2")["origins"][0]["origin"] == week(0)  # untouched
