@@ -258,16 +258,17 @@ def memory_behind_tracking_server(champion: Champion, workdir: Path, cases: list
                       champion, workdir, "mlflow-server.log")
     remote = Champion(f"http://127.0.0.1:{server_port}", champion.name, champion.version)
     (workdir / "http").mkdir(exist_ok=True)
-    api = start_salescast(remote, workdir / "http", api_port)
-    base = f"http://127.0.0.1:{api_port}"
+    base, api = f"http://127.0.0.1:{api_port}", None
     try:
         wait_for_http(f"http://127.0.0.1:{server_port}/health", tracking, 120)
+        api = start_salescast(remote, workdir / "http", api_port)
         wait_for_http(f"{base}/readyz", api, 180)
         for case in cases:
             measure(f"{base}/v1/forecast", case.ours, 8, args.duration, workdir)
         return resident_mb(api.pid)
     finally:
-        stop(api)
+        if api is not None:
+            stop(api)
         stop(tracking)
 
 
