@@ -5,8 +5,9 @@ through the ``SALESCAST_*`` environment, waits for `/readyz`, and stops it with 
 (uvicorn's clean shutdown, which flushes the prediction log). `simulate_application`
 plays a sales-planning application for some weeks: every Monday it asks for the next
 ``horizon`` weeks of every series (with the week's planned price and promotion as the
-scenario), and at the end of the week it posts the realised sales back — which moves each
-series' forecast origin to that week, so next Monday's forecast starts from it.
+scenario), and at the end of the week it posts the realised sales back, with the price and
+promotion the week really had — which moves each series' forecast origin to that week, so
+next Monday's forecast starts from it.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def simulate_application(
         summary.model_versions.add(answer["model"]["version"])
         summary.origins.append(min(o["origin"] for o in answer["origins"]))
         summary.last_answer = (answer["forecasts"][0]["ds"], answer["forecasts"][-1]["ds"])
-        summary.actuals += _post_actuals(client, rows)
+        summary.actuals += _post_actuals(client, rows, exog_columns)
         wait_for_origins(client, week, roll_timeout)
     return summary
 
@@ -149,9 +150,12 @@ def wait_for_origins(client: httpx.Client, week: pd.Timestamp, timeout: float) -
     raise RuntimeError(f"the API did not roll every series to {day} within {timeout:.0f} s")
 
 
-def _post_actuals(client: httpx.Client, rows: pd.DataFrame) -> int:
-    body = {"actuals": [{"series_id": r.series_id, "ds": r.ds.date().isoformat(), "y": float(r.y)}
-                        for r in rows.itertuples()]}
+def _post_actuals(client: httpx.Client, rows: pd.DataFrame, exog_columns: list[str]) -> int:
+    """The week's sales, with the promotion and price it really had."""
+    body = {"actuals": [
+        {"series_id": r.series_id, "ds": r.ds.date().isoformat(), "y": float(r.y),
+         "values": {c: float(getattr(r, c)) for c in exog_columns}}
+        for r in rows.itertuples()]}
     response = client.post("/v1/actuals", json=body)
     response.raise_for_status()
     return int(response.json()["stored"])

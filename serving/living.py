@@ -5,7 +5,8 @@ this module applies it to the served champion:
 
 * **Derived from the store.** A series' state is the champion's *trained* model rolled
   (``roll``: no refit) with that series' consecutive complete actuals after its training
-  origin, as the prediction store holds them. Nothing else feeds it, so every worker and a
+  origin, as the prediction store holds them (with the realised exogenous values posted
+  with them, else the plan). Nothing else feeds it, so every worker and a
   restarted process compute the same forecast for the same series and origin.
 * **When.** A new champion is rolled to the store's actuals before it is swapped in
   (:meth:`LivingForecasts.prepare`). Afterwards a background thread re-derives the series
@@ -92,7 +93,8 @@ class LivingForecasts:
             return 0
         # Name the series in the query only when few (SQL parameter limits); else filter here.
         named = ids if series_ids is not None and len(ids) <= MAX_NAMED_SERIES else None
-        actuals = self.store.read_actuals(series_ids=named, after=min(trained[s] for s in ids))
+        actuals = self.store.read_actuals(series_ids=named, after=min(trained[s] for s in ids),
+                                          exog=True)
         origins, rows = self.derive(champion, actuals, ids)
         digests = _digests(origins, rows)
         changed = [s for s in ids if digests[s] != champion.digests.get(s)]
@@ -105,7 +107,7 @@ class LivingForecasts:
             champion.state = state
             champion.table.replace(entries)
             champion.clock = champion.table.clock()
-        champion.digests.update({s: digests[s] for s in changed})
+            champion.digests.update({s: digests[s] for s in changed})
         self._record(champion, entries)
         self._observe(champion, len(changed), time.perf_counter() - started)
         return len(changed)
@@ -119,8 +121,8 @@ class LivingForecasts:
         origins = {s: advance(s, trained[s], [d for d in dates.get(s, []) if d > trained[s]],
                               freq, today) for s in ids}
         reached = {s: o.origin for s, o in origins.items()}
-        rows = consecutive_actuals(actuals[["series_id", "ds", "y"]], reached, trained)
-        return origins, rows
+        posted = actuals.drop(columns=["received_at"], errors="ignore")
+        return origins, consecutive_actuals(posted, reached, trained)
 
     def as_of(self, champion: Champion, series_ids: list[str], when: date
               ) -> tuple[Any, dict[str, SeriesForecast]]:
@@ -134,7 +136,7 @@ class LivingForecasts:
                              f"{trained[early[0]]} of {early[0]!r}: this model version made "
                              "no forecast then")
         named = series_ids if len(series_ids) <= MAX_NAMED_SERIES else None
-        actuals = self.store.read_actuals(series_ids=named,
+        actuals = self.store.read_actuals(series_ids=named, exog=True,
                                           after=min(trained[s] for s in series_ids))
         actuals = actuals[actuals["ds"] <= pd.Timestamp(when)]
         origins, rows = self.derive(champion, actuals, series_ids)
@@ -210,6 +212,8 @@ class LivingForecasts:
 def _digests(origins: dict[str, SeriesOrigin], rows: pd.DataFrame) -> dict[str, Any]:
     """What each series' entry is computed from: its origin (with status) and actuals;
     :class:`serving.champion.Champion` starts with the same shape at its training origins."""
-    used = {str(s): tuple(zip(g["ds"].tolist(), g["y"].tolist(), strict=True))
+    values = [c for c in rows.columns if c != "series_id"]  # ds, y and posted exog
+    used = {str(s): tuple(tuple(None if v != v else v for v in row)  # NaN != NaN: None
+                          for row in g[values].itertuples(index=False))
             for s, g in rows.groupby("series_id")}
     return {s: (o, used.get(s, ())) for s, o in origins.items()}

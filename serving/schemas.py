@@ -162,6 +162,10 @@ class ActualIn(RequestModel):
     series_id: str = Field(min_length=1, max_length=255, examples=["S01|C1"])
     ds: date = Field(examples=["2025-01-06"])
     y: FiniteFloat = Field(examples=[1480.0])
+    values: dict[str, FiniteFloat] | None = Field(
+        None, description="What the period's exogenous inputs really were (e.g. promo, "
+        "price): the rolled forecast uses them instead of the plan.",
+        examples=[{"promo": 1, "price": 9.5}])
 
 
 class ActualsRequest(RequestModel):

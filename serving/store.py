@@ -17,8 +17,9 @@ Tables (timestamps are UTC):
   reached (model_name, model_version, series_id, origin, ds, yhat, yhat_lower,
   yhat_upper, made_at) — what accuracy by forecast lag is measured on, whether or not an
   application asked for it. A recomputed origin (a corrected actual) replaces its rows.
-* ``actuals``: series_id, ds, y, received_at; unique on (series_id, ds), written by upsert.
-  They also move each series' forecast origin (:mod:`features.origin`).
+* ``actuals``: series_id, ds, y, received_at, exog (JSON: realised promo / price ... of the
+  period, when posted); unique on (series_id, ds), written by upsert. They also move each
+  series' forecast origin (:mod:`features.origin`).
 
 The monitoring code reads them through :meth:`PredictionStore.read_predictions` (which
 puts the baseline features back on their rows), :meth:`read_actuals`,
@@ -95,6 +96,7 @@ actuals_table = sa.Table(
     sa.Column("ds", sa.Date, nullable=False),
     sa.Column("y", sa.Float, nullable=False),
     sa.Column("received_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("exog", sa.Text),  # JSON: realised exogenous values of the period, if posted
     sa.UniqueConstraint("series_id", "ds", name="uq_actuals_series_ds"),
 )
 
@@ -160,11 +162,13 @@ def _date_or_none(text: str | None) -> date | None:
 
 @dataclass(frozen=True)
 class Actual:
-    """One realised value: sales ``y`` of ``series_id`` in period ``ds``."""
+    """One realised value: sales ``y`` of ``series_id`` in period ``ds`` (and, optionally,
+    the exogenous values the period really had, e.g. its promotion and price)."""
 
     series_id: str
     ds: date
     y: float
+    exog: dict[str, float] | None = None
 
 
 def utc_now() -> datetime:
@@ -199,7 +203,7 @@ def _create_tables(engine: Engine) -> None:
     except sa.exc.OperationalError:
         log.info("tables being created by another worker; retrying")
         metadata.create_all(engine)
-    _add_origin_column(engine)
+    _add_new_columns(engine)
 
 
 def _columns(engine: Engine, table: str) -> set[str]:
@@ -223,15 +227,20 @@ def _set_aside_old_baseline(engine: Engine) -> None:
         log.info("baseline_features set aside by another worker")
 
 
-def _add_origin_column(engine: Engine) -> None:
-    """A prediction log written before forecasts named their origin gets the column."""
-    if "origin" in _columns(engine, "predictions"):
-        return
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN origin DATE")
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-        log.info("predictions.origin added by another worker")
+# Columns added since a table was first created: (table, column, SQL type).
+ADDED_COLUMNS = (("predictions", "origin", "DATE"), ("actuals", "exog", "TEXT"))
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """A store written by an earlier version gets the columns added since (nullable)."""
+    for table, column, kind in ADDED_COLUMNS:
+        if column in _columns(engine, table):
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            log.info("%s.%s added by another worker", table, column)
 
 
 def _as_utc_naive(moment: datetime | None) -> datetime | None:
@@ -326,10 +335,11 @@ class PredictionStore:
         number of distinct (series_id, ds) written.
         """
         received = utc_now()
-        latest = {(a.series_id, a.ds): a.y for a in actuals}
+        latest = {(a.series_id, a.ds): a for a in actuals}
         rows = [
-            {"series_id": s, "ds": d, "y": y, "received_at": received}
-            for (s, d), y in latest.items()
+            {"series_id": s, "ds": d, "y": a.y, "received_at": received,
+             "exog": json.dumps(a.exog, sort_keys=True) if a.exog else None}
+            for (s, d), a in latest.items()
         ]
         return self._insert_new(actuals_table, rows, do_update=True)
 
@@ -358,20 +368,22 @@ class PredictionStore:
 
     def read_actuals(self, since: datetime | None = None,
                      series_ids: Sequence[str] | None = None,
-                     after: date | None = None) -> pd.DataFrame:
+                     after: date | None = None, exog: bool = False) -> pd.DataFrame:
         """Actuals received at or after ``since`` (UTC), of ``series_ids`` (all when None),
-        for periods after ``after``: series_id, ds, y, received_at."""
+        for periods after ``after``: series_id, ds, y, received_at (and with ``exog`` one
+        column per posted exogenous value, NaN where a row has none)."""
         table = actuals_table
-        query = sa.select(*[table.c[name] for name in ACTUAL_COLUMNS])
+        names = [*ACTUAL_COLUMNS, "exog"] if exog else ACTUAL_COLUMNS
+        query = sa.select(*[table.c[name] for name in names])
         if since is not None:
             query = query.where(table.c.received_at >= _as_utc_naive(since))
         if series_ids is not None:
             query = query.where(table.c.series_id.in_(list(series_ids)))
         if after is not None:
             query = query.where(table.c.ds > after)
-        frame = self._read(query.order_by(table.c.series_id, table.c.ds), ACTUAL_COLUMNS)
+        frame = self._read(query.order_by(table.c.series_id, table.c.ds), names)
         frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
-        return frame
+        return _expand_exog(frame) if exog else frame
 
     def read_features(self, since: datetime | None = None) -> pd.DataFrame:
         """Logged model inputs, one column per feature (the *current* data for drift).
@@ -407,6 +419,15 @@ class PredictionStore:
         frame = pd.DataFrame.from_records(rows, columns=columns)
         frame["ds"] = pd.to_datetime(frame["ds"])
         return frame
+
+
+def _expand_exog(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``exog`` JSON column as one float column per name (NaN where not posted)."""
+    values = [json.loads(text) if isinstance(text, str) and text else {}
+              for text in frame.pop("exog")]
+    for name in sorted({key for given in values for key in given}):
+        frame[name] = [float(given.get(name, "nan")) for given in values]
+    return frame
 
 
 def _unique_key(table: sa.Table) -> list[str]:

@@ -3,8 +3,10 @@
 Accepted actuals move each series' forecast origin (``serving.living``, off the request
 path). A request is checked whole before anything is written: an unknown series, a date
 that is not the first day of a period, or a period at or before the series' training
-origin (the model's history is fixed when it is trained: :mod:`features.origin`) is a 422
-naming the first such row, and nothing is stored.
+origin (the model's history is fixed when it is trained: :mod:`features.origin`), or an
+exogenous value the model does not take is a 422 naming the first such row, and nothing is
+stored. Realised exogenous values (``values``: the period's real promotion, price) replace
+the plan when the series' origin rolls over that period.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def post_actuals(
         raise ApiError(413, "too_many_rows", f"{len(payload.actuals)} actuals exceed the limit "
                        f"of {settings.max_rows} rows per request", "actuals")
     check_actuals(payload.actuals, champion)
-    stored = store.upsert_actuals(Actual(a.series_id, a.ds, a.y) for a in payload.actuals)
+    stored = store.upsert_actuals(Actual(a.series_id, a.ds, a.y, a.values)
+                                  for a in payload.actuals)
     living.notify({a.series_id for a in payload.actuals})
     return ActualsResponse(received=len(payload.actuals), stored=stored)
 
@@ -61,6 +64,11 @@ def check_actuals(actuals: Sequence[ActualIn], champion: Champion) -> None:
             raise ApiError(422, "not_a_period", f"{where}: {actual.ds} is not the first day "
                            f"of a {FREQ_NAMES[freq]} period (weeks start on Monday, months "
                            "on the 1st); nothing was stored", f"{where}.ds")
+        unknown = sorted(set(actual.values or {}) - champion.exog_columns)
+        if unknown:
+            raise ApiError(422, "unknown_exog", f"{where}: this model takes no {unknown[0]!r}; "
+                           f"exogenous values it accepts: {sorted(champion.exog_columns)}; "
+                           "nothing was stored", f"{where}.values.{unknown[0]}")
         origin = trained[actual.series_id]
         if actual.ds <= origin:
             raise ApiError(422, "before_origin", f"{where}: {actual.ds} is not after the "

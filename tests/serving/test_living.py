@@ -224,3 +224,34 @@ def test_many_series_are_read_without_naming_each_in_the_query(
     wait_for(client, "S02|C2", week(1))
     assert forecast(client, "S02|C2")["forecasts"][0]["yhat"] == 35.0
     assert forecast(client, "S01|C2")["origins"][0]["origin"] == week(0)  # untouched
+
+
+def test_realised_exog_is_stored_and_reaches_the_roll(
+    client: TestClient, app_settings: Any
+) -> None:
+    body = {"actuals": [{"series_id": "S01|C1", "ds": week(1), "y": 120.0,
+                         "values": {"promo": 1.0, "price": 8.0}},
+                        {"series_id": "S02|C1", "ds": week(1), "y": 80.0}]}
+    assert client.post("/v1/actuals", json=body).status_code == 200
+    wait_for(client, "S01|C1", week(1))
+    wait_for(client, "S02|C1", week(1))
+    stored = PredictionStore(app_settings.store_url).read_actuals(exog=True)
+    by_series = stored.set_index("series_id")
+    assert by_series.loc["S01|C1", ["promo", "price"]].tolist() == [1.0, 8.0]
+    assert by_series.loc["S02|C1", ["promo", "price"]].isna().all()  # the plan, then
+    champion = client.app.state.champions.current  # type: ignore[attr-defined]
+    living = client.app.state.living  # type: ignore[attr-defined]
+    _, rows = living.derive(champion, stored, ["S01|C1", "S02|C1"])
+    assert rows.set_index("series_id").loc["S01|C1", "price"] == 8.0
+    assert living.roll(champion, ["S01|C1", "S02|C1"]) == 0  # same actuals: not recomputed
+
+
+def test_an_exogenous_value_the_model_does_not_take_is_422(
+    client: TestClient, app_settings: Any
+) -> None:
+    body = {"actuals": [{"series_id": "S01|C1", "ds": week(1), "y": 1.0,
+                         "values": {"weather": 3.0}}]}
+    response = client.post("/v1/actuals", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "actuals[0].values.weather"
+    assert PredictionStore(app_settings.store_url).read_actuals().empty
