@@ -167,12 +167,15 @@ class LivingForecasts:
             self._thread.join(timeout)
 
     def poll(self, champion: Champion | None) -> int:
-        """Roll the series notified here and those whose actuals arrived since the last
-        poll (from any worker); a champion whose first roll failed is rolled whole."""
+        """Roll the series notified here, those whose actuals arrived since the last poll
+        (from any worker) and those waiting for a period to end; a champion whose first
+        roll failed is rolled whole."""
         if champion is None or not champion.can_roll:
             return 0
         with self._lock:
             pending, self._pending = self._pending, set()
+        pending |= {s for s, entry in champion.table.series.items()
+                    if entry.origin.status == "incomplete"}
         started, since = utc_now(), champion.watermark
         if since is None:
             rolled = self.roll(champion, None)

@@ -117,6 +117,8 @@ def test_a_period_not_over_yet_keeps_the_older_origin_and_says_so(
         state = origins(client)["S01|C1"]
     assert state["status"] == "incomplete" and week(2) in state["detail"]
     assert state["newest_actual"] == week(2)
+    living.today = lambda: TRAINED + timedelta(weeks=3)  # week 2 is over: nothing is posted,
+    assert wait_for(client, "S01|C1", week(2))["status"] == "current"  # the poll sees it
 
 
 def test_a_series_left_behind_by_more_than_the_horizon_is_stale(client: TestClient) -> None:
