@@ -16,7 +16,9 @@ The grid is complete: every series has every period from its first sale to the l
 period of the data, with ``y`` = 0 and ``promo`` = 0 where nothing was sold. A leading or
 trailing period that the data covers only partly (data starting on a Wednesday, or ending
 on a Friday, for ``W``) is dropped with a warning: a partial period looks like a collapse
-of sales exactly where backtests and forecasts start.
+of sales exactly where backtests and forecasts start. Period-level input — at most one row
+per (series, period), such as weekly totals dated each Friday or monthly totals dated the
+15th — has no partial periods: every period is kept.
 
 Lines are bucketed with integer codes (:class:`LineCodes`) and ``numpy.bincount`` on a dense
 series x period grid, so ten million lines aggregate in seconds.
@@ -100,7 +102,11 @@ def encode_lines(raw: RawData, freq: str) -> LineCodes:
                        minlength=len(table) * n_periods)
     first_period = np.argmax(seen.reshape(len(table), n_periods) > 0, axis=1)
     all_numbers = np.arange(first_number, last_number + 1, dtype=np.int64)
-    keep = _complete_periods(int(day.min()), int(day.max()), all_numbers, freq)
+    if seen.max() <= 1:  # period-level input (e.g. weekly totals dated each Friday)
+        log.info("every (series, period) has at most one row: period totals, none partial")
+        keep = slice(0, len(all_numbers))
+    else:
+        keep = _complete_periods(int(day.min()), int(day.max()), all_numbers, freq)
     customer, customer_ids = _encode_customers(sales)
     return LineCodes(freq, series, period, day.astype(np.int32), all_numbers, table,
                      first_period, keep, customer, customer_ids)

@@ -143,6 +143,26 @@ def test_partial_first_and_last_weeks_are_dropped_with_a_warning(
     assert "dropping the last period 2024-04-01" in caplog.text
 
 
+@pytest.mark.parametrize(("freq", "dates", "first", "last"), [
+    ("W", pd.date_range("2024-01-05", periods=10, freq="7D"), "2024-01-01", "2024-03-04"),
+    ("M", pd.date_range("2024-01-01", periods=6, freq="MS") + pd.Timedelta(days=14),
+     "2024-01-01", "2024-06-01"),
+])
+def test_period_totals_keep_their_first_and_last_period(
+    freq: str, dates: pd.DatetimeIndex, first: str, last: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One row per store and period (weekly totals dated each Friday, monthly totals dated
+    the 15th): no period is partial, the newest one reaches training."""
+    lines = [(d.date().isoformat(), store, "x", 1, 10.0 + i, 0)
+             for i, d in enumerate(dates) for store in ("S1", "S2")]
+    with caplog.at_level(logging.WARNING):
+        base = aggregate_sales(make_raw(lines), freq)
+    assert base["ds"].min() == pd.Timestamp(first)
+    assert base["ds"].max() == pd.Timestamp(last)
+    assert base["y"].sum() == pytest.approx(sum(2 * (10.0 + i) for i in range(len(dates))))
+    assert "dropping" not in caplog.text
+
+
 def test_daily_data_never_drop_periods_and_monthly_drop_a_partial_month() -> None:
     lines = [*LINES, ("2024-04-10", "S1", "x", 1, 1.0, 0)]
     assert aggregate_sales(make_raw(lines), "D")["ds"].max() == pd.Timestamp("2024-04-10")
