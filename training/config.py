@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from features.config import StrictModel
+from training.families import NAMES, TABLE
 
-FamilyName = Literal["seasonal_naive", "regression", "time_series", "lightgbm"]
-FAMILIES: tuple[FamilyName, ...] = ("seasonal_naive", "regression", "time_series", "lightgbm")
+FamilyName = str  # one of ``FAMILIES`` (training.families.TABLE)
+FAMILIES: tuple[str, ...] = NAMES
 
 
 class BacktestConfig(StrictModel):
@@ -35,11 +36,9 @@ class FamilyConfig(StrictModel):
     )
 
 
-class ModelsConfig(StrictModel):
-    seasonal_naive: FamilyConfig = FamilyConfig(trials=1)
-    regression: FamilyConfig = FamilyConfig()
-    time_series: FamilyConfig = FamilyConfig(trials=4)
-    lightgbm: FamilyConfig = FamilyConfig()
+class _ModelsBase(StrictModel):
+    """What every family shares; :data:`ModelsConfig` adds one field per family."""
+
     season_length: int | None = Field(
         None, description="Periods per season; default 52 (W), 7 (D), 12 (M)."
     )
@@ -48,6 +47,13 @@ class ModelsConfig(StrictModel):
 
     def family(self, name: FamilyName) -> FamilyConfig:
         return getattr(self, name)
+
+
+# One ``<family>: {enabled, trials, timeout, params}`` section per row of the family table.
+ModelsConfig = create_model(  # type: ignore[call-overload]
+    "ModelsConfig", __base__=_ModelsBase,
+    **{family.name: (FamilyConfig, FamilyConfig(trials=family.trials)) for family in TABLE},
+)
 
 
 class PromotionConfig(StrictModel):

@@ -59,6 +59,7 @@ from features.calendar import (
     period_starts,
 )
 from training.base import FORECAST_COLUMNS
+from training.families import requirements as family_requirements
 from training.forecasters.cells import predict_cells
 
 if TYPE_CHECKING:
@@ -79,10 +80,9 @@ ARTIFACT_FILES = {
     "metadata": "metadata.json",
     "reference_sample": "reference_sample.parquet",
 }
-# What the pickled forecaster and its code need (mlflow brings cloudpickle, pydantic, yaml);
-# kept short: MLflow checks each pin against the environment when it saves and loads.
-_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "scikit-learn", "lightgbm",
-                 "statsmodels", "joblib", "pyarrow")
+# What the pickled forecaster and its code need (mlflow brings cloudpickle, pydantic, yaml),
+# from the family table; kept short: MLflow checks each pin when it saves and loads.
+_REQUIREMENTS = family_requirements()
 
 
 class SalescastModel(mlflow.pyfunc.PythonModel):

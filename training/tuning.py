@@ -24,12 +24,12 @@ from features.training_set import TrainingSet
 from training.backtest import BacktestResult, BacktestWindow, run_backtest
 from training.base import Forecaster
 from training.config import FamilyConfig
+from training.families import BY_NAME
 from training.forecasters import FAMILIES
-from training.forecasters.spaces import SEARCH_SPACES
 
 log = logging.getLogger(__name__)
 
-UNTUNED_FAMILIES = frozenset({"seasonal_naive"})
+UNTUNED_FAMILIES = frozenset(name for name, family in BY_NAME.items() if not family.tuned)
 TrialCallback = Callable[[optuna.trial.FrozenTrial], None]
 
 
@@ -88,7 +88,7 @@ def make_objective(
     best: _BestSoFar,
 ) -> Callable[[optuna.Trial], float]:
     """The objective of one family: sample params, backtest, return the mean WAPE."""
-    space = SEARCH_SPACES[family]
+    space = BY_NAME[family].search_space
 
     def objective(trial: optuna.Trial) -> float:
         params = space(trial)

@@ -124,8 +124,7 @@ def test_compare_lists_the_versions_with_their_aliases(trained, tiny_spec,
 def test_a_failing_family_fails_the_runs_and_registers_nothing(
     tiny_spec, training_settings: Settings, client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training.forecasters import FAMILIES, SeasonalNaive
-    from training.forecasters.spaces import SEARCH_SPACES
+    from training.forecasters import FAMILIES, SeasonalNaive, regression
 
     class Exploding(SeasonalNaive):
         family = "regression"
@@ -134,7 +133,7 @@ def test_a_failing_family_fails_the_runs_and_registers_nothing(
             raise RuntimeError("boom: singular design matrix")
 
     monkeypatch.setitem(FAMILIES, "regression", Exploding)
-    monkeypatch.setitem(SEARCH_SPACES, "regression", lambda trial: {})
+    monkeypatch.setattr(regression, "search_space", lambda trial: {})
     spec = tiny_spec("tiny_failing")
 
     with pytest.raises(RuntimeError, match="boom"):

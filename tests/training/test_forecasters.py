@@ -18,6 +18,7 @@ from training.backtest import make_windows, run_backtest
 from training.base import FORECAST_COLUMNS, Forecaster
 from training.config import FAMILIES as FAMILY_NAMES
 from training.config import BacktestConfig
+from training.families import BY_NAME
 from training.forecasters import (
     FAMILIES,
     LightGBMForecaster,
@@ -25,7 +26,6 @@ from training.forecasters import (
     SeasonalNaive,
     TimeSeriesForecaster,
 )
-from training.forecasters.spaces import SEARCH_SPACES
 
 H = 8
 WEEK = pd.Timedelta(days=7)
@@ -63,7 +63,7 @@ def _wape(model: Forecaster, training_set: TrainingSet, n_windows: int) -> float
 # --- estimator contract -------------------------------------------------------------------
 
 def test_families_cover_the_spec_names_and_their_search_spaces() -> None:
-    assert set(FAMILIES) == set(FAMILY_NAMES) == set(SEARCH_SPACES)
+    assert set(FAMILIES) == set(FAMILY_NAMES) == set(BY_NAME)
     assert all(FAMILIES[name].family == name for name in FAMILIES)
 
 
@@ -230,7 +230,7 @@ def test_a_series_too_short_to_fit_falls_back_to_naive(caplog: pytest.LogCapture
 def test_search_space_samples_valid_params(family: str) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(12):
-        params = SEARCH_SPACES[family](study.ask())
+        params = BY_NAME[family].search_space(study.ask())
         model = clone(FAMILIES[family]()).set_params(**params)
         assert {k: model.get_params()[k] for k in params} == params
     if family == "seasonal_naive":

@@ -10,7 +10,7 @@ suits sales with many zeros (y must be >= 0; otherwise it falls back to "l2").
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -23,6 +23,8 @@ from training.forecasters.common import (
 from training.forecasters.regression import split_feature_columns
 
 if TYPE_CHECKING:
+    import optuna
+
     from features import TrainingSet
 
 log = logging.getLogger(__name__)
@@ -116,3 +118,16 @@ class LightGBMForecaster(GlobalForecaster):
             n_jobs=self.n_jobs,
             verbose=-1,
         )
+
+
+def search_space(trial: optuna.Trial) -> dict[str, Any]:
+    """Tree size, learning rate x rounds, leaf size, column sampling, L2, objective."""
+    return {
+        "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 500, step=50),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 50, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
+        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10.0, log=True),
+        "objective": trial.suggest_categorical("objective", ["l2", "tweedie"]),
+    }

@@ -7,7 +7,7 @@ gets its last value. ``season_length=1`` is the plain naive (last value) forecas
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,8 @@ import pandas as pd
 from training.forecasters.common import PanelForecaster, season_length_for
 
 if TYPE_CHECKING:
+    import optuna
+
     from features import TrainingSet
 
 
@@ -71,3 +73,8 @@ class SeasonalNaive(PanelForecaster):
             yhat[index] = seasonal_naive_path(season, self.season_length_, step.max() + 1)[
                 step[index]]
         return yhat
+
+
+def search_space(trial: optuna.Trial) -> dict[str, Any]:
+    """Nothing to tune: the baseline runs once as it is."""
+    return {}

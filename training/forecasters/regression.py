@@ -11,7 +11,7 @@ forecasts all H steps from the pipeline's future rows.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,8 @@ from training.forecasters.common import (
 )
 
 if TYPE_CHECKING:
+    import optuna
+
     from features import TrainingSet
 
 log = logging.getLogger(__name__)
@@ -101,3 +103,17 @@ class RegressionForecaster(GlobalForecaster):
         else:
             linear = Ridge(alpha=self.alpha)
         return make_pipeline(encode, linear)
+
+
+def search_space(trial: optuna.Trial) -> dict[str, Any]:
+    """The L1 share (0 = Ridge, > 0 = ElasticNet) and the regularisation strength.
+
+    The two penalties live on different scales (ElasticNet divides the squared error by
+    2n), so each has its own alpha range: Ridge 0.01..100, ElasticNet 1e-4..0.1.
+    """
+    l1_ratio = trial.suggest_categorical("l1_ratio", [0.0, 0.1, 0.5, 0.9])
+    if l1_ratio == 0.0:
+        alpha = trial.suggest_float("ridge_alpha", 1e-2, 100.0, log=True)
+    else:
+        alpha = trial.suggest_float("enet_alpha", 1e-4, 1e-1, log=True)
+    return {"alpha": alpha, "l1_ratio": l1_ratio}

@@ -51,6 +51,7 @@ from training.forecasters.common import (
 from training.forecasters.naive import seasonal_naive_path
 
 if TYPE_CHECKING:
+    import optuna
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     from features import TrainingSet
@@ -390,3 +391,24 @@ class TimeSeriesForecaster(PanelForecaster):
         if failed:
             log.warning("%d of %d series fell back to seasonal naive", len(failed),
                         len(self.series_))
+
+
+def search_space(trial: optuna.Trial) -> dict[str, Any]:
+    """ETS (trend / damping / season type) or SARIMAX ((p, d, q) <= (2, 1, 1), Fourier k)."""
+    model = trial.suggest_categorical("model", ["ets", "sarimax"])
+    if model == "ets":
+        return {
+            "model": "ets",
+            "trend": trial.suggest_categorical("trend", ["add", None]),
+            "damped": trial.suggest_categorical("damped", [True, False]),
+            "seasonal": trial.suggest_categorical("seasonal", ["add", "mul"]),
+        }
+    p = trial.suggest_int("p", 0, 2)
+    d = trial.suggest_int("d", 0, 1)
+    q = trial.suggest_int("q", 0, 1)
+    return {
+        "model": "sarimax",
+        "order": (p, d, q),
+        "fourier_k": trial.suggest_int("fourier_k", 1, 3),
+        "trend": trial.suggest_categorical("sarimax_drift", ["add", None]),
+    }

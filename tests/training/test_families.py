@@ -1,0 +1,34 @@
+"""The family table (training.families) is the one list of families: every row works."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from experiments.spec import ExperimentSpec
+from training.base import Forecaster
+from training.families import BASELINE, BY_NAME, TABLE, requirements
+from training.forecasters import FAMILIES
+from training.tuning import UNTUNED_FAMILIES
+
+
+@pytest.mark.parametrize("family", TABLE, ids=lambda f: f.name)
+def test_every_row_names_an_estimator_and_a_search_space_that_fit_together(family) -> None:
+    estimator = family.estimator
+    assert issubclass(estimator, Forecaster) and estimator.family == family.name
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    params = family.search_space(study.ask())
+    assert set(params) <= set(estimator().get_params())
+    assert bool(params) == family.tuned  # an untuned family has nothing to sample
+
+
+def test_specs_tuning_and_serving_take_their_families_from_the_table() -> None:
+    spec = ExperimentSpec.model_validate({"name": "t", "data": {"sales": {"path": "x.csv"}}})
+    for family in TABLE:
+        assert spec.models.family(family.name).trials == family.trials
+    assert set(FAMILIES) == set(BY_NAME)
+    assert UNTUNED_FAMILIES == {f.name for f in TABLE if not f.tuned} == {BASELINE}
+    assert {"lightgbm", "statsmodels", "mlflow"} <= set(requirements())
+    with pytest.raises(ValueError, match=r"models\.prophet"):
+        ExperimentSpec.model_validate({"name": "t", "data": {"sales": {"path": "x.csv"}},
+                                       "models": {"prophet": {"trials": 3}}})

@@ -1,0 +1,71 @@
+"""The model families in one table: everything else that lists families derives from it.
+
+A row says what a family is called (in specs, MLflow tags and the registry), which module
+holds it — its estimator class and its Optuna ``search_space(trial)`` function, mlforecast
+style — its default trial budget, whether it is tuned at all (the baseline runs once) and
+the pip packages its fitted model needs where it is served, beyond the base ones. A new
+family is its module plus one row here; ``tests/training/test_families.py`` runs every row
+through the contract.
+
+Rows name their module, imported on first use (``Family.estimator``,
+``Family.search_space``): the spec's config (``training.config``) and the forecasters'
+package both read this table, and neither has to import the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from training.base import Forecaster
+
+BASE_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "scikit-learn", "joblib", "pyarrow")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family (see the module docstring)."""
+
+    name: str
+    module: str
+    estimator_name: str
+    trials: int
+    tuned: bool = True
+    requirements: tuple[str, ...] = ()
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    @property
+    def estimator(self) -> type[Forecaster]:
+        return getattr(self.load(), self.estimator_name)
+
+    def search_space(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Keyword arguments for the estimator's ``set_params``, sampled by ``trial``."""
+        return self.load().search_space(trial)
+
+
+TABLE: tuple[Family, ...] = (
+    Family("seasonal_naive", "training.forecasters.naive", "SeasonalNaive", trials=1,
+           tuned=False),
+    Family("regression", "training.forecasters.regression", "RegressionForecaster", trials=10),
+    Family("time_series", "training.forecasters.time_series", "TimeSeriesForecaster", trials=4,
+           requirements=("statsmodels",)),
+    Family("lightgbm", "training.forecasters.gbm", "LightGBMForecaster", trials=10,
+           requirements=("lightgbm",)),
+)
+BY_NAME: dict[str, Family] = {family.name: family for family in TABLE}
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+BASELINE = "seasonal_naive"
+
+
+def requirements() -> tuple[str, ...]:
+    """What any logged model needs where it is loaded: the base packages and every family's
+    (the pickled forecaster's package imports all families)."""
+    extra = [r for family in TABLE for r in family.requirements]
+    return tuple(dict.fromkeys([*BASE_REQUIREMENTS, *extra]))
