@@ -102,18 +102,8 @@ def price_reference(
 
 
 def ratio_to_reference(price: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """price / reference, NaN where that is not a finite number."""
+    """Relative price ``price_ratio``: price / :func:`price_reference` (NaN where not a
+    finite number). Below 1 means cheaper than usual (a promotion), above 1 a price rise."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.asarray(price, dtype=np.float64) / np.asarray(reference, dtype=np.float64)
     return np.where(np.isfinite(ratio), ratio, np.nan)
-
-
-def price_ratio(
-    price: np.ndarray, runs: np.ndarray, positions: np.ndarray, horizon: int, window: int
-) -> np.ndarray:
-    """Relative price: price at ds / :func:`price_reference` at ds.
-
-    Below 1 means cheaper than usual (a promotion), above 1 a price rise; the reference is
-    the price level known at the origin.
-    """
-    return ratio_to_reference(price, price_reference(price, runs, positions, horizon, window))

@@ -10,7 +10,8 @@ from features.calendar import calendar_features, period_numbers, period_starts, 
 from features.lags import (
     default_lags,
     lag_features,
-    price_ratio,
+    price_reference,
+    ratio_to_reference,
     resolve_lags,
     rolling_features,
     series_runs,
@@ -132,6 +133,7 @@ def test_price_ratio_compares_the_price_with_the_level_known_h_periods_back() ->
     ids = np.array(["a"] * 5, dtype=object)
     runs, positions = series_runs(ids)
     price = np.array([10.0, 10.0, 12.0, 8.0, 11.0])
-    ratio = price_ratio(price, runs, positions, horizon=1, window=2)
+    ratio = ratio_to_reference(price, price_reference(price, runs, positions, horizon=1,
+                                                      window=2))
     # references: -, 10, mean(10, 10), mean(10, 12), mean(12, 8)
     np.testing.assert_allclose(ratio, [NAN, 1.0, 1.2, 8 / 11, 11 / 10])
