@@ -2,9 +2,11 @@
 
 ``run_training`` runs, inside one MLflow parent run: build the training set (generating
 the data with the spec's simulator first when the sales file is missing), compute the
-backtest windows once, then for each family (seasonal naive always, as the baseline):
-tune with Optuna, refit the best params on the full training set with the backtest's
-conformal calibration, and log it (family run + pyfunc model). Only after every family
+nested backtest windows once, then for each family (seasonal naive always, as the
+baseline): tune with Optuna on the inner windows, score the best params on the outer
+(held-out) windows — the family's reported metrics, its promise and what the promotion
+rule compares — refit them on the full training set with the conformal calibration of
+both, and log it (family run + pyfunc model). Only after every family
 has finished are the models registered (one version per family), and then the promotion
 rule moves the aliases. Any failure marks the parent run (and the open family run)
 FAILED, leaves the registry as it was, and raises.
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from features.training_set import TrainingSet
-    from training.backtest import BacktestWindow
+    from training.backtest import BacktestPlan, BacktestResult
     from training.registry import Candidate, PromotionDecision
     from training.tuning import TuningResult
 
@@ -98,7 +100,7 @@ class _Job:
     spec: ExperimentSpec
     settings: Settings
     training_set: TrainingSet
-    windows: list[BacktestWindow]
+    plan: BacktestPlan
     client: MlflowClient
     experiment_id: str
     trials: int | None = None
@@ -154,20 +156,21 @@ def _prepare(spec: ExperimentSpec, settings: Settings, client: MlflowClient,
     import mlflow
 
     from experiments.pipeline import build_features
-    from training.backtest import make_windows
+    from training.backtest import plan_windows
     from training.tracking import log_spec, log_training_data, parent_tags
 
     training_set = build_features(spec)
-    windows = make_windows(training_set, spec.backtest)
+    plan = plan_windows(training_set, spec.backtest)
     meta = training_set.metadata
     mlflow.set_tags(parent_tags(spec.name, spec.spec_hash(), meta.data_digest))
     mlflow.log_params({"families": ",".join(chosen), "frequency": spec.frequency,
-                       "horizon": spec.horizon, "n_windows": len(windows),
+                       "horizon": spec.horizon, "n_windows": len(plan.inner),
+                       "outer_windows": len(plan.outer),
                        "window_step": spec.backtest.step, "level": spec.models.interval_level,
                        "n_series": meta.n_series, "n_periods": meta.n_periods})
     log_spec(spec.model_dump(mode="json"))
     log_training_data(training_set, f"{spec.name}-training-set")
-    return _Job(spec, settings, training_set, windows, client, experiment_id)
+    return _Job(spec, settings, training_set, plan, client, experiment_id)
 
 
 def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
@@ -176,7 +179,7 @@ def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
     for family in chosen:
         job.outcomes[family] = _train_family(job, family)
     name = job.spec.registered_model_name
-    champion = champion_on_backtest(job.client, name, job.training_set, job.windows,
+    champion = champion_on_backtest(job.client, name, job.training_set, job.plan.scoring,
                                     job.spec.models.interval_level)
     decision = _register_and_promote(job, champion)
     _log_parent_summary(job, decision)
@@ -216,13 +219,30 @@ def _train_family(job: _Job, family: str) -> FamilyOutcome:
         run_id = run.info.run_id
         log.info("%s: tuning (study %s)", family, _study_name(job, family))
         tuning = tune_family(
-            family, job.training_set, job.windows, _budget(job, family),
+            family, job.training_set, job.plan.inner, _budget(job, family),
             job.spec.models.interval_level, job.settings.optuna_storage,
             _study_name(job, family), job.spec.models.seed,
             on_trial=lambda t: _record_trial(job, run_id, family, t),
             fixed=fixed, show_progress_bar=sys.stderr.isatty(),
         )
-        return _refit_and_log(job, family, tuning.params, tuning, run_id)
+        promise = _score_outer(job, family, tuning)
+        return _refit_and_log(job, family, tuning.params, tuning, promise, run_id)
+
+
+def _score_outer(job: _Job, family: str, tuning: TuningResult) -> BacktestResult:
+    """The tuned params scored on the outer windows (the tuning's own backtest when the
+    spec has none): what chooses the champion and what the version promises."""
+    from training.backtest import run_outer
+    from training.tuning import build_forecaster
+
+    if not job.plan.outer:
+        return tuning.best_backtest
+    estimator = build_forecaster(family, {}, tuning.params)
+    outer = run_outer(estimator, job.training_set, job.plan.outer, tuning.best_backtest,
+                      job.spec.models.interval_level)
+    log.info("%s: tuning wape %.4f, held-out (outer) wape %.4f", family,
+             tuning.best_value, outer.metrics["wape"])
+    return outer
 
 
 def _record_trial(job: _Job, run_id: str, family: str, trial: Any) -> None:
@@ -235,17 +255,23 @@ def _record_trial(job: _Job, run_id: str, family: str, trial: Any) -> None:
 
 
 def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: TuningResult,
-                   run_id: str) -> FamilyOutcome:
-    """The best params refitted on the whole training set, logged with the backtest."""
+                   promise: BacktestResult, run_id: str) -> FamilyOutcome:
+    """The best params refitted on the whole training set, logged with the backtest that
+    scores it (``promise``) and the tuning's figures as ``tuning_<metric>``."""
     import mlflow
 
     from training.pyfunc import log_forecaster
-    from training.tracking import log_backtest, log_params, log_training_data
+    from training.tracking import (
+        backtest_metrics,
+        log_backtest,
+        log_params,
+        log_training_data,
+    )
     from training.tuning import build_forecaster
 
     started = time.perf_counter()
     forecaster = build_forecaster(family, {}, params).fit(job.training_set)
-    forecaster.set_conformal(tuning.best_backtest.calibration)
+    forecaster.set_conformal(promise.calibration)
     seconds = time.perf_counter() - started
     log_params(params)
     mlflow.log_metrics({"train_seconds": seconds, "n_trials": len(tuning.trial_numbers)})
@@ -253,11 +279,15 @@ def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: Tunin
                      "best_trial": str(tuning.best_trial)})
     log_training_data(job.training_set, f"{job.spec.name}-training-set")
     importances = getattr(forecaster, "feature_importances", None)
-    log_backtest(tuning.best_backtest, importances() if importances else None)
-    info = log_forecaster(forecaster, job.training_set, tuning.best_backtest,
+    log_backtest(promise, importances() if importances else None)
+    if promise is not tuning.best_backtest:  # nested: the inner windows' figures too
+        inner = backtest_metrics(tuning.best_backtest)
+        mlflow.log_metrics({(f"tuning_{k}" if k in tuning.best_backtest.metrics else k): v
+                            for k, v in inner.items()})
+    info = log_forecaster(forecaster, job.training_set, promise,
                           spec_name=job.spec.name, level=job.spec.models.interval_level,
                           seed=job.spec.models.seed)
-    metrics = {k: float(v) for k, v in tuning.best_backtest.metrics.items()}
+    metrics = {k: float(v) for k, v in promise.metrics.items()}
     return FamilyOutcome(family, run_id, info.model_uri, params, metrics, seconds,
                          len(tuning.trial_numbers))
 

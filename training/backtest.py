@@ -11,13 +11,20 @@ OTHER windows, so backtest coverage is an honest out-of-sample figure. With a si
 window there are no others: it falls back to in-window calibration (optimistic; logged).
 The returned ``calibration`` pools all windows and carries the scales of the full training
 set, i.e. it is the calibration of the model refit on the whole training set.
+
+**Nested** (:func:`plan_windows`): the newest ``outer_windows`` windows are held out. Tuning
+sees only the inner windows, whose test periods all end at or before the first outer
+origin; the best trial is then scored once on the outer windows (:func:`run_outer`) with
+intervals calibrated on the inner residuals. The outer score chooses the champion and is
+the promise written on the version: no choice was ever made on it, so it is an honest
+estimate of the next H periods.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +33,7 @@ from sklearn.base import clone
 
 from training.conformal import ConformalCalibration, series_scales
 from training.forecasters.common import season_length_for
-from training.metrics import METRIC_NAMES, compute_metrics, seasonal_naive_mae
+from training.metrics import METRIC_NAMES, compute_metrics, naive_rmse, seasonal_naive_mae
 
 if TYPE_CHECKING:
     from features import TrainingSet
@@ -65,6 +72,7 @@ class _WindowForecast:
     frame: pd.DataFrame  # window, origin, step, series_id, ds, y, yhat
     calibration: ConformalCalibration
     mase_scale: pd.Series
+    rmsse_scale: pd.Series
 
 
 def period_grid(training_set: TrainingSet) -> pd.DatetimeIndex:
@@ -72,20 +80,59 @@ def period_grid(training_set: TrainingSet) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(np.sort(training_set.base["ds"].unique()))
 
 
+@dataclass(frozen=True)
+class BacktestPlan:
+    """The nested backtest: ``inner`` windows tune, ``outer`` windows choose and promise."""
+
+    inner: list[BacktestWindow]
+    outer: list[BacktestWindow]
+
+    @property
+    def scoring(self) -> list[BacktestWindow]:
+        """The windows a family's reported metrics come from (inner when not nested)."""
+        return self.outer or self.inner
+
+
 def make_windows(training_set: TrainingSet, config: BacktestConfig) -> list[BacktestWindow]:
-    """The backtest windows, oldest first; ValueError when the history is too short."""
+    """The ``n_windows`` windows ending at the last period, oldest first; ValueError when the
+    history is too short."""
+    grid = period_grid(training_set)
+    return _windows_ending(grid, len(grid) - 1, config.n_windows, config, training_set.horizon)
+
+
+def plan_windows(training_set: TrainingSet, config: BacktestConfig) -> BacktestPlan:
+    """Outer windows ending at the last period, inner ones ending at the first outer origin
+    (see the module docstring); ValueError when the history is too short for both."""
     grid, horizon = period_grid(training_set), training_set.horizon
-    first = len(grid) - 1 - horizon - (config.n_windows - 1) * config.step
+    outer: list[BacktestWindow] = []
+    end = len(grid) - 1
+    if config.outer_windows:
+        first_outer = end - horizon - (config.outer_windows - 1) * config.step
+        outer = _windows_ending(grid, end, config.outer_windows, config, horizon,
+                                first_index=config.n_windows)
+        end = first_outer
+    inner = _windows_ending(grid, end, config.n_windows, config, horizon)
+    return BacktestPlan(inner, outer)
+
+
+def _windows_ending(grid: pd.DatetimeIndex, end: int, count: int, config: BacktestConfig,
+                    horizon: int, first_index: int = 0) -> list[BacktestWindow]:
+    """``count`` windows, ``config.step`` apart, the newest testing up to ``grid[end]``
+    (windows numbered from ``first_index``)."""
+    first = end - horizon - (count - 1) * config.step
+    held = len(grid) - 1 - end
     if first + 1 < config.min_train_periods:
-        needed = config.min_train_periods + horizon + (config.n_windows - 1) * config.step
+        needed = config.min_train_periods + horizon + (count - 1) * config.step + held
         raise ValueError(
             f"not enough history for the backtest: {len(grid)} periods, need {needed} "
             f"(min_train_periods {config.min_train_periods} before the first origin + "
-            f"horizon {horizon} + (n_windows - 1) x step {config.step})"
+            f"horizon {horizon} + (n_windows - 1) x step {config.step}"
+            + (f" + {held} periods held out for the outer window(s))" if held else ")")
         )
     return [
-        BacktestWindow(index=k, origin=grid[position], ds_end=grid[position + horizon])
-        for k, position in enumerate(first + k * config.step for k in range(config.n_windows))
+        BacktestWindow(index=first_index + k, origin=grid[position],
+                       ds_end=grid[position + horizon])
+        for k, position in enumerate(first + k * config.step for k in range(count))
     ]
 
 
@@ -114,6 +161,7 @@ def forecast_window(
         frame=frame,
         calibration=ConformalCalibration.from_predictions(frame, scales),
         mase_scale=seasonal_naive_mae(history.base, season),
+        rmsse_scale=naive_rmse(history.base),
     )
 
 
@@ -129,6 +177,39 @@ def run_backtest(
     ``on_window`` is how Optuna reports and prunes: an exception it raises (e.g.
     ``optuna.TrialPruned``) propagates to the caller.
     """
+    results = _forecast_windows(forecaster, training_set, windows, level, on_window)
+    predictions = _cross_conformal(results, level)
+    return _summarise(results, predictions, training_set, level)
+
+
+def run_outer(
+    forecaster: Forecaster,
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    tuned: BacktestResult,
+    level: float = 0.8,
+) -> BacktestResult:
+    """Score a tuned ``forecaster`` on the outer ``windows`` (nested backtest).
+
+    Each outer window's interval is calibrated on the tuning windows' residuals
+    (``tuned.calibration``) plus the other outer windows': never on its own. The result's
+    metrics are the outer windows' only; its calibration pools inner and outer residuals
+    (the refit model's, with the full training set's scales)."""
+    results = _forecast_windows(forecaster, training_set, windows, level, None)
+    predictions = _cross_conformal(results, level, prior=[tuned.calibration])
+    result = _summarise(results, predictions, training_set, level)
+    pooled = ConformalCalibration.combine([tuned.calibration, result.calibration])
+    return replace(result, calibration=pooled.with_scales(result.calibration.scales,
+                                                          result.calibration.nonnegative))
+
+
+def _forecast_windows(
+    forecaster: Forecaster,
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    level: float,
+    on_window: WindowCallback | None,
+) -> list[_WindowForecast]:
     if not windows:
         raise ValueError("no backtest windows")
     results: list[_WindowForecast] = []
@@ -139,22 +220,25 @@ def run_backtest(
         log.debug("window %d (origin %s): wape %.4f", window.index, window.origin.date(), wape)
         if on_window is not None:
             on_window(window.index, wape)
-    predictions = _cross_conformal(results, level)
-    return _summarise(results, predictions, training_set, level)
+    return results
 
 
 def _point_only(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(yhat_lower=frame["yhat"], yhat_upper=frame["yhat"])
 
 
-def _cross_conformal(results: list[_WindowForecast], level: float) -> pd.DataFrame:
-    """Each window's interval from the other windows' residuals (own window if alone)."""
-    if len(results) == 1:
+def _cross_conformal(results: list[_WindowForecast], level: float,
+                     prior: list[ConformalCalibration] | None = None) -> pd.DataFrame:
+    """Each window's interval from the other windows' residuals and the ``prior`` ones
+    (its own window's when there are no others)."""
+    prior = prior or []
+    if len(results) == 1 and not prior:
         log.warning("single backtest window: its interval is calibrated in-window, so "
                     "its coverage is optimistic")
     frames = []
     for k, result in enumerate(results):
-        others = [r.calibration for j, r in enumerate(results) if j != k] or [result.calibration]
+        others = [*prior, *(r.calibration for j, r in enumerate(results) if j != k)]
+        others = others or [result.calibration]
         calibration = ConformalCalibration.combine(others).with_scales(
             result.calibration.scales, result.calibration.nonnegative
         )
@@ -169,7 +253,8 @@ def _summarise(
     training_set: TrainingSet,
     level: float,
 ) -> BacktestResult:
-    scales = {result.frame["window"].iloc[0]: result.mase_scale for result in results}
+    scales = {result.frame["window"].iloc[0]: (result.mase_scale, result.rmsse_scale)
+              for result in results}
     window_metrics = _metrics_by(predictions, ["window", "origin"], scales, level)
     step_window = _metrics_by(predictions, ["step", "window"], scales, level)
     by_step = step_window.groupby("step")[list(METRIC_NAMES)].mean().reset_index()
@@ -189,13 +274,13 @@ def _summarise(
 def _metrics_by(
     predictions: pd.DataFrame,
     by: list[str],
-    mase_scales: dict[int, pd.Series],
+    mase_scales: dict[int, tuple[pd.Series, pd.Series]],
     level: float,
 ) -> pd.DataFrame:
     """One row of metrics per group of ``by`` (which includes ``window``)."""
     rows = []
     for group_key, group in predictions.groupby(by, sort=True):
         labels = dict(zip(by, group_key, strict=True))
-        metrics = compute_metrics(group, level, mase_scales[labels["window"]])
+        metrics = compute_metrics(group, level, *mase_scales[labels["window"]])
         rows.append({**labels, **metrics})
     return pd.DataFrame(rows)

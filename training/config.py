@@ -14,13 +14,19 @@ FAMILIES: tuple[str, ...] = NAMES
 
 
 class BacktestConfig(StrictModel):
-    """Rolling-origin backtest: the last ``n_windows`` origins, ``step`` periods apart.
+    """Nested rolling-origin backtest: ``outer_windows`` newest origins held out from tuning,
+    and ``n_windows`` tuning origins before them, all ``step`` periods apart.
 
-    The horizon is the spec's top-level ``horizon``. Window k (0 = oldest) has its origin
-    at ``last_ds - horizon - (n_windows - 1 - k) * step``.
+    The horizon is the spec's top-level ``horizon``. The newest outer window tests the last
+    H periods; the inner windows' test periods end at or before the first outer origin
+    (:func:`training.backtest.plan_windows`). ``outer_windows: 0`` tunes, chooses and
+    reports on the same windows (the promise is then optimistic).
     """
 
-    n_windows: int = Field(3, ge=1)
+    n_windows: int = Field(3, ge=1, description="Tuning (inner) windows.")
+    outer_windows: int = Field(
+        1, ge=0, description="Held-out windows that choose the champion and give its promise."
+    )
     step: int = Field(4, ge=1)
     min_train_periods: int = Field(26, ge=2)
 

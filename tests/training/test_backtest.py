@@ -10,7 +10,13 @@ import pytest
 
 from features import TrainingSet
 from tests.training._panels import PanelShape, make_training_set
-from training.backtest import PREDICTION_COLUMNS, make_windows, run_backtest
+from training.backtest import (
+    PREDICTION_COLUMNS,
+    make_windows,
+    plan_windows,
+    run_backtest,
+    run_outer,
+)
 from training.base import Forecaster
 from training.config import BacktestConfig
 from training.metrics import METRIC_NAMES
@@ -164,3 +170,48 @@ def test_a_single_window_is_calibrated_in_window(
     predictions = run_backtest(biased, training_set, windows).predictions
     half_width = (predictions["yhat_upper"] - predictions["yhat"]) / predictions["y"]
     assert half_width.mean() > 0.5  # its own ~90 % misses
+
+
+def test_the_nested_plan_holds_the_outer_window_out_of_tuning(
+    training_set: TrainingSet,
+) -> None:
+    config = BacktestConfig(n_windows=3, step=4, outer_windows=1)
+    plan = plan_windows(training_set, config)
+    last = training_set.base["ds"].max()
+    (outer,) = plan.outer
+    assert outer.ds_end == last and outer.origin == last - H * WEEK
+    assert [w.index for w in plan.inner] == [0, 1, 2] and outer.index == 3
+    assert max(w.ds_end for w in plan.inner) <= outer.origin  # tuning never sees its y
+    assert plan.scoring == plan.outer
+    unnested = plan_windows(training_set, config.model_copy(update={"outer_windows": 0}))
+    assert unnested.outer == [] and unnested.scoring == unnested.inner
+    assert unnested.inner == make_windows(training_set, config)
+
+
+def test_a_plan_too_long_for_the_history_says_what_is_held_out(
+    training_set: TrainingSet,
+) -> None:
+    periods = training_set.base["ds"].nunique()
+    fits = BacktestConfig(n_windows=1, outer_windows=1, min_train_periods=periods - 2 * H)
+    assert plan_windows(training_set, fits).inner
+    with pytest.raises(ValueError, match=f"{H} periods held out for the outer"):
+        too_long = fits.model_copy(update={"min_train_periods": periods - 2 * H + 1})
+        plan_windows(training_set, too_long)
+
+
+def test_the_outer_interval_is_calibrated_on_the_tuning_windows(
+    training_set: TrainingSet, spy: type[SpyForecaster]
+) -> None:
+    """The forecaster is 90 % too low in the outer window only. Its interval comes from the
+    inner windows' ordinary residuals, so it is narrow and misses (an honest coverage);
+    in-window calibration would have widened it to cover its own misses."""
+    plan = plan_windows(training_set, BacktestConfig(n_windows=2, step=4, outer_windows=1))
+    biased = spy(factor=0.1, biased_origins=(plan.outer[0].origin,))
+    tuned = run_backtest(biased, training_set, plan.inner)
+    outer = run_outer(biased, training_set, plan.outer, tuned)
+    assert outer.predictions["window"].unique().tolist() == [2]
+    assert outer.metrics["coverage"] < 0.2
+    assert outer.metrics["wape"] > 3 * tuned.metrics["wape"]
+    pooled = sum(len(v) for v in outer.calibration.scores.values())
+    inner = sum(len(v) for v in tuned.calibration.scores.values())
+    assert pooled == inner + len(outer.predictions)  # the refit model learns from both
