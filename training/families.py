@@ -58,6 +58,8 @@ TABLE: tuple[Family, ...] = (
            requirements=("statsmodels",)),
     Family("lightgbm", "training.forecasters.gbm", "LightGBMForecaster", trials=10,
            requirements=("lightgbm",)),
+    Family("intermittent", "training.forecasters.intermittent", "IntermittentForecaster",
+           trials=4),
 )
 BY_NAME: dict[str, Family] = {family.name: family for family in TABLE}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

@@ -43,7 +43,7 @@ def tiny_spec(tmp_path_factory: pytest.TempPathFactory) -> TinySpec:
             "features": {"lags": [4, 5, 6, 52], "rolling_windows": [4, 13]},
             "backtest": {"n_windows": 2, "step": 2, "min_train_periods": 26},
             "models": {"regression": {"trials": 1}, "lightgbm": {"enabled": False},
-                       "time_series": {"enabled": False}},
+                       "time_series": {"enabled": False}, "intermittent": {"enabled": False}},
         }
         return ExperimentSpec.model_validate(spec | overrides)
 

@@ -7,7 +7,13 @@ import math
 import pandas as pd
 import pytest
 
-from training.metrics import METRIC_NAMES, compute_metrics, pinball_loss, seasonal_naive_mae
+from training.metrics import (
+    METRIC_NAMES,
+    compute_metrics,
+    naive_rmse,
+    pinball_loss,
+    seasonal_naive_mae,
+)
 
 # y, yhat, interval: errors (yhat - y) = +2, -2, +3; the third y lies above its upper bound.
 THREE_ROWS = pd.DataFrame({
@@ -27,6 +33,7 @@ EXPECTED = {
     "rmse": math.sqrt(17 / 3),
     "smape": (200 * 2 / 22 + 200 * 2 / 38 + 200 * 3 / 63) / 3,
     "mase": (7 / 3) / 2.0,
+    "rmsse": math.sqrt(17 / 3) / 4.0,
     "bias_pct": 3 / 60 * 100,
     "coverage": 2 / 3,
     "pinball": (0.8 / 3 + 1.8 / 3) / 2,
@@ -34,13 +41,13 @@ EXPECTED = {
 
 
 def test_every_metric_name_is_computed_and_nothing_else() -> None:
-    assert set(compute_metrics(THREE_ROWS, 0.8, 2.0)) == set(METRIC_NAMES)
+    assert set(compute_metrics(THREE_ROWS, 0.8, 2.0, 4.0)) == set(METRIC_NAMES)
     assert set(EXPECTED) == set(METRIC_NAMES)  # each metric has a hand-computed case
 
 
 @pytest.mark.parametrize("name", METRIC_NAMES)
 def test_metric_matches_the_hand_computed_value(name: str) -> None:
-    assert compute_metrics(THREE_ROWS, 0.8, 2.0)[name] == pytest.approx(EXPECTED[name])
+    assert compute_metrics(THREE_ROWS, 0.8, 2.0, 4.0)[name] == pytest.approx(EXPECTED[name])
 
 
 def test_mase_with_per_series_scales_is_averaged_over_series() -> None:
@@ -78,3 +85,46 @@ def test_seasonal_naive_mae_uses_the_season_and_falls_back_to_lag_one() -> None:
     # a: |3-1|, |5-2|, |8-3| -> 10/3; b is shorter than a season + 1: |7-4| = 3
     assert scale["a"] == pytest.approx(10 / 3)
     assert scale["b"] == pytest.approx(3.0)
+
+
+# Series "a" sells every period; "z" sold nothing in-sample (both scales are 0).
+IN_SAMPLE = pd.DataFrame({
+    "series_id": ["a"] * 5 + ["z"] * 5,
+    "ds": list(pd.date_range("2024-01-01", periods=5, freq="7D")) * 2,
+    "y": [1.0, 3.0, 2.0, 4.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+})
+# Out of sample: errors a = 1, -1 (MAE 1, RMSE 1); z = 2, 0 (MAE 1, RMSE sqrt 2).
+AFTER = pd.DataFrame({"series_id": ["a", "a", "z", "z"], "y": [2.0, 4.0, 0.0, 3.0],
+                      "yhat": [3.0, 3.0, 2.0, 3.0], "yhat_lower": [0.0] * 4,
+                      "yhat_upper": [9.0] * 4})
+
+
+def test_rmsse_is_undefined_without_its_scale_and_with_a_zero_pooled_scale() -> None:
+    assert math.isnan(compute_metrics(THREE_ROWS, 0.8, 2.0)["rmsse"])
+    assert math.isnan(compute_metrics(THREE_ROWS, 0.8, 0.0, 0.0)["rmsse"])
+    assert math.isnan(compute_metrics(THREE_ROWS, 0.8, 0.0, 0.0)["mase"])
+
+
+def test_naive_rmse_starts_at_the_first_sale_and_skips_missing_periods() -> None:
+    base = pd.DataFrame({
+        "series_id": ["a"] * 6 + ["z"] * 2,
+        "ds": list(pd.date_range("2024-01-01", periods=6, freq="7D"))
+        + list(pd.date_range("2024-01-01", periods=2, freq="7D")),
+        "y": [0.0, 0.0, 2.0, 4.0, float("nan"), 1.0, 0.0, 0.0],
+    })
+    scale = naive_rmse(base)
+    # a from its first sale: steps 4-2 = 2 (the two next to NaN are missing) -> sqrt(4)
+    assert scale["a"] == pytest.approx(2.0)
+    assert scale["z"] == 0.0  # never sold
+
+
+def test_scaled_metrics_stay_finite_on_a_series_with_no_sales_in_sample() -> None:
+    mase_scale = seasonal_naive_mae(IN_SAMPLE, season_length=2)
+    rmsse_scale = naive_rmse(IN_SAMPLE)
+    assert mase_scale["z"] == rmsse_scale["z"] == 0.0
+    metrics = compute_metrics(AFTER, 0.8, mase_scale, rmsse_scale)
+    # a: seasonal |2-1|, |4-3|, |3-2| -> MAE 1; one-step 2, -1, 2, -1 -> RMS sqrt(2.5).
+    # z takes a's scale (the median positive one).
+    assert metrics["mase"] == pytest.approx((1 / 1 + 1 / 1) / 2)
+    rms = math.sqrt(2.5)
+    assert metrics["rmsse"] == pytest.approx((1 / rms + math.sqrt(2) / rms) / 2)

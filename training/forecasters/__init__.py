@@ -9,6 +9,7 @@ from __future__ import annotations
 from training.base import Forecaster
 from training.families import TABLE
 from training.forecasters.gbm import LightGBMForecaster
+from training.forecasters.intermittent import IntermittentForecaster
 from training.forecasters.naive import SeasonalNaive
 from training.forecasters.regression import RegressionForecaster
 from training.forecasters.time_series import TimeSeriesForecaster
@@ -17,6 +18,7 @@ FAMILIES: dict[str, type[Forecaster]] = {family.name: family.estimator for famil
 
 __all__ = [
     "FAMILIES",
+    "IntermittentForecaster",
     "LightGBMForecaster",
     "RegressionForecaster",
     "SeasonalNaive",
