@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from experiments.spec import ExperimentSpec
 from features.config import SimulatorConfig
@@ -76,5 +77,13 @@ def summarize_training_set(training_set: TrainingSet) -> str:
         f"rows       {meta.n_rows}",
         f"features   {len(meta.feature_columns)}: {features}",
         f"horizon    {meta.horizon}",
+        _gaps_line(meta.extra.get("gaps") or {}),
         f"digest     {meta.data_digest[:12]}  spec {meta.spec_hash}",
     ])
+
+
+def _gaps_line(gaps: dict[str, Any]) -> str:
+    if not gaps.get("n_gaps"):
+        return "gaps       none"
+    return (f"gaps       {gaps['n_gaps']} stretches, {gaps['n_cells']} series x periods "
+            f"(data.gaps: {gaps['fill']})")

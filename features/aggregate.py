@@ -13,7 +13,10 @@ columns the data supports:
 * ``holiday``: number of holiday days in the period, from the calendar.
 
 The grid is complete: every series has every period from its first sale to the last
-period of the data, with ``y`` = 0 and ``promo`` = 0 where nothing was sold. A leading or
+period of the data, with ``y`` = 0 and ``promo`` = 0 where nothing was sold — except in
+*gaps*, stretches without rows that mean missing data (an export gap, a store closed for
+months): there ``y`` is NaN unless the spec says ``data.gaps: zero`` (the rule:
+:mod:`features.gaps`). A leading or
 trailing period that the data covers only partly (data starting on a Wednesday, or ending
 on a Friday, for ``W``) is dropped with a warning: a partial period looks like a collapse
 of sales exactly where backtests and forecasts start. Period-level input — at most one row
@@ -39,6 +42,7 @@ from features.calendar import (
     period_numbers_of_days,
     period_starts,
 )
+from features.gaps import GapReport, find_gaps
 from features.raw import RawData
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,8 @@ class LineCodes:
     ``period`` indexes ``numbers`` (the period numbers from the first to the last line);
     ``day`` is the line's day number; ``first_period`` is each series' first period with a
     sale; ``keep`` the periods of the panel (partial leading/trailing periods excluded);
-    ``customer`` indexes ``customer_ids`` (-1: no customer id), when the sales have them.
+    ``customer`` indexes ``customer_ids`` (-1: no customer id), when the sales have them;
+    ``period_level``: at most one line per (series, period) — period totals.
     """
 
     freq: str
@@ -67,6 +72,7 @@ class LineCodes:
     keep: slice
     customer: np.ndarray | None = None
     customer_ids: np.ndarray | None = None
+    period_level: bool = False
 
     @property
     def n_series(self) -> int:
@@ -102,14 +108,15 @@ def encode_lines(raw: RawData, freq: str) -> LineCodes:
                        minlength=len(table) * n_periods)
     first_period = np.argmax(seen.reshape(len(table), n_periods) > 0, axis=1)
     all_numbers = np.arange(first_number, last_number + 1, dtype=np.int64)
-    if seen.max() <= 1:  # period-level input (e.g. weekly totals dated each Friday)
+    period_level = bool(seen.max() <= 1)  # e.g. weekly totals dated each Friday
+    if period_level:
         log.info("every (series, period) has at most one row: period totals, none partial")
         keep = slice(0, len(all_numbers))
     else:
         keep = _complete_periods(int(day.min()), int(day.max()), all_numbers, freq)
     customer, customer_ids = _encode_customers(sales)
     return LineCodes(freq, series, period, day.astype(np.int32), all_numbers, table,
-                     first_period, keep, customer, customer_ids)
+                     first_period, keep, customer, customer_ids, period_level)
 
 
 def _encode_customers(sales: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -220,6 +227,12 @@ def grid_frame(codes: LineCodes, columns: dict[str, np.ndarray]) -> pd.DataFrame
 
 def aggregate_sales(raw: RawData, freq: str, codes: LineCodes | None = None) -> pd.DataFrame:
     """The base panel of ``raw`` at ``freq`` (see the module docstring for its columns)."""
+    return aggregate_with_gaps(raw, freq, codes)[0]
+
+
+def aggregate_with_gaps(raw: RawData, freq: str, codes: LineCodes | None = None
+                        ) -> tuple[pd.DataFrame, GapReport]:
+    """The base panel (y NaN in gaps unless ``raw.gaps`` is 'zero') and its gap report."""
     from features.validation import check_unique
 
     codes = codes if codes is not None else encode_lines(raw, freq)
@@ -228,6 +241,9 @@ def aggregate_sales(raw: RawData, freq: str, codes: LineCodes | None = None) -> 
     size = codes.n_series * codes.n_periods
     lines = np.bincount(cells, minlength=size)
     columns = {"y": np.bincount(cells, weights=_floats(sales["y"]), minlength=size)}
+    gaps = find_gaps(codes, lines, raw.gaps, raw.gap_periods)
+    if raw.gaps == "missing":
+        columns["y"][gaps.mask.ravel()] = np.nan
     if "promo" in sales.columns:
         on_promo = np.bincount(cells, weights=_floats(sales["promo"]), minlength=size)
         columns["promo"] = np.divide(on_promo, lines, out=np.zeros(size), where=lines > 0)
@@ -240,7 +256,7 @@ def aggregate_sales(raw: RawData, freq: str, codes: LineCodes | None = None) -> 
     check_unique(base, ["series_id", "ds"], raw.labels.get("sales", "sales"))
     log.info("aggregated %d lines into %d series x %d periods (%d rows)", len(sales),
              codes.n_series, codes.keep.stop - codes.keep.start, len(base))
-    return base
+    return base, gaps
 
 
 def _floats(values: pd.Series) -> np.ndarray:

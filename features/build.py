@@ -1,10 +1,13 @@
 """build_training_set: raw tables -> the leakage-free TrainingSet every forecaster fits on.
 
 Steps: encode the lines once (series, period, customer codes), aggregate them to the base
-panel (:mod:`features.aggregate`), add the customer covariates (:mod:`features.customers`),
-choose the exogenous columns the spec enables, check there is enough history, and let the
+panel (:mod:`features.aggregate`; gaps found and made missing, :mod:`features.gaps`), join
+the known-future table (:mod:`features.known_future`), add the customer covariates
+(:mod:`features.customers`; missing in gaps too), choose the exogenous columns the spec
+enables, check there is enough history, and let the
 :class:`~features.pipeline.FeaturePipeline` derive the features. The metadata say which
-data trained a model: spec hash, a digest of the base panel, its date range and columns.
+data trained a model: spec hash, a digest of the base panel, its date range and columns,
+and the gaps found (``extra["gaps"]``).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from features.aggregate import LineCodes, aggregate_sales, encode_lines, planned_calendar
+from features.aggregate import LineCodes, aggregate_with_gaps, encode_lines, planned_calendar
 from features.calendar import SEASON_LENGTHS, check_freq
 from features.config import FeatureConfig
 from features.customers import crm_segment_codes, customer_covariates
+from features.gaps import GapReport
+from features.known_future import add_known_future
 from features.lags import resolve_lags
 from features.pipeline import FeaturePipeline
 from features.raw import RawData
@@ -39,18 +44,21 @@ def build_training_set(raw: RawData, features: FeatureConfig, freq: str, horizon
     check_freq(freq)
     lags = resolve_lags(features.lags, horizon, freq, season_length)
     codes = encode_lines(raw, freq)
-    base = aggregate_sales(raw, freq, codes)
+    base, gaps = aggregate_with_gaps(raw, freq, codes)
+    base, known_future = add_known_future(base, raw, freq)
     covariates = _customer_columns(raw, freq, features, codes)
     if covariates is not None:
         base = base.merge(covariates, on=["series_id", "ds"], how="left", validate="1:1")
     covariate_columns = tuple(covariates.columns[2:]) if covariates is not None else ()
-    pipeline = _make_pipeline(raw, base, features, freq, horizon, lags, covariate_columns)
+    pipeline = _make_pipeline(raw, base, features, freq, horizon, lags, covariate_columns,
+                              known_future)
     base = base[["series_id", "ds", "y", *raw.keys, *pipeline.exog_columns,
                  *pipeline.covariate_columns]]
+    base = _customers_missing_in_gaps(base, pipeline.covariate_columns)
     _check_history(base, pipeline, raw.labels.get("sales", "sales"))
     panel = pipeline.transform(base)
     metadata = _metadata(base, panel, pipeline, spec_hash,
-                         season_length or SEASON_LENGTHS[freq])
+                         season_length or SEASON_LENGTHS[freq], gaps)
     log.info("training set: %d series x %d periods, %d features", metadata.n_series,
              metadata.n_periods, len(metadata.feature_columns))
     return TrainingSet(panel=panel, base=base, pipeline=pipeline, metadata=metadata,
@@ -58,16 +66,30 @@ def build_training_set(raw: RawData, features: FeatureConfig, freq: str, horizon
 
 
 def _make_pipeline(raw: RawData, base: pd.DataFrame, features: FeatureConfig, freq: str,
-                   horizon: int, lags: tuple[int, ...], covariate_columns: tuple[str, ...]
-                   ) -> FeaturePipeline:
+                   horizon: int, lags: tuple[int, ...], covariate_columns: tuple[str, ...],
+                   known_future: pd.DataFrame | None) -> FeaturePipeline:
+    known = tuple(raw.known_future_columns.values) if known_future is not None and \
+        raw.known_future_columns is not None else ()
     return FeaturePipeline(
         freq=freq, horizon=horizon, keys=tuple(raw.keys), start=base["ds"].min(), lags=lags,
         rolling_windows=tuple(sorted(set(features.rolling_windows))),
-        calendar=features.calendar, exog_columns=_exog_columns(base, features),
+        calendar=features.calendar, exog_columns=_exog_columns(base, features) + known,
         covariate_columns=covariate_columns,
         planned=planned_calendar(raw.calendar, freq, raw.keys),
         price_window=max(features.rolling_windows, default=DEFAULT_PRICE_WINDOW),
+        known_future=known_future,
     )
+
+
+def _customers_missing_in_gaps(base: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Customer statistics are missing too where y is (a gap: no data, not no customers)."""
+    gap = base["y"].isna().to_numpy()
+    if not columns or not gap.any():
+        return base
+    base = base.copy()
+    for column in columns:
+        base[column] = np.where(gap, np.nan, base[column].to_numpy(dtype=np.float64))
+    return base
 
 
 def _customer_columns(raw: RawData, freq: str, features: FeatureConfig,
@@ -102,7 +124,7 @@ def _check_history(base: pd.DataFrame, pipeline: FeaturePipeline, source: str) -
 
 
 def _metadata(base: pd.DataFrame, panel: pd.DataFrame, pipeline: FeaturePipeline,
-              spec_hash: str, season_length: int) -> TrainingSetMetadata:
+              spec_hash: str, season_length: int, gaps: GapReport) -> TrainingSetMetadata:
     return TrainingSetMetadata(
         spec_hash=spec_hash,
         data_digest=data_digest(base),
@@ -118,7 +140,8 @@ def _metadata(base: pd.DataFrame, panel: pd.DataFrame, pipeline: FeaturePipeline
         exog_columns=pipeline.exog_columns,
         extra={"lags": list(pipeline.lags), "rolling_windows": list(pipeline.rolling_windows),
                "covariate_columns": list(pipeline.covariate_columns),
-               "price_window": pipeline.price_window, "season_length": season_length},
+               "price_window": pipeline.price_window, "season_length": season_length,
+               "gaps": gaps.to_dict()},
     )
 
 

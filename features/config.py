@@ -11,10 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Frequency = Literal["D", "W", "M"]
 FileFormat = Literal["auto", "csv", "parquet", "sql"]
+Aggregate = Literal["mean", "sum", "max", "min"]
+GapFill = Literal["missing", "zero"]
+
+# Column names a known-future value may not take: the panel's own and the pipeline's.
+RESERVED_NAMES = frozenset({
+    "series_id", "ds", "y", "date", "step", "promo", "price", "holiday", "price_ratio",
+    "price_reference", "revenue", "quantity", "customer_id", "channel", "month",
+    "week_of_year", "quarter", "day_of_week", "trend", "sin_year_1", "cos_year_1",
+    "sin_year_2", "cos_year_2", "yhat", "yhat_lower", "yhat_upper", "origin",
+})
+RESERVED_PREFIXES = ("lag_", "roll_mean_", "roll_std_", "cust_", "share_")
 
 
 class StrictModel(BaseModel):
@@ -87,6 +98,30 @@ class CalendarColumns(StrictModel):
     promo: str | None = Field("promo", description="Planned promotion flag, if any.")
 
 
+class KnownFutureColumns(StrictModel):
+    """The known-future table: ``date``, the series keys it is given by (any subset of the
+    sales keys; none = the same value for every series), and its value columns, each with
+    how days combine into a period (``mean``, ``sum``, ``max``, ``min``).
+
+    ``values: {open: min, school_holiday: max, markdown: mean}``; each name becomes a model
+    feature and a scenario value of that name.
+    """
+
+    date: str = "date"
+    keys: list[str] = Field(default_factory=list)
+    values: dict[str, Aggregate] = Field(..., min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _free_names(cls, values: dict[str, Aggregate]) -> dict[str, Aggregate]:
+        taken = [name for name in values
+                 if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES)]
+        if taken:
+            raise ValueError(f"{taken} are salescast's own column names; rename the "
+                             "column in the file")
+        return values
+
+
 class DataConfig(StrictModel):
     """Where the raw data is and how to read it."""
 
@@ -113,6 +148,32 @@ class DataConfig(StrictModel):
     end: str | None = Field(
         None, description="Use sales up to this date only: train as of a past date (YYYY-MM-DD)."
     )
+    gaps: GapFill = Field(
+        "missing", description="Periods with no rows inside a series (see features.gaps): "
+        "'missing' makes their y NaN, 'zero' counts them as zero sales.")
+    gap_periods: int | None = Field(
+        None, ge=1, description="Transaction lines: the shortest run of empty periods of a "
+        "series that is a gap (default 28 D, 8 W, 3 M).")
+    known_future: SourceConfig | None = Field(
+        None, description="Known-future covariates by date (and keys): store open, school "
+        "holidays, markdowns, a weather forecast.")
+    known_future_columns: KnownFutureColumns | None = None
+
+    @model_validator(mode="after")
+    def _known_future_mapped(self) -> DataConfig:
+        columns = self.known_future_columns
+        if (self.known_future is None) != (columns is None):
+            raise ValueError("'known_future' and 'known_future_columns' go together: the "
+                             "table and its date, keys and values")
+        if columns is not None:
+            unknown = [key for key in columns.keys if key not in self.sales_columns.keys]
+            if unknown:
+                raise ValueError(f"known_future_columns.keys {unknown} are not series keys "
+                                 f"(sales_columns.keys: {self.sales_columns.keys})")
+            clash = sorted(set(columns.values) & set(self.sales_columns.keys))
+            if clash:
+                raise ValueError(f"known_future_columns.values {clash} are series keys")
+        return self
 
 
 class FeatureConfig(StrictModel):

@@ -10,8 +10,10 @@ Features (names are a contract with the forecasters):
 * calendar: ``month``, ``week_of_year``, ``quarter``, ``day_of_week`` (D only),
   ``sin_year_1``, ``cos_year_1``, ``sin_year_2``, ``cos_year_2``, ``trend`` (periods since
   the panel's first period, fixed at fit time);
-* future-known exogenous columns at ds itself: ``promo``, ``price``, ``holiday``, and
-  ``price_ratio`` = price / mean price over ``price_window`` periods ending at ds - H;
+* future-known exogenous columns at ds itself: ``promo``, ``price``, ``holiday``, the
+  known-future values of the spec's table (``open``, ``markdown``, ...:
+  :mod:`features.known_future`), and ``price_ratio`` = price / mean price over
+  ``price_window`` periods ending at ds - H;
 * ``lag_<k>`` (k >= H), ``roll_mean_<w>`` / ``roll_std_<w>`` of y over the w periods ending
   at ds - H;
 * past-only covariates (customer statistics) lagged by H: ``<column>_lag<H>``.
@@ -23,7 +25,7 @@ rows of the H periods after an origin are computable at the origin (direct forec
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,7 @@ from features.calendar import (
     period_numbers,
     shift_periods,
 )
+from features.known_future import join_future_values
 from features.lags import (
     lag_features,
     price_reference,
@@ -57,7 +60,8 @@ class FeaturePipeline:
     ``start`` is the panel's first ``ds`` (origin of ``trend``); ``planned`` is the calendar
     aggregated to ``freq`` (ds [+ key columns] -> ``holiday``, ``promo``), extending past the
     data: the planned holidays and promotions of future periods. ``holiday`` is a feature
-    when it is one of ``exog_columns``.
+    when it is one of ``exog_columns``. ``known_future`` is the known-future table at
+    ``freq`` (ds [+ key columns] -> one column per value, each also in ``exog_columns``).
     """
 
     freq: str
@@ -71,10 +75,28 @@ class FeaturePipeline:
     covariate_columns: tuple[str, ...] = ()
     planned: pd.DataFrame | None = None
     price_window: int = 13
+    shift: int = 0  # periods between a row and the newest y it reads; 0 = horizon (direct)
+    min_history: int = 0  # keep at least this many periods in tail() (other shifts' needs)
+    known_future: pd.DataFrame | None = None
+
+    @property
+    def min_lag(self) -> int:
+        """Periods between a feature row's ds and the newest y (or covariate) it reads: the
+        horizon for the direct design, less for a model of the first steps only
+        (:meth:`with_shift`)."""
+        return self.shift or self.horizon
+
+    def with_shift(self, min_lag: int, lags: tuple[int, ...]) -> FeaturePipeline:
+        """The same features read ``min_lag`` periods back instead of H (lags from it):
+        what a model of steps 1..min_lag (or a recursive one, min_lag 1) is trained on."""
+        if not 1 <= min_lag <= self.horizon or min(lags, default=min_lag) < min_lag:
+            raise ValueError(f"shift {min_lag} must be 1..{self.horizon} and <= every lag "
+                             f"{lags}")
+        return replace(self, shift=min_lag, lags=tuple(sorted(set(lags))))
 
     @property
     def lagged_covariates(self) -> list[str]:
-        return [f"{column}_lag{self.horizon}" for column in self.covariate_columns]
+        return [f"{column}_lag{self.min_lag}" for column in self.covariate_columns]
 
     @property
     def feature_columns(self) -> list[str]:
@@ -93,12 +115,12 @@ class FeaturePipeline:
     @property
     def history_length(self) -> int:
         """Periods of history per series that the features of the next H periods read."""
-        needed = [1, max(self.lags, default=0)]
-        needed += [self.horizon + window - 1 for window in self.rolling_windows]
+        needed = [1, max(self.lags, default=0), self.min_history]
+        needed += [self.min_lag + window - 1 for window in self.rolling_windows]
         if "price" in self.exog_columns:
-            needed.append(self.horizon + self.price_window - 1)
+            needed.append(self.min_lag + self.price_window - 1)
         if self.covariate_columns:
-            needed.append(self.horizon)
+            needed.append(self.min_lag)
         return max(needed)
 
     def transform(self, base: pd.DataFrame, with_reference: bool = False) -> pd.DataFrame:
@@ -116,16 +138,15 @@ class FeaturePipeline:
             parts.update(calendar_features(panel["ds"], self.freq, self.start).to_dict("series"))
         if "price" in self.exog_columns:
             price = panel["price"].to_numpy(dtype=np.float64, na_value=np.nan)
-            reference = price_reference(price, runs, positions, self.horizon,
-                                        self.price_window)
+            reference = price_reference(price, runs, positions, self.min_lag, self.price_window)
             parts["price_ratio"] = ratio_to_reference(price, reference)
             if with_reference:
                 parts[PRICE_REFERENCE] = reference
         parts.update(lag_features(y, positions, self.lags))
-        parts.update(rolling_features(y, runs, positions, self.horizon, self.rolling_windows))
+        parts.update(rolling_features(y, runs, positions, self.min_lag, self.rolling_windows))
         for column, name in zip(self.covariate_columns, self.lagged_covariates, strict=True):
             values = panel[column].to_numpy(dtype=np.float64, na_value=np.nan)
-            parts[name] = shift_within_series(values, positions, self.horizon)
+            parts[name] = shift_within_series(values, positions, self.min_lag)
         return pd.concat([panel, pd.DataFrame(parts, index=panel.index)], axis=1)
 
     def tail(self, base: pd.DataFrame) -> pd.DataFrame:
@@ -138,9 +159,10 @@ class FeaturePipeline:
                     future_exog: pd.DataFrame | None = None) -> pd.DataFrame:
         """Base-shaped rows of the ``horizon`` periods after each series' last ds.
 
-        Exogenous values come from ``future_exog`` (series_id, ds, any exog column; ds may be
-        any day of the period), else the planned calendar, else the last known value
-        (price: last observed; promo, holiday: 0). ``y`` and covariates are NaN.
+        Exogenous values come from ``future_exog`` (series_id, ds, any exog column by name;
+        ds may be any day of the period), else the planned calendar and the known-future
+        table (past its end: its newest value), else the last known value (price: last
+        observed; promo, holiday: 0). ``y`` and covariates are NaN.
         """
         if not 1 <= horizon <= self.horizon:
             raise ValueError(f"horizon must be 1..{self.horizon} (the pipeline's horizon: "
@@ -168,6 +190,7 @@ class FeaturePipeline:
         return self._planned_exog(rows)
 
     def _planned_exog(self, rows: pd.DataFrame) -> pd.DataFrame:
+        rows = self._known_future_exog(rows)
         if self.planned is None:
             return rows
         flags = [c for c in ("holiday", "promo") if c in self.exog_columns and c in self.planned]
@@ -175,6 +198,14 @@ class FeaturePipeline:
         if not flags:
             return rows
         return join_planned(rows, self.planned[on + flags], overwrite=True)
+
+    def _known_future_exog(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The known-future table's values of each row's period, where it has them."""
+        table = getattr(self, "known_future", None)  # None in pipelines pickled before it
+        if table is None:
+            return rows
+        values = [c for c in table.columns if c in self.exog_columns]
+        return join_future_values(rows, table, values)
 
     def _given_exog(self, rows: pd.DataFrame, future_exog: pd.DataFrame) -> pd.DataFrame:
         """Overwrite exogenous values with the scenario's (where it gives a value).

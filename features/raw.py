@@ -14,13 +14,22 @@ builders never see the original column names.
 * ``calendar``: ``date`` (datetime64), optionally some of the key columns (a promotion
   planned per category, say), ``holiday`` (0/1) and ``promo`` (0/1 planned) when present.
   It may extend past the last sale: planned promotions and holidays of future dates.
+* ``known_future``: ``date`` (datetime64), the key columns it is given by (str), and one
+  float column per known-future value (``known_future_columns``: the spec's mapping, with
+  how days combine into a period). It may extend past the last sale too.
+
+Two reading rules travel with the tables, as the export defines them: ``gaps`` (what a
+stretch of periods without rows means, :mod:`features.gaps`) and ``gap_periods``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import pandas as pd
+
+from features.config import KnownFutureColumns
 
 
 @dataclass(frozen=True)
@@ -30,9 +39,13 @@ class RawData:
     customers: pd.DataFrame | None = None
     calendar: pd.DataFrame | None = None
     labels: dict[str, str] = field(default_factory=dict)  # table -> file/table name
+    known_future: pd.DataFrame | None = None
+    known_future_columns: KnownFutureColumns | None = None
+    gaps: Literal["missing", "zero"] = "missing"
+    gap_periods: int | None = None
 
     def until(self, end: pd.Timestamp | str) -> RawData:
-        """The sales as known on ``end`` (lines dated on or before it); customers and the
-        calendar (planned, future dates included) stay whole."""
+        """The sales as known on ``end`` (lines dated on or before it); customers, the
+        calendar and the known-future table (future dates included) stay whole."""
         sales = self.sales[self.sales["date"] <= pd.Timestamp(end)].reset_index(drop=True)
         return replace(self, sales=sales)

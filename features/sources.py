@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import DataConfig, SourceConfig, StrictModel
+from features.known_future import standardize_known_future
 from features.raw import RawData
 from features.validation import (
     CSV_ROWS,
@@ -134,7 +135,11 @@ def load_raw(config: DataConfig) -> RawData:
         customers = read_table(config.customers, text_columns=[customer_id])
     if config.calendar is not None:
         calendar = read_table(config.calendar, text_columns=columns.keys)
-    return standardize(sales, config, customers, calendar)
+    known_future = None
+    if config.known_future is not None and config.known_future_columns is not None:
+        known_future = read_table(config.known_future,
+                                  text_columns=config.known_future_columns.keys)
+    return standardize(sales, config, customers, calendar, known_future=known_future)
 
 
 # --- standardising -------------------------------------------------------------------
@@ -146,32 +151,39 @@ def standardize(
     customers: pd.DataFrame | None = None,
     calendar: pd.DataFrame | None = None,
     labels: dict[str, str] | None = None,
+    known_future: pd.DataFrame | None = None,
 ) -> RawData:
     """Map, validate and clean raw frames into the :class:`RawData` contract (no I/O).
 
     ``labels`` name the tables in messages (default: the configured path or SQL table).
     Row numbers in messages follow the configured source format: spreadsheet rows for
-    CSV (header = row 1), 1-based data rows for Parquet and SQL.
+    CSV (header = row 1), 1-based data rows for Parquet and SQL. ``known_future`` is the
+    table of ``data.known_future`` (:mod:`features.known_future`).
     """
-    labels = {**_default_labels(config, customers, calendar), **(labels or {})}
+    tables = {"customers": customers, "calendar": calendar, "known_future": known_future}
+    labels = {**_default_labels(config, tables), **(labels or {})}
     raw_sales = _standard_sales(sales, config, labels["sales"])
-    raw_customers = raw_calendar = None
+    raw_customers = raw_calendar = raw_known = None
     if customers is not None:
         raw_customers = _standard_customers(customers, config, labels["customers"])
     if calendar is not None:
         raw_calendar = _standard_calendar(calendar, config, labels["calendar"])
-    keys = tuple(config.sales_columns.keys)
-    return RawData(raw_sales, keys, raw_customers, raw_calendar, labels)
+    if known_future is not None:
+        raw_known = _standard_known_future(known_future, config, raw_sales,
+                                           labels["known_future"])
+    return RawData(raw_sales, tuple(config.sales_columns.keys), raw_customers, raw_calendar,
+                   labels, known_future=raw_known,
+                   known_future_columns=config.known_future_columns if raw_known is not None
+                   else None, gaps=config.gaps, gap_periods=config.gap_periods)
 
 
-def _default_labels(
-    config: DataConfig, customers: pd.DataFrame | None, calendar: pd.DataFrame | None
-) -> dict[str, str]:
+def _default_labels(config: DataConfig, tables: dict[str, pd.DataFrame | None]
+                    ) -> dict[str, str]:
     labels = {"sales": config.sales.label}
-    if customers is not None:
-        labels["customers"] = config.customers.label if config.customers else "customers"
-    if calendar is not None:
-        labels["calendar"] = config.calendar.label if config.calendar else "calendar"
+    for name, frame in tables.items():
+        source = getattr(config, name)
+        if frame is not None:
+            labels[name] = source.label if source is not None else name
     return labels
 
 
@@ -446,3 +458,19 @@ def _standard_calendar(frame: pd.DataFrame, config: DataConfig, label: str) -> p
             out[role] = parse_flags(frame[mapping[role]], label, row_note=note)
     check_unique(out, ["date", *keys], label, row_note=note)
     return out.sort_values(["date", *keys]).reset_index(drop=True)
+
+
+def _standard_known_future(frame: pd.DataFrame, config: DataConfig, sales: pd.DataFrame,
+                           label: str) -> pd.DataFrame:
+    """The known-future table checked against the sales (see :mod:`features.known_future`)."""
+    columns = config.known_future_columns
+    if columns is None:
+        raise DataValidationError(label, "required_columns",
+                                  "no known_future_columns say what the table holds")
+    note = _row_note(config.known_future)
+    frame = _apply_filters(
+        _numbered(frame, note),
+        {c: v for c, v in config.filters.items() if c in frame.columns}, label)
+    sales_keys = {key: set(sales[key].dropna().unique().tolist()) for key in columns.keys}
+    return standardize_known_future(frame, columns, sales_keys, label, row_note=note,
+                                    pooled=config.top_series is not None)

@@ -4,9 +4,12 @@ Contract (used by `training` and, through the logged model, by `serving`):
 
 * ``base`` is the aggregated panel *before* derived features: one row per
   (``series_id``, ``ds``) with ``y``, the key columns, the future-known exogenous columns
-  (``exog_columns``: e.g. ``promo``, ``price``, ``holiday``) and the past-only covariates
-  (``covariate_columns``: customer statistics and anything else measured from
-  transactions). Missing periods are filled (``y`` = 0: no transactions means no sales).
+  (``exog_columns``: e.g. ``promo``, ``price``, ``holiday`` and the known-future columns
+  of the spec's table) and the past-only covariates (``covariate_columns``: customer
+  statistics and anything else measured from transactions). Periods without rows are
+  filled (``y`` = 0: no transactions means no sales), except gaps — stretches that mean
+  missing data (:mod:`features.gaps`) — where ``y`` and the covariates are NaN unless the
+  spec says ``data.gaps: zero``; ``metadata.extra["gaps"]`` lists them.
 * ``panel`` is ``pipeline.transform(base)``: ``base`` plus the derived features
   (calendar, lags, rolling statistics, lagged covariates). Sorted by series_id, ds.
 * ``pipeline`` is the picklable :class:`features.pipeline.FeaturePipeline` that made

@@ -1,4 +1,4 @@
-"""Validation rules for the raw sales, customer and calendar tables.
+"""Validation rules for the raw sales, customer, calendar and known-future tables.
 
 Every rule is a small vectorised function. A failure raises :class:`DataValidationError`,
 which names the table (file or SQL table), the column, the rule and up to five example
@@ -12,7 +12,9 @@ to a person (an aggregated panel), pass ``row_note=None`` and only the values ar
 
 Rules (ids as they appear in messages): ``file_exists``, ``readable_format``,
 ``not_empty``, ``required_columns``, ``parseable_date``, ``numeric``, ``key_present``,
-``unique_rows``, ``enough_history``; and two that drop rows instead of failing, always
+``unique_rows``, ``enough_history``; for the known-future table also ``known_keys`` (a
+key value no series has) and ``covers_history`` (a period of the history without a row),
+see :mod:`features.known_future`; and two that drop rows instead of failing, always
 with a logged count: ``price_positive`` (see :func:`drop_rows`) and ``returns``.
 """
 

@@ -52,16 +52,22 @@ class ForecastRow(RequestModel):
 
 
 class ScenarioValues(RequestModel):
-    """What-if values of future exogenous features (e.g. promo 0/1, price).
+    """What-if values of future exogenous features, by name: promo 0/1, price, holiday,
+    and any known-future column of the model's spec (a store's ``open`` flag, a
+    ``markdown``); ``GET /v1/model`` lists them (``exog_columns``), and another name is a
+    422 that lists them.
 
     Applies to every requested row, or only to one series and/or one ``ds``; later
-    entries override earlier ones. Rows without scenario values use the model's plan.
+    entries override earlier ones. Rows without scenario values use the model's plan
+    (the planned calendar and known-future table, else the last known value).
     """
 
     series_id: str | None = Field(None, min_length=1)
     keys: dict[str, str] | None = None
     ds: date | None = None
-    values: dict[str, FiniteFloat] = Field(min_length=1, examples=[{"promo": 1, "price": 9.5}])
+    values: dict[str, FiniteFloat] = Field(
+        min_length=1, description="Exogenous column name -> value (see GET /v1/model).",
+        examples=[{"promo": 1, "price": 9.5}, {"open": 0}])
 
     @model_validator(mode="after")
     def _one_series_way(self) -> ScenarioValues:

@@ -102,7 +102,7 @@ class ConformalCalibration:
         step = horizon_steps(frame)
         scores = {int(h): score[step == h] for h in np.unique(step)}
         if nonnegative is None:
-            nonnegative = bool((frame["y"] >= 0).all())
+            nonnegative = bool((frame["y"].dropna() >= 0).all())
         return cls(scores, scales, nonnegative, floor_share)
 
     @classmethod

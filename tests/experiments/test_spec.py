@@ -82,3 +82,48 @@ def test_spec_hash_depends_on_content_not_formatting(tmp_path: Path) -> None:
     c = ExperimentSpec.model_validate(_minimal() | {"horizon": 4})
     assert a.spec_hash() == b.spec_hash()
     assert a.spec_hash() != c.spec_hash()
+
+
+def _known_future_spec() -> dict:
+    raw = _minimal()
+    raw["data"].update({
+        "sales_columns": {"keys": ["store", "category"]},
+        "known_future": {"path": "store_days.csv"},
+        "known_future_columns": {"date": "day", "keys": ["store"],
+                                 "values": {"open": "mean", "markdown": "max"}},
+        "gaps": "zero", "gap_periods": 12,
+    })
+    return raw
+
+
+def test_known_future_and_gaps_round_trip(tmp_path: Path) -> None:
+    spec = load_spec(_write(tmp_path, _known_future_spec()))
+    columns = spec.data.known_future_columns
+    assert columns is not None and columns.values == {"open": "mean", "markdown": "max"}
+    assert (spec.data.gaps, spec.data.gap_periods) == ("zero", 12)
+    again = ExperimentSpec.model_validate(spec.model_dump(mode="json"))
+    assert again == spec and again.spec_hash() == spec.spec_hash()
+    assert load_spec(_write(tmp_path, _minimal())).data.gaps == "missing"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"known_future_columns": None}, "go together"),
+        ({"known_future_columns": {"keys": ["region"], "values": {"open": "mean"}}},
+         "not series keys"),
+        ({"known_future_columns": {"values": {"promo": "max"}}}, "salescast's own"),
+        ({"known_future_columns": {"values": {"lag_4": "max"}}}, "salescast's own"),
+        ({"known_future_columns": {"values": {"open": "median"}}}, "values.open"),
+        ({"known_future_columns": {"values": {}}}, "values"),
+        ({"gaps": "drop"}, "data.gaps"),
+    ],
+)
+def test_bad_known_future_or_gap_sections_say_what_is_wrong(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    raw = _known_future_spec()
+    raw["data"].update(change)
+    raw["data"] = {k: v for k, v in raw["data"].items() if v is not None}
+    with pytest.raises(SpecError, match=message):
+        load_spec(_write(tmp_path, raw))

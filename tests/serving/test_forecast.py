@@ -134,6 +134,19 @@ def test_invalid_requests_are_422_naming_the_field(
     assert error["message"]
 
 
+def test_an_unknown_scenario_name_is_422_listing_the_names_the_model_takes(
+    client: TestClient,
+) -> None:
+    """Scenario values are named like the model's exogenous columns (promo, price, and
+    any known-future column of its spec): another name is refused, with the known ones."""
+    payload = {"series": [{"series_id": "S01|C1"}],
+               "scenario": [{"values": {"promo": 1}}, {"values": {"open": 0}}]}
+    error = _forecast(client, payload, 422)["error"]
+    assert error["field"] == "scenario[1].values.open"
+    assert error["message"] == ("this model takes no 'open'; scenario columns it accepts: "
+                                "['price', 'promo']")
+
+
 def test_a_body_that_is_not_json_is_422_saying_so(client: TestClient) -> None:
     response = client.post("/v1/forecast", content=b"{series: S01}",
                            headers={"content-type": "application/json"})

@@ -3,6 +3,10 @@
 The forecast for ds is y at ds - season_length (the same week last year for weekly data);
 beyond one season the last season repeats. A series with less than one season of history
 gets its last value. ``season_length=1`` is the plain naive (last value) forecast.
+
+Missing values (y NaN: a gap in the data, see :mod:`features.gaps`) are skipped: a season
+position whose last value is missing takes the most recent known value of that position (a
+season earlier, or two, ...), else the series' last known value.
 """
 
 from __future__ import annotations
@@ -21,13 +25,32 @@ if TYPE_CHECKING:
 
 
 def seasonal_naive_path(history: np.ndarray, season_length: int, horizon: int) -> np.ndarray:
-    """The next ``horizon`` seasonal-naive values after ``history`` (oldest first)."""
-    if len(history) == 0:
+    """The next ``horizon`` seasonal-naive values after ``history`` (oldest first; NaN
+    values are skipped as the module docstring says)."""
+    history = np.asarray(history, dtype=float)
+    known = history[~np.isnan(history)]
+    if len(known) == 0:
         return np.full(horizon, np.nan)
     if len(history) < season_length:
-        return np.full(horizon, float(history[-1]))
-    last_season = history[-season_length:]
+        return np.full(horizon, float(known[-1]))
+    last_season = last_known_season(history, season_length)
     return np.array([last_season[h % season_length] for h in range(horizon)], dtype=float)
+
+
+def last_known_season(history: np.ndarray, season_length: int) -> np.ndarray:
+    """The last ``season_length`` values of ``history`` (at most all of it), each missing
+    one replaced by its position's most recent known value, else the last known value."""
+    history = np.asarray(history, dtype=float)
+    width = min(season_length, len(history))
+    if width == 0 or not np.isnan(history[-width:]).any():
+        return history[-width:] if width else history
+    n_seasons = -(-len(history) // width)
+    padded = np.full(n_seasons * width, np.nan)
+    padded[len(padded) - len(history):] = history
+    by_position = pd.DataFrame(padded.reshape(n_seasons, width)).ffill()
+    season = by_position.iloc[-1].to_numpy(dtype=float)
+    known = history[~np.isnan(history)]
+    return np.where(np.isnan(season), known[-1] if len(known) else np.nan, season)
 
 
 class SeasonalNaive(PanelForecaster):
@@ -46,11 +69,12 @@ class SeasonalNaive(PanelForecaster):
         return self
 
     def _last_seasons(self, base: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each series' last season, missing values filled from earlier seasons."""
         ordered = base.sort_values(["series_id", "ds"])
-        last = ordered.groupby("series_id", sort=True).tail(self.season_length_)
         return {
-            str(series_id): group["y"].to_numpy(dtype=float)
-            for series_id, group in last.groupby("series_id", sort=True)
+            str(series_id): last_known_season(group["y"].to_numpy(dtype=float),
+                                              self.season_length_)
+            for series_id, group in ordered.groupby("series_id", sort=True)
         }
 
     def _rolled(self, series_ids: list[str]) -> None:
