@@ -170,6 +170,9 @@ def _prepare(spec: ExperimentSpec, settings: Settings, client: MlflowClient,
                        "n_series": meta.n_series, "n_periods": meta.n_periods})
     log_spec(spec.model_dump(mode="json"))
     log_training_data(training_set, f"{spec.name}-training-set")
+    gaps = meta.extra.get("gaps", {})
+    mlflow.log_dict(gaps, "data_gaps.json")
+    mlflow.log_param("data_gaps", gaps.get("n_gaps", 0))
     return _Job(spec, settings, training_set, plan, client, experiment_id)
 
 

@@ -128,8 +128,8 @@ class FeaturePipeline:
 
         ``with_reference`` also keeps ``price_reference`` (what a scenario's price is
         divided by: see :meth:`apply_scenario`)."""
-        derived = [c for c in self.feature_columns if c in base.columns
-                   and c not in (*self.keys, *self.exog_columns)]
+        derived = [c for c in (*self.feature_columns, PRICE_REFERENCE)
+                   if c in base.columns and c not in (*self.keys, *self.exog_columns)]
         panel = base.drop(columns=derived).sort_values(ORDER, kind="stable", ignore_index=True)
         runs, positions = series_runs(panel["series_id"].to_numpy())
         y = panel["y"].to_numpy(dtype=np.float64, na_value=np.nan)

@@ -148,7 +148,7 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
         forecast and one dict of feature values per row, or None where it does not apply
         (a family without a matrix predictor, many rows, a (series, ds) asked twice)."""
         if (len(model_input) > FAST_CELLS
-                or not hasattr(self.forecaster, "_predict_matrix")):
+                or not getattr(self.forecaster, "cells_supported", False)):
             return None
         level = interval_level(params, self.metadata)
         origins = self.forecaster.origins()

@@ -34,9 +34,10 @@ SEASONAL = PanelShape(n_series=4, seed=0, season_amplitude=0.5, promo_rate=0.1)
 PROMO_HEAVY = PanelShape(n_series=6, seed=1, promo_rate=0.3, promo_lift=0.8)
 CHANGED_PARAMS = {
     "seasonal_naive": {"season_length": 4},
-    "regression": {"alpha": 3.0, "l1_ratio": 0.5},
+    "regression": {"alpha": 3.0, "l1_ratio": 0.5, "strategy": "recursive"},
     "time_series": {"model": "sarimax", "order": (1, 0, 0)},
-    "lightgbm": {"num_leaves": 7, "objective": "tweedie"},
+    "lightgbm": {"num_leaves": 7, "objective": "tweedie", "strategy": "buckets"},
+    "intermittent": {"method": "tsb", "alpha": 0.2},
 }
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from features.calendar import SEASON_LENGTHS, period_numbers
 from training.base import Forecaster
@@ -54,7 +55,7 @@ def recent_level(base: pd.DataFrame, season_length: int) -> pd.Series:
     level = recent["y"].abs().groupby(recent["series_id"], sort=True).mean()
     positive = level[level > 0]
     floor = max(_LEVEL_FLOOR, 0.01 * float(positive.median())) if len(positive) else 1.0
-    return level.clip(lower=floor).rename("scale")
+    return level.clip(lower=floor).fillna(floor).rename("scale")
 
 
 def target_derived_columns(columns: list[str]) -> list[str]:
@@ -74,10 +75,11 @@ class PanelForecaster(Forecaster):
     overrides :meth:`_rolled` to recompute it for the updated series.
     """
 
-    def _remember(self, training_set: TrainingSet) -> None:
+    def _remember(self, training_set: TrainingSet, pipeline: Any = None) -> None:
+        """Keep the pipeline (``training_set``'s unless given) and the tail it reads."""
         base = training_set.base
-        self.pipeline_: Any = training_set.pipeline
-        self.tail_: pd.DataFrame = training_set.pipeline.tail(base).reset_index(drop=True)
+        self.pipeline_: Any = pipeline or training_set.pipeline
+        self.tail_: pd.DataFrame = self.pipeline_.tail(base).reset_index(drop=True)
         self.horizon_: int = training_set.horizon
         self.nonnegative_: bool = bool((base["y"].dropna() >= 0).all())
         self.trained_origins_: pd.Series = self.tail_.groupby("series_id")["ds"].max()
@@ -262,14 +264,88 @@ def check_consecutive(rows: pd.DataFrame, trained: pd.Series, freq: str) -> None
 class GlobalForecaster(PanelForecaster):
     """One model across all series: target-derived features in series-scale units.
 
-    Subclasses set ``scale_target`` and ``season_length`` params and the fitted
-    ``scales_`` (from :meth:`_series_scales`) and ``derived_`` columns.
+    Subclasses set ``scale_target``, ``season_length`` and ``strategy`` params, implement
+    ``_fit_direct`` (fit one model on the training set's features: the fitted ``scales_``
+    from :meth:`_series_scales`, ``derived_`` columns, the model) and ``_predict_direct``.
+    A ``strategy`` other than ``direct`` fits one such member per step bucket, or one
+    recursive member (:mod:`training.forecasters.strategy`), and predicts through them.
     """
 
     scale_target: bool
     season_length: int | None
+    strategy: str = "direct"  # class default: models pickled before strategies existed
     scales_: pd.Series
     derived_: list[str]
+    members_: list[GlobalForecaster] | None = None
+
+    def fit(self, training_set: TrainingSet) -> GlobalForecaster:
+        if self.strategy == "direct":
+            self.members_ = None
+            return self._fit_direct(training_set)
+        from training.forecasters import strategy as strategies
+
+        season = season_length_for(training_set, self.season_length)
+        self.views_ = strategies.strategy_views(training_set.pipeline, self.strategy, season)
+        needed = max(view.pipeline.history_length for view in self.views_)
+        self._remember(training_set, replace(training_set.pipeline, min_history=needed))
+        self.members_ = [self._member(strategies.shifted_training_set(training_set, v.pipeline))
+                         for v in self.views_]
+        self.scales_ = self.members_[0].scales_
+        return self
+
+    def _member(self, training_set: TrainingSet) -> GlobalForecaster:
+        """A direct model of one view, without the history the outer model keeps."""
+        member = clone(self).set_params(strategy="direct")._fit_direct(training_set)
+        member.tail_ = member.history_ = member.extension_ = member.tail_.iloc[:0]
+        return member
+
+    def _fit_direct(self, training_set: TrainingSet) -> GlobalForecaster:  # pragma: no cover
+        raise NotImplementedError
+
+    def _predict_direct(self, rows: pd.DataFrame) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        if not self.members_:
+            return self._predict_direct(rows)
+        member = rows["member"].to_numpy()
+        yhat = np.full(len(rows), np.nan)
+        for index, model in enumerate(self.members_):
+            at = member == index
+            if at.any():
+                yhat[at] = model._predict_direct(rows.loc[at])
+        return yhat
+
+    @property
+    def cells_supported(self) -> bool:
+        """Whether the few-cells fast path applies (one direct model with a matrix API)."""
+        return not self.members_ and hasattr(self, "_predict_matrix")
+
+    def _feature_cache(self) -> FutureCache:
+        if not self.members_ or getattr(self, "future_cache_", None) is not None:
+            return super()._feature_cache()
+        from training.forecasters import strategy as strategies
+
+        rows = (strategies.recursive_rows(self, self.history_) if self.strategy == "recursive"
+                else strategies.bucket_rows(self, self.history_))
+        self.future_cache_ = FutureCache.of(rows)
+        return self.future_cache_
+
+    def _future_rows(
+        self, horizon: int, future_exog: pd.DataFrame | None, features: bool = True,
+        series_ids: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """A recursive model with a scenario re-runs the recursion (a changed step moves
+        the later ones); everything else takes the state's cached rows."""
+        if self.strategy != "recursive" or future_exog is None or not self.members_:
+            return super()._future_rows(horizon, future_exog, features, series_ids)
+        from training.forecasters.strategy import recursive_rows
+
+        self._check_horizon(horizon)
+        rows = recursive_rows(self, self._history_of(series_ids), future_exog)
+        rows = rows.groupby("series_id", sort=False).head(horizon).reset_index(drop=True)
+        rows["step"] = np.tile(np.arange(1, horizon + 1), len(rows) // horizon)
+        return rows
 
     def _series_scales(self, training_set: TrainingSet) -> pd.Series:
         """Each series' recent level (1.0 everywhere when ``scale_target`` is off)."""

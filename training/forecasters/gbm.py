@@ -2,9 +2,11 @@
 
 Key columns are pandas categoricals (categories fixed at fit, an unseen key is missing).
 With ``scale_target`` y and its lag / rolling features are divided by the series' recent
-level, so the trees learn relative patterns shared by large and small series. Features
-are direct (y up to ds - H), so one model forecasts all H steps. ``objective="tweedie"``
-suits sales with many zeros (y must be >= 0; otherwise it falls back to "l2").
+level, so the trees learn relative patterns shared by large and small series. The
+``strategy`` (tuned) says how the H steps are made: one direct model (y up to ds - H), one
+per bucket of steps, or one recursive model (:mod:`training.forecasters.strategy`).
+``objective="tweedie"`` suits sales with many zeros (y must be >= 0; otherwise it falls
+back to "l2").
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from training.forecasters.common import (
     target_derived_columns,
 )
 from training.forecasters.regression import split_feature_columns
+from training.forecasters.strategy import STRATEGIES
 
 if TYPE_CHECKING:
     import optuna
@@ -48,6 +51,7 @@ class LightGBMForecaster(GlobalForecaster):
         season_length: int | None = None,
         seed: int = 0,
         n_jobs: int = 1,
+        strategy: str = "direct",
     ) -> None:
         self.num_leaves = num_leaves
         self.learning_rate = learning_rate
@@ -60,8 +64,9 @@ class LightGBMForecaster(GlobalForecaster):
         self.season_length = season_length
         self.seed = seed
         self.n_jobs = n_jobs
+        self.strategy = strategy
 
-    def fit(self, training_set: TrainingSet) -> LightGBMForecaster:
+    def _fit_direct(self, training_set: TrainingSet) -> LightGBMForecaster:
         self._remember(training_set)
         panel = training_set.panel
         categorical, numeric = split_feature_columns(panel, training_set.feature_columns)
@@ -78,7 +83,7 @@ class LightGBMForecaster(GlobalForecaster):
         )
         return self
 
-    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
+    def _predict_direct(self, rows: pd.DataFrame) -> np.ndarray:
         matrix, scale = self._matrix(rows, self.features_, self.categories_)
         return self._predict_matrix(matrix) * scale
 
@@ -87,7 +92,11 @@ class LightGBMForecaster(GlobalForecaster):
         return self.model_.booster_.predict(matrix)
 
     def feature_importances(self) -> pd.Series:
-        """Total split gain per feature, largest first (what the trees rely on)."""
+        """Total split gain per feature, largest first (what the trees rely on); summed
+        over the members of a bucketed or recursive strategy."""
+        if self.members_:
+            gains = pd.concat([m.feature_importances() for m in self.members_])
+            return gains.groupby(level=0).sum().sort_values(ascending=False)
         gain = self.model_.booster_.feature_importance(importance_type="gain")
         importances = pd.Series(gain, index=self.features_, name="gain", dtype=float)
         return importances.sort_values(ascending=False)
@@ -121,7 +130,8 @@ class LightGBMForecaster(GlobalForecaster):
 
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
-    """Tree size, learning rate x rounds, leaf size, column sampling, L2, objective."""
+    """Tree size, learning rate x rounds, leaf size, column sampling, L2, objective, and
+    the multi-step strategy (:mod:`training.forecasters.strategy`)."""
     return {
         "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
@@ -130,4 +140,5 @@ def search_space(trial: optuna.Trial) -> dict[str, Any]:
         "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10.0, log=True),
         "objective": trial.suggest_categorical("objective", ["l2", "tweedie"]),
+        "strategy": trial.suggest_categorical("strategy", list(STRATEGIES)),
     }

@@ -4,8 +4,9 @@ Each series' y and its lag / rolling features are divided by the series' recent 
 |y| over its last season, known at the origin), so a large and a small store share one
 model: coefficients then describe relative effects (a promotion's lift, the weight of
 last year's sales). Key columns are one-hot encoded; numeric features are
-median-imputed and standardised. Every feature is direct (uses y up to ds - H), so one model
-forecasts all H steps from the pipeline's future rows.
+median-imputed and standardised. The ``strategy`` (tuned) says how the H steps are made:
+one direct model (y up to ds - H), one per bucket of steps, or one recursive model
+(:mod:`training.forecasters.strategy`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from training.forecasters.common import (
     GlobalForecaster,
     target_derived_columns,
 )
+from training.forecasters.strategy import STRATEGIES
 
 if TYPE_CHECKING:
     import optuna
@@ -62,14 +64,16 @@ class RegressionForecaster(GlobalForecaster):
         scale_target: bool = True,
         max_iter: int = 5000,
         season_length: int | None = None,
+        strategy: str = "direct",
     ) -> None:
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.scale_target = scale_target
         self.max_iter = max_iter
         self.season_length = season_length
+        self.strategy = strategy
 
-    def fit(self, training_set: TrainingSet) -> RegressionForecaster:
+    def _fit_direct(self, training_set: TrainingSet) -> RegressionForecaster:
         self._remember(training_set)
         features = training_set.feature_columns
         self.categorical_, self.numeric_ = split_feature_columns(training_set.panel, features)
@@ -81,7 +85,7 @@ class RegressionForecaster(GlobalForecaster):
         log.debug("regression fitted on %d rows, %d features", len(rows), len(features))
         return self
 
-    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
+    def _predict_direct(self, rows: pd.DataFrame) -> np.ndarray:
         design, scale = self._design(rows)
         return self.model_.predict(design) * scale
 
@@ -106,7 +110,8 @@ class RegressionForecaster(GlobalForecaster):
 
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
-    """The L1 share (0 = Ridge, > 0 = ElasticNet) and the regularisation strength.
+    """The L1 share (0 = Ridge, > 0 = ElasticNet), the regularisation strength and the
+    multi-step strategy (:mod:`training.forecasters.strategy`).
 
     The two penalties live on different scales (ElasticNet divides the squared error by
     2n), so each has its own alpha range: Ridge 0.01..100, ElasticNet 1e-4..0.1.
@@ -116,4 +121,5 @@ def search_space(trial: optuna.Trial) -> dict[str, Any]:
         alpha = trial.suggest_float("ridge_alpha", 1e-2, 100.0, log=True)
     else:
         alpha = trial.suggest_float("enet_alpha", 1e-4, 1e-1, log=True)
-    return {"alpha": alpha, "l1_ratio": l1_ratio}
+    strategy = trial.suggest_categorical("strategy", list(STRATEGIES))
+    return {"alpha": alpha, "l1_ratio": l1_ratio, "strategy": strategy}

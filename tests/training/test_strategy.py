@@ -1,0 +1,161 @@
+"""Multi-step strategies: buckets and recursive models, their leakage rule, and serving.
+
+Leakage (the same rule as the direct design, per member): a feature row at ds of a member
+with gap g must not change when y of the g periods (ds - g, ds] changes, and must change
+when y at ds - g does (the newest period it may read). The recursive model reads its own
+forecasts for the steps before s: a scenario at step 1 moves step 2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import TrainingSet
+from tests.training._panels import PanelShape, make_training_set
+from training.backtest import make_windows, run_backtest
+from training.config import BacktestConfig
+from training.forecasters import LightGBMForecaster, RegressionForecaster
+from training.forecasters.common import GlobalForecaster
+from training.forecasters.strategy import STRATEGIES, bucket_ends, strategy_views
+
+H = 8
+SHAPE = PanelShape(n_series=4, seed=5, periods=120, promo_rate=0.2)
+MODELS = {"lightgbm": lambda s: LightGBMForecaster(n_estimators=60, strategy=s),
+          "regression": lambda s: RegressionForecaster(strategy=s)}
+
+
+@pytest.fixture(scope="module")
+def full() -> TrainingSet:
+    return make_training_set(SHAPE, horizon=H)
+
+
+@pytest.mark.parametrize(("horizon", "season", "ends"), [
+    (28, 7, (7, 14, 28)), (42, 7, (14, 21, 42)), (8, 52, (2, 4, 8)), (4, 52, (1, 2, 4)),
+    (1, 52, (1,)), (13, 52, (4, 7, 13)),
+])
+def test_buckets_cover_the_horizon_in_whole_seasons_when_they_can(
+    horizon: int, season: int, ends: tuple[int, ...]
+) -> None:
+    assert bucket_ends(horizon, season) == ends
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_member_reads_y_only_up_to_its_min_lag(strategy: str, full: TrainingSet) -> None:
+    base = full.base.sort_values(["series_id", "ds"], ignore_index=True)
+    series, at = base["series_id"].iloc[0], 90  # a row of the first series
+    ds = base.loc[at, "ds"]
+    for view in strategy_views(full.pipeline, strategy, season=52):
+        gap = view.pipeline.min_lag
+        assert gap >= view.last if strategy != "recursive" else gap == 1
+        columns = [c for c in view.pipeline.feature_columns if c.startswith(("lag_", "roll_"))]
+        row = _features_at(view.pipeline, base, series, ds, columns)
+        hidden = base.copy()
+        hidden.loc[at - gap + 1:at, "y"] *= 3.0  # (ds - gap, ds]: unknown at ds - gap
+        np.testing.assert_array_equal(_features_at(view.pipeline, hidden, series, ds, columns),
+                                      row)
+        newest = base.copy()
+        newest.loc[at - gap, "y"] *= 3.0  # ds - gap itself: the newest y it reads
+        assert not np.allclose(_features_at(view.pipeline, newest, series, ds, columns), row)
+
+
+def _features_at(pipeline, base: pd.DataFrame, series: str, ds: pd.Timestamp,
+                 columns: list[str]) -> np.ndarray:
+    panel = pipeline.transform(base)
+    row = panel[(panel["series_id"] == series) & (panel["ds"] == ds)]
+    return row[columns].to_numpy(dtype=float)[0]
+
+
+def test_the_recursive_model_feeds_each_forecast_to_the_next_step(full: TrainingSet) -> None:
+    model = LightGBMForecaster(n_estimators=60, strategy="recursive").fit(full)
+    rows = model.future_features(H)
+    forecast = model.predict_mean(H)
+    for series, own in rows.groupby("series_id"):
+        yhat = forecast.loc[forecast["series_id"] == series, "yhat"].to_numpy()
+        np.testing.assert_allclose(own["lag_1"].to_numpy()[1:], yhat[:-1])
+        last_y = full.base[full.base["series_id"] == series].sort_values("ds")["y"].iloc[-1]
+        assert own["lag_1"].iloc[0] == pytest.approx(last_y)  # step 1 reads the origin
+
+
+@pytest.mark.parametrize(("strategy", "later_steps_move"), [
+    ("direct", False), ("buckets", False), ("recursive", True),
+])
+def test_a_promotion_at_step_one_moves_later_steps_only_when_recursive(
+    strategy: str, later_steps_move: bool, full: TrainingSet
+) -> None:
+    model = RegressionForecaster(strategy=strategy).fit(full)
+    series = model.origins().index[0]
+    first = model.origins()[series] + pd.Timedelta(weeks=1)
+    scenario = pd.DataFrame({"series_id": [series], "ds": [first], "promo": [1.0]})
+    plain = model.predict_mean(H, series_ids=[series])["yhat"].to_numpy()
+    moved = model.predict_mean(H, scenario, series_ids=[series])["yhat"].to_numpy()
+    assert moved[0] > plain[0]  # the promotion lifts its own week
+    assert (not np.allclose(moved[1:], plain[1:])) is later_steps_move
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("strategy", ["buckets", "recursive"])
+def test_a_strategy_model_rolls_forward_the_same_however_the_rows_arrive(
+    family: str, strategy: str, full: TrainingSet
+) -> None:
+    dates = sorted(full.base["ds"].unique())
+    origin, middle, last = (pd.Timestamp(dates[-1 - k]) for k in (3, 2, 1))
+    model = MODELS[family](strategy).fit(full.until(origin))
+    posted = full.base[(full.base["ds"] > origin) & (full.base["ds"] <= last)]
+    early = posted[posted["ds"] <= middle]
+    at_once = model.update(posted).predict(H)
+    in_steps = model.update(early).update(posted).predict(H)
+    pd.testing.assert_frame_equal(at_once, in_steps)
+    assert at_once["ds"].min() == last + pd.Timedelta(weeks=1)
+    refit_free = model.update(posted)
+    assert all(a is b for a, b in zip(refit_free.members_, model.members_, strict=True))
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_short_lags_beat_the_direct_model_when_last_week_tells(family: str) -> None:
+    """A persistent AR(1) demand shock (phi 0.85 a week) is known from the newest weeks:
+    the first steps of a bucketed or recursive model read them, a direct one with lags >= 8
+    cannot (0.85^8 = 0.27 of the shock is left). Judged on the same backtest."""
+    shocked = _ar1_set()
+    windows = make_windows(shocked, BacktestConfig(n_windows=4, step=4))
+    wape = {s: run_backtest(MODELS[family](s), shocked, windows).metrics["wape"]
+            for s in STRATEGIES}
+    assert wape["buckets"] < wape["direct"]
+    assert wape["recursive"] < wape["direct"]
+
+
+def _ar1_set() -> TrainingSet:
+    """The simulated panel times a weekly AR(1) shock in logs, one per series."""
+    from features.build import build_training_set
+    from features.config import FeatureConfig
+    from tests.training._panels import simulate_raw
+
+    raw = simulate_raw(PanelShape(n_series=8, seed=9, periods=130, noise=0.02,
+                                  season_amplitude=0.05))
+    rng = np.random.default_rng(9)
+    sales = raw.sales.assign(week=raw.sales["date"].dt.to_period("W").astype(str),
+                             series=raw.sales["store"] + raw.sales["category"])
+    shocks = {}
+    for series in sorted(sales["series"].unique()):
+        shock = 0.0
+        for week in sorted(sales["week"].unique()):
+            shock = 0.85 * shock + rng.normal(0, 0.2)
+            shocks[series, week] = np.exp(shock)
+    factor = np.array([shocks[key] for key in zip(sales["series"], sales["week"], strict=True)])
+    sales = sales.drop(columns=["week", "series"])
+    sales = sales.assign(revenue=sales["revenue"] * factor, y=sales["y"] * factor,
+                         quantity=sales["quantity"] * factor)
+    shocked = type(raw)(sales=sales, keys=raw.keys, calendar=raw.calendar)
+    return build_training_set(shocked, FeatureConfig(customers=False), freq="W", horizon=H)
+
+
+def test_strategy_models_pickle_and_forecast_the_same(full: TrainingSet) -> None:
+    import pickle
+
+    for strategy in ("buckets", "recursive"):
+        model: GlobalForecaster = MODELS["lightgbm"](strategy).fit(full)
+        copy = pickle.loads(pickle.dumps(model))
+        pd.testing.assert_frame_equal(copy.predict_mean(H), model.predict_mean(H))
+        assert not copy.cells_supported and MODELS["lightgbm"]("direct").fit(
+            full).cells_supported
