@@ -78,10 +78,10 @@ def shift_periods(
 
 
 def calendar_features(ds: pd.Series, freq: str, start: pd.Timestamp) -> pd.DataFrame:
-    """Features of each period's date: month, week_of_year (ISO), quarter, day_of_week (D
-    only), yearly Fourier terms ``sin_year_k``/``cos_year_k`` (k = 1, 2) of the day of the
-    year, and ``trend`` = periods since ``start`` (the panel's first period, fixed at fit
-    time so that future periods continue the count)."""
+    """Features of each period's date: month, week_of_year (ISO), quarter, day_of_week and
+    day_of_month (D only), yearly Fourier terms ``sin_year_k``/``cos_year_k`` (k = 1, 2) of
+    the day of the year, and ``trend`` = periods since ``start`` (the panel's first period,
+    fixed at fit time so that future periods continue the count)."""
     dates = pd.DatetimeIndex(ds)
     out = {
         "month": dates.month.to_numpy(np.int64),
@@ -90,6 +90,7 @@ def calendar_features(ds: pd.Series, freq: str, start: pd.Timestamp) -> pd.DataF
     }
     if freq == "D":
         out["day_of_week"] = dates.dayofweek.to_numpy(np.int64)
+        out["day_of_month"] = dates.day.to_numpy(np.int64)  # paydays, month-start orders
     year_fraction = (dates.dayofyear.to_numpy(np.float64) - 1.0) / _DAYS_PER_YEAR
     for k in (1, 2):
         out[f"sin_year_{k}"] = np.sin(2 * np.pi * k * year_fraction)
@@ -103,6 +104,6 @@ def calendar_feature_names(freq: str) -> list[str]:
     """Names of the columns :func:`calendar_features` makes for ``freq``, in order."""
     names = ["month", "week_of_year", "quarter"]
     if freq == "D":
-        names.append("day_of_week")
+        names += ["day_of_week", "day_of_month"]
     names += ["sin_year_1", "cos_year_1", "sin_year_2", "cos_year_2", "trend"]
     return names

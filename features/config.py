@@ -22,7 +22,7 @@ GapFill = Literal["missing", "zero"]
 RESERVED_NAMES = frozenset({
     "series_id", "ds", "y", "date", "step", "promo", "price", "holiday", "price_ratio",
     "price_reference", "revenue", "quantity", "customer_id", "channel", "month",
-    "week_of_year", "quarter", "day_of_week", "trend", "sin_year_1", "cos_year_1",
+    "week_of_year", "quarter", "day_of_week", "day_of_month", "trend", "sin_year_1", "cos_year_1",
     "sin_year_2", "cos_year_2", "yhat", "yhat_lower", "yhat_upper", "origin",
 })
 RESERVED_PREFIXES = ("lag_", "roll_mean_", "roll_std_", "cust_", "share_")

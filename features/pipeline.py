@@ -7,7 +7,7 @@ periods without the training code or the full history.
 Features (names are a contract with the forecasters):
 
 * key columns (str) — a global model uses them as categoricals;
-* calendar: ``month``, ``week_of_year``, ``quarter``, ``day_of_week`` (D only),
+* calendar: ``month``, ``week_of_year``, ``quarter``, ``day_of_week``, ``day_of_month`` (D only),
   ``sin_year_1``, ``cos_year_1``, ``sin_year_2``, ``cos_year_2``, ``trend`` (periods since
   the panel's first period, fixed at fit time);
 * future-known exogenous columns at ds itself: ``promo``, ``price``, ``holiday``, the

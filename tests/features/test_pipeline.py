@@ -165,10 +165,12 @@ def test_feature_config_switches_builders(raw: RawData, config: FeatureConfig,
     assert set(present) <= set(built.feature_columns)
 
 
-def test_daily_frequency_adds_day_of_week(raw: RawData) -> None:
+def test_daily_frequency_adds_day_of_week_and_of_month(raw: RawData) -> None:
     built = build_training_set(raw, FeatureConfig(customers=False), "D", 7)
-    assert {"day_of_week", "lag_7", "lag_10"} <= set(built.feature_columns)
+    assert {"day_of_week", "day_of_month", "lag_7", "lag_10"} <= set(built.feature_columns)
     assert built.panel["day_of_week"].nunique() == 7
+    assert built.panel["day_of_month"].nunique() == 31
+    assert (built.panel["day_of_month"] == built.panel["ds"].dt.day).all()
 
 
 def test_future_base_uses_planned_calendar_and_last_price(training_set: TrainingSet,
