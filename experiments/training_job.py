@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from features.training_set import TrainingSet
     from training.backtest import BacktestPlan, BacktestResult
+    from training.base import Forecaster
     from training.registry import Candidate, PromotionDecision
     from training.tuning import TuningResult
 
@@ -58,6 +59,7 @@ class FamilyOutcome:
     train_seconds: float
     n_trials: int
     version: str | None = None
+    fitted: _Fitted | None = field(default=None, repr=False)  # in memory, for an ensemble
 
 
 @dataclass
@@ -180,7 +182,12 @@ def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
     from training.registry import champion_on_backtest
 
     for family in chosen:
-        job.outcomes[family] = _train_family(job, family)
+        if families_table.BY_NAME[family].combines:
+            outcome = _train_ensemble(job, family)
+        else:
+            outcome = _train_family(job, family)
+        if outcome is not None:
+            job.outcomes[family] = outcome
     name = job.spec.registered_model_name
     champion = champion_on_backtest(job.client, name, job.training_set, job.plan.scoring,
                                     job.spec.models.interval_level)
@@ -263,6 +270,34 @@ def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: Tunin
     scores it (``promise``) and the tuning's figures as ``tuning_<metric>``."""
     import mlflow
 
+    from training.tuning import build_forecaster
+
+    started = time.perf_counter()
+    forecaster = build_forecaster(family, {}, params).fit(job.training_set)
+    seconds = time.perf_counter() - started
+    mlflow.set_tags({"study_name": tuning.study.study_name,
+                     "best_trial": str(tuning.best_trial)})
+    fitted = _Fitted(forecaster, params, tuning.best_backtest, promise, seconds,
+                     len(tuning.trial_numbers))
+    return _log_family(job, family, fitted, run_id)
+
+
+@dataclass
+class _Fitted:
+    """A family's model refitted on the whole training set, and the backtests behind it."""
+
+    forecaster: Forecaster
+    params: dict[str, Any]
+    tuning: BacktestResult  # the inner windows (what tuning and an ensemble choose on)
+    promise: BacktestResult  # the outer windows (what the version promises)
+    seconds: float
+    n_trials: int
+
+
+def _log_family(job: _Job, family: str, fitted: _Fitted, run_id: str) -> FamilyOutcome:
+    """Log a refitted family model in its (active) family run, with its calibration."""
+    import mlflow
+
     from training.pyfunc import log_forecaster
     from training.tracking import (
         backtest_metrics,
@@ -270,29 +305,66 @@ def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: Tunin
         log_params,
         log_training_data,
     )
-    from training.tuning import build_forecaster
 
-    started = time.perf_counter()
-    forecaster = build_forecaster(family, {}, params).fit(job.training_set)
+    forecaster, promise = fitted.forecaster, fitted.promise
     forecaster.set_conformal(promise.calibration)
-    seconds = time.perf_counter() - started
-    log_params(params)
-    mlflow.log_metrics({"train_seconds": seconds, "n_trials": len(tuning.trial_numbers)})
-    mlflow.set_tags({"study_name": tuning.study.study_name,
-                     "best_trial": str(tuning.best_trial)})
+    log_params(fitted.params)
+    mlflow.log_metrics({"train_seconds": fitted.seconds, "n_trials": fitted.n_trials})
     log_training_data(job.training_set, f"{job.spec.name}-training-set")
     importances = getattr(forecaster, "feature_importances", None)
     log_backtest(promise, importances() if importances else None)
-    if promise is not tuning.best_backtest:  # nested: the inner windows' figures too
-        inner = backtest_metrics(tuning.best_backtest)
-        mlflow.log_metrics({(f"tuning_{k}" if k in tuning.best_backtest.metrics else k): v
+    if promise is not fitted.tuning:  # nested: the inner windows' figures too
+        inner = backtest_metrics(fitted.tuning)
+        mlflow.log_metrics({(f"tuning_{k}" if k in fitted.tuning.metrics else k): v
                             for k, v in inner.items()})
     info = log_forecaster(forecaster, job.training_set, promise,
                           spec_name=job.spec.name, level=job.spec.models.interval_level,
                           seed=job.spec.models.seed)
     metrics = {k: float(v) for k, v in promise.metrics.items()}
-    return FamilyOutcome(family, run_id, info.model_uri, params, metrics, seconds,
-                         len(tuning.trial_numbers))
+    return FamilyOutcome(family, run_id, info.model_uri, fitted.params, metrics,
+                         fitted.seconds, fitted.n_trials, fitted=fitted)
+
+
+def _train_ensemble(job: _Job, family: str) -> FamilyOutcome | None:
+    """The combination of the run's best families (:mod:`training.forecasters.ensemble`):
+    members and weights chosen on the inner windows, scored on the outer ones, logged
+    and registered like any family. None (logged) with fewer than two families."""
+    import mlflow
+
+    from training.forecasters.ensemble import EnsembleForecaster, choose_members
+
+    done = {f: o.fitted for f, o in job.outcomes.items() if o.fitted is not None}
+    if len(done) < 2:
+        log.info("%s: skipped, it needs two trained families (got %s)", family, list(done))
+        return None
+    started = time.perf_counter()
+    names, weights = choose_members({f: d.tuning.metrics["wape"] for f, d in done.items()},
+                                    lambda n, w: _combined(job, done, n, w).metrics["wape"])
+    tuning = _combined(job, done, names, weights)
+    promise = (_combined(job, done, names, weights, prior=tuning) if job.plan.outer
+               else tuning)
+    forecaster = EnsembleForecaster.of_fitted({n: done[n].forecaster for n in names}, weights)
+    log.info("%s: %s, held-out (outer) wape %.4f", family,
+             " + ".join(f"{w / sum(weights):.2f} {n}" for n, w in zip(names, weights,
+                                                                    strict=True)),
+             promise.metrics["wape"])
+    params = {"members": ",".join(names), "weights": ",".join(f"{w / sum(weights):.4f}"
+                                                              for w in weights)}
+    fitted = _Fitted(forecaster, params, tuning, promise, time.perf_counter() - started, 0)
+    with mlflow.start_run(run_name=family, nested=True,
+                          tags={"family": family, "spec_name": job.spec.name}) as run:
+        return _log_family(job, family, fitted, run.info.run_id)
+
+
+def _combined(job: _Job, done: dict[str, _Fitted], names: list[str], weights: list[float],
+              prior: BacktestResult | None = None) -> BacktestResult:
+    """The backtest of a weighted combination: inner windows, or outer ones with ``prior``."""
+    from training.backtest import combine_backtests
+
+    windows = job.plan.inner if prior is None else job.plan.outer
+    results = [done[n].tuning if prior is None else done[n].promise for n in names]
+    return combine_backtests(results, weights, job.training_set, windows,
+                             job.spec.models.interval_level, prior)
 
 
 def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDecision:

@@ -23,7 +23,7 @@ estimate of the next H periods.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -155,6 +155,13 @@ def forecast_window(
     grid = period_grid(training_set)
     frame["step"] = grid.get_indexer(frame["ds"]) - grid.get_loc(window.origin)
     frame["window"], frame["origin"] = window.index, window.origin
+    return _window_result(frame, training_set, window)
+
+
+def _window_result(frame: pd.DataFrame, training_set: TrainingSet,
+                   window: BacktestWindow) -> _WindowForecast:
+    """A window's forecasts with actuals, their calibration and the metrics' scales."""
+    history = training_set.until(window.origin)
     scales = series_scales(history)
     season = season_length_for(training_set)
     return _WindowForecast(
@@ -163,6 +170,41 @@ def forecast_window(
         mase_scale=seasonal_naive_mae(history.base, season),
         rmsse_scale=naive_rmse(history.base),
     )
+
+
+def combine_backtests(
+    results: Sequence[BacktestResult],
+    weights: Sequence[float],
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    level: float = 0.8,
+    prior: BacktestResult | None = None,
+) -> BacktestResult:
+    """The backtest of the weighted mean of forecasters whose backtests on ``windows`` are
+    ``results``: their forecasts combined, no refit. The combination's own residuals make
+    its intervals; with ``prior`` (its backtest on the tuning windows) the windows are
+    outer ones, calibrated as in :func:`run_outer`."""
+    keys = ["window", "origin", "step", "series_id", "ds", "y"]
+    combined = results[0].predictions[keys].assign(yhat=0.0)
+    for result, weight in zip(results, weights, strict=True):
+        own = combined[keys].merge(result.predictions[[*keys, "yhat"]], on=keys, how="left")
+        combined["yhat"] += weight * own["yhat"].to_numpy() / sum(weights)
+    by_window = {window.index: window for window in windows}
+    forecasts = [_window_result(frame.reset_index(drop=True), training_set, by_window[k])
+                 for k, frame in combined.groupby("window", sort=True)]
+    return _calibrated(forecasts, training_set, level, prior)
+
+
+def _calibrated(results: list[_WindowForecast], training_set: TrainingSet, level: float,
+                prior: BacktestResult | None) -> BacktestResult:
+    """Cross-conformal intervals and the summary; with ``prior``, outer windows."""
+    if prior is None:
+        return _summarise(results, _cross_conformal(results, level), training_set, level)
+    predictions = _cross_conformal(results, level, prior=[prior.calibration])
+    result = _summarise(results, predictions, training_set, level)
+    pooled = ConformalCalibration.combine([prior.calibration, result.calibration])
+    return replace(result, calibration=pooled.with_scales(result.calibration.scales,
+                                                          result.calibration.nonnegative))
 
 
 def run_backtest(
@@ -178,8 +220,7 @@ def run_backtest(
     ``optuna.TrialPruned``) propagates to the caller.
     """
     results = _forecast_windows(forecaster, training_set, windows, level, on_window)
-    predictions = _cross_conformal(results, level)
-    return _summarise(results, predictions, training_set, level)
+    return _calibrated(results, training_set, level, None)
 
 
 def run_outer(
@@ -196,11 +237,7 @@ def run_outer(
     metrics are the outer windows' only; its calibration pools inner and outer residuals
     (the refit model's, with the full training set's scales)."""
     results = _forecast_windows(forecaster, training_set, windows, level, None)
-    predictions = _cross_conformal(results, level, prior=[tuned.calibration])
-    result = _summarise(results, predictions, training_set, level)
-    pooled = ConformalCalibration.combine([tuned.calibration, result.calibration])
-    return replace(result, calibration=pooled.with_scales(result.calibration.scales,
-                                                          result.calibration.nonnegative))
+    return _calibrated(results, training_set, level, tuned)
 
 
 def _forecast_windows(

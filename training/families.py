@@ -3,7 +3,8 @@
 A row says what a family is called (in specs, MLflow tags and the registry), which module
 holds it — its estimator class and its Optuna ``search_space(trial)`` function, mlforecast
 style — its default trial budget, whether it is tuned at all (the baseline runs once) and
-the pip packages its fitted model needs where it is served, beyond the base ones. A new
+the pip packages its fitted model needs where it is served, beyond the base ones, and
+whether it ``combines`` the others (the ensemble: built from their results, after them). A new
 family is its module plus one row here; ``tests/training/test_families.py`` runs every row
 through the contract.
 
@@ -37,6 +38,7 @@ class Family:
     trials: int
     tuned: bool = True
     requirements: tuple[str, ...] = ()
+    combines: bool = False  # built from the other families' results, after them
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -60,6 +62,8 @@ TABLE: tuple[Family, ...] = (
            requirements=("lightgbm",)),
     Family("intermittent", "training.forecasters.intermittent", "IntermittentForecaster",
            trials=4),
+    Family("ensemble", "training.forecasters.ensemble", "EnsembleForecaster", trials=1,
+           tuned=False, combines=True),
 )
 BY_NAME: dict[str, Family] = {family.name: family for family in TABLE}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

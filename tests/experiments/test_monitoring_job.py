@@ -59,8 +59,10 @@ def served(tiny_spec: Any, training_settings: Settings) -> Served:
     from experiments.training_job import run_training
     from training.tracking import tracking
 
-    outcome = run_training(_spec(tiny_spec, TRAINED_UNTIL), training_settings,
-                           families=["regression"], trials=1)
+    direct = {"regression": {"trials": 1, "params": {"strategy": "direct"}}}  # one model
+    spec = _spec(tiny_spec, TRAINED_UNTIL, models=tiny_spec("mon_job").models.model_dump()
+                 | direct)
+    outcome = run_training(spec, training_settings, families=["regression"], trials=1)
     version = outcome.decision.champion_version
     assert outcome.decision.promoted and version is not None
     with tracking(training_settings.tracking_uri):

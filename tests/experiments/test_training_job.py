@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -46,7 +48,7 @@ def test_seasonal_naive_always_runs_first_and_unknown_families_are_refused(tiny_
     spec = tiny_spec("families")
     assert select_families(spec, ["lightgbm", "seasonal_naive"]) == ["seasonal_naive",
                                                                       "lightgbm"]
-    assert select_families(spec, None) == ["seasonal_naive", "regression"]
+    assert select_families(spec, None) == ["seasonal_naive", "regression", "ensemble"]
     with pytest.raises(ValueError, match=r"unknown model family.*prophet"):
         select_families(spec, ["prophet"])
 
@@ -112,6 +114,33 @@ def test_every_family_is_registered_and_the_winner_is_champion(trained, client) 
     assert float(champion.tags["wape"]) == pytest.approx(board.loc["regression", "wape"],
                                                          rel=1e-5)
     assert champion.run_id == board.loc["regression", "run_id"]
+
+
+def test_the_ensemble_is_registered_and_serves_the_weighted_mean_of_its_members(
+        tiny_spec, training_settings: Settings) -> None:
+    import mlflow
+
+    from training.tracking import tracking
+
+    outcome = run_training(tiny_spec("tiny_ensemble"), training_settings,
+                           families=["regression", "ensemble"], trials=1)
+    assert set(outcome.leaderboard["family"]) == {"seasonal_naive", "regression", "ensemble"}
+    run = mlflow.MlflowClient(training_settings.tracking_uri).get_run(
+        outcome.families["ensemble"].run_id)
+    members = run.data.params["members"].split(",")
+    weights = [float(w) for w in run.data.params["weights"].split(",")]
+    assert sorted(members) == ["regression", "seasonal_naive"]
+    assert sum(weights) == pytest.approx(1.0, abs=1e-3)
+    assert "tuning_wape" in run.data.metrics  # chosen on the inner windows, scored outer
+    with tracking(training_settings.tracking_uri):
+        def served(family: str) -> pd.DataFrame:
+            uri = f"models:/{outcome.model_name}/{outcome.versions[family]}"
+            model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+            return model.forecaster.predict_mean(4)
+
+        expected = sum(w * served(m)["yhat"].to_numpy() for m, w in zip(members, weights,
+                                                                        strict=True))
+        np.testing.assert_allclose(served("ensemble")["yhat"].to_numpy(), expected, rtol=1e-3)
 
 
 def test_compare_lists_the_versions_with_their_aliases(trained, tiny_spec,

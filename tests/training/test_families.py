@@ -27,7 +27,8 @@ def test_specs_tuning_and_serving_take_their_families_from_the_table() -> None:
     for family in TABLE:
         assert spec.models.family(family.name).trials == family.trials
     assert set(FAMILIES) == set(BY_NAME)
-    assert UNTUNED_FAMILIES == {f.name for f in TABLE if not f.tuned} == {BASELINE}
+    assert UNTUNED_FAMILIES == {f.name for f in TABLE if not f.tuned} == {BASELINE, "ensemble"}
+    assert [f.name for f in TABLE if f.combines] == [TABLE[-1].name]  # runs after the rest
     assert {"lightgbm", "statsmodels", "mlflow"} <= set(requirements())
     with pytest.raises(ValueError, match=r"models\.prophet"):
         ExperimentSpec.model_validate({"name": "t", "data": {"sales": {"path": "x.csv"}},
