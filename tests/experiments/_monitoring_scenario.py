@@ -33,7 +33,8 @@ def forecast_rows(model: Any, panel: pd.DataFrame, weeks: pd.DatetimeIndex) -> p
     forecaster = model.forecaster
     rows = panel[panel["ds"].isin(weeks)].sort_values(["series_id", "ds"]).reset_index(drop=True)
     design, scale = forecaster._design(rows)  # the fitted model on given feature rows
-    frame = rows[["series_id", "ds"]].assign(yhat=forecaster.model_.predict(design) * scale)
+    yhat = forecaster._decode(forecaster.model_.predict(design), scale)
+    frame = rows[["series_id", "ds"]].assign(yhat=yhat)
     frame = frame.assign(step=(weeks.get_indexer(frame["ds"]) % 4) + 1)
     frame = forecaster.conformal_.apply(frame, float(model.metadata["level"]))
     return rows.assign(yhat=frame["yhat"], yhat_lower=frame["yhat_lower"],

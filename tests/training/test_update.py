@@ -39,7 +39,7 @@ def _posted(full: TrainingSet, after: pd.Timestamp, through: pd.Timestamp) -> pd
 def _offline_global(model: GlobalForecaster, extended: TrainingSet) -> np.ndarray:
     rows = extended.pipeline.future_frame(extended.base, H).sort_values(["series_id", "ds"])
     design, scale = model._design(rows.reset_index(drop=True))
-    return np.clip(model.model_.predict(design) * scale, 0.0, None)
+    return np.clip(model._decode(model.model_.predict(design), scale), 0.0, None)
 
 
 @pytest.mark.parametrize("family", sorted(GLOBAL))

@@ -72,7 +72,7 @@ def predict_cells(forecaster: GlobalForecaster, series_ids: Sequence[str],
         price = matrix[:, cells.column_of["price"]]
         matrix[:, cells.column_of["price_ratio"]] = ratio_to_reference(price,
                                                                        cells.reference[rows])
-    yhat = forecaster._predict_matrix(matrix) * cells.scale[rows]
+    yhat = forecaster._decode(forecaster._predict_matrix(matrix), cells.scale[rows])
     if forecaster.nonnegative_:
         yhat = np.maximum(yhat, 0.0)
     lower, upper = _interval(forecaster, series_ids, steps, yhat, level)
@@ -102,7 +102,8 @@ def _feature_values(forecaster: GlobalForecaster, matrix: np.ndarray,
     values = matrix.copy()
     columns = forecaster.features_
     for column in forecaster.derived_:
-        values[:, columns.index(column)] *= scale
+        at = columns.index(column)
+        values[:, at] = forecaster._decode(values[:, at], scale)
     records = [dict(zip(columns, row, strict=True)) for row in values.tolist()]
     for column, names in forecaster.categories_.items():
         for record in records:

@@ -264,7 +264,8 @@ def check_consecutive(rows: pd.DataFrame, trained: pd.Series, freq: str) -> None
 class GlobalForecaster(PanelForecaster):
     """One model across all series: target-derived features in series-scale units.
 
-    Subclasses set ``scale_target``, ``season_length`` and ``strategy`` params, implement
+    Subclasses set ``scale_target``, ``season_length``, ``strategy`` and
+    ``target_transform`` params, implement
     ``_fit_direct`` (fit one model on the training set's features: the fitted ``scales_``
     from :meth:`_series_scales`, ``derived_`` columns, the model) and ``_predict_direct``.
     A ``strategy`` other than ``direct`` fits one such member per step bucket, or one
@@ -273,7 +274,8 @@ class GlobalForecaster(PanelForecaster):
 
     scale_target: bool
     season_length: int | None
-    strategy: str = "direct"  # class default: models pickled before strategies existed
+    strategy: str = "direct"  # class defaults: models pickled before these params existed
+    target_transform: str = "none"
     scales_: pd.Series
     derived_: list[str]
     members_: list[GlobalForecaster] | None = None
@@ -370,7 +372,8 @@ class GlobalForecaster(PanelForecaster):
             matrix[:, columns.index(column)] = [codes.get(str(v), np.nan)
                                                 for v in rows[column].tolist()]
         for column in self.derived_:
-            matrix[:, columns.index(column)] /= scale
+            at = columns.index(column)
+            matrix[:, at] = self._encode(matrix[:, at] / scale)
         return matrix, scale
 
     def _scaled(self, rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -378,5 +381,17 @@ class GlobalForecaster(PanelForecaster):
         scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
         design = rows[columns].copy()
         for column in self.derived_:
-            design[column] = design[column].to_numpy(dtype=float) / scale
+            design[column] = self._encode(design[column].to_numpy(dtype=float) / scale)
         return design, scale
+
+    def _encode(self, relative: np.ndarray) -> np.ndarray:
+        """y (or a lag of it) relative to the series scale, as the model sees it: with
+        ``target_transform="asinh"`` on a signed log scale, so a few huge orders (B2B
+        spikes, returns) do not dominate a squared loss and effects are multiplicative."""
+        return np.arcsinh(relative) if self.target_transform == "asinh" else relative
+
+    def _decode(self, encoded: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The model's output back in units of y (the inverse of :meth:`_encode`, times the
+        series scale). On the log scale this is a median-like forecast, what WAPE rewards."""
+        relative = np.sinh(encoded) if self.target_transform == "asinh" else encoded
+        return np.asarray(relative, dtype=float) * scale

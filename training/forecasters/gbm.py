@@ -52,6 +52,7 @@ class LightGBMForecaster(GlobalForecaster):
         seed: int = 0,
         n_jobs: int = 1,
         strategy: str = "direct",
+        target_transform: str = "asinh",
     ) -> None:
         self.num_leaves = num_leaves
         self.learning_rate = learning_rate
@@ -65,6 +66,7 @@ class LightGBMForecaster(GlobalForecaster):
         self.seed = seed
         self.n_jobs = n_jobs
         self.strategy = strategy
+        self.target_transform = target_transform
 
     def _fit_direct(self, training_set: TrainingSet) -> LightGBMForecaster:
         self._remember(training_set)
@@ -79,13 +81,13 @@ class LightGBMForecaster(GlobalForecaster):
         rows = panel[panel["y"].notna()]
         design, scale = self._design(rows)
         self.model_: lgb.LGBMRegressor = self._make_model(rows["y"]).fit(
-            design, rows["y"].to_numpy() / scale
+            design, self._encode(rows["y"].to_numpy() / scale)
         )
         return self
 
     def _predict_direct(self, rows: pd.DataFrame) -> np.ndarray:
         matrix, scale = self._matrix(rows, self.features_, self.categories_)
-        return self._predict_matrix(matrix) * scale
+        return self._decode(self._predict_matrix(matrix), scale)
 
     def _predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """The booster on a float matrix of ``features_`` (keys as category codes)."""

@@ -65,6 +65,7 @@ class RegressionForecaster(GlobalForecaster):
         max_iter: int = 5000,
         season_length: int | None = None,
         strategy: str = "direct",
+        target_transform: str = "asinh",
     ) -> None:
         self.alpha = alpha
         self.l1_ratio = l1_ratio
@@ -72,6 +73,7 @@ class RegressionForecaster(GlobalForecaster):
         self.max_iter = max_iter
         self.season_length = season_length
         self.strategy = strategy
+        self.target_transform = target_transform
 
     def _fit_direct(self, training_set: TrainingSet) -> RegressionForecaster:
         self._remember(training_set)
@@ -81,13 +83,14 @@ class RegressionForecaster(GlobalForecaster):
         self.scales_: pd.Series = self._series_scales(training_set)
         rows = complete_training_rows(training_set.panel, self.derived_)
         design, scale = self._design(rows)
-        self.model_: Pipeline = self._make_model().fit(design, rows["y"].to_numpy() / scale)
+        target = self._encode(rows["y"].to_numpy() / scale)
+        self.model_: Pipeline = self._make_model().fit(design, target)
         log.debug("regression fitted on %d rows, %d features", len(rows), len(features))
         return self
 
     def _predict_direct(self, rows: pd.DataFrame) -> np.ndarray:
         design, scale = self._design(rows)
-        return self.model_.predict(design) * scale
+        return self._decode(self.model_.predict(design), scale)
 
     def _design(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """Feature matrix with target-derived columns divided by each row's series scale."""
