@@ -159,3 +159,32 @@ def test_strategy_models_pickle_and_forecast_the_same(full: TrainingSet) -> None
         pd.testing.assert_frame_equal(copy.predict_mean(H), model.predict_mean(H))
         assert not copy.cells_supported and MODELS["lightgbm"]("direct").fit(
             full).cells_supported
+
+
+@pytest.mark.parametrize("strategy", ["buckets", "recursive"])
+def test_the_served_model_answers_a_what_if_like_the_forecaster(
+    strategy: str, full: TrainingSet
+) -> None:
+    """Through the pyfunc model (a few cells: the fast path declines strategy models) the
+    promotion of one series' first week moves what the forecaster says it moves."""
+    from training.backtest import make_windows as windows_of
+    from training.pyfunc import SalescastModel, model_metadata
+
+    model = MODELS["lightgbm"](strategy).fit(full)
+    backtest = run_backtest(MODELS["lightgbm"](strategy), full,
+                            windows_of(full, BacktestConfig(n_windows=2, step=4)))
+    model.set_conformal(backtest.calibration)
+    metadata = model_metadata(model, full, backtest, "t", 0.8, model.predict(H))
+    served = SalescastModel(model, metadata)
+    series = model.origins().index[0]
+    days = pd.date_range(model.origins()[series] + pd.Timedelta(weeks=1), periods=H,
+                         freq="7D")
+    rows = pd.DataFrame({"series_id": series, "ds": days, "promo": [1.0] + [np.nan] * (H - 1)})
+    answer = served.predict(None, rows)
+    scenario = rows.iloc[:1]
+    expected = model.predict(H, scenario, 0.8, series_ids=[series])
+    np.testing.assert_allclose(answer["yhat"].to_numpy(), expected["yhat"].to_numpy())
+    np.testing.assert_allclose(answer["yhat_upper"].to_numpy(),
+                               expected["yhat_upper"].to_numpy())
+    plain = model.predict(H, None, 0.8, series_ids=[series])["yhat"].to_numpy()
+    assert answer["yhat"].iloc[0] > plain[0]
