@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # `mlflow models serve --env-manager local` starts uvicorn by name: keep the venv on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench bench-accuracy clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,20 @@ bench: install
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/serving.py
+
+# The accuracy benchmark's peers (statsforecast, mlforecast: pandas < 3) live in their own
+# environment, never in salescast's dependencies (bench/requirements-peers.txt).
+PEERS_VENV ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
+
+$(PEERS_STAMP): bench/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	touch $(PEERS_STAMP)
+
+bench-accuracy: install $(PEERS_STAMP)
+	$(BIN)/python bench/accuracy.py --peers-python $(PEERS_VENV)/bin/python $(ARGS)
 
 clean:
 	rm -rf salescast-demo mlflow.db mlruns mlartifacts optuna.db .pytest_cache

@@ -45,7 +45,11 @@ class RawData:
     gap_periods: int | None = None
 
     def until(self, end: pd.Timestamp | str) -> RawData:
-        """The sales as known on ``end`` (lines dated on or before it); customers, the
-        calendar and the known-future table (future dates included) stay whole."""
-        sales = self.sales[self.sales["date"] <= pd.Timestamp(end)].reset_index(drop=True)
+        """The sales as known on ``end`` (lines dated on or before it: a date without a
+        time keeps that whole day, lines at 17:30 included); customers, the calendar and
+        the known-future table (future dates included) stay whole."""
+        cut = pd.Timestamp(end)
+        if cut == cut.normalize():  # a day, not an instant
+            cut = cut + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+        sales = self.sales[self.sales["date"] <= cut].reset_index(drop=True)
         return replace(self, sales=sales)

@@ -428,3 +428,15 @@ def test_raw_until_keeps_sales_up_to_the_date_and_the_whole_calendar() -> None:
     assert cut.sales["y"].tolist() == [1.0, 2.0]
     assert len(cut.calendar) == 2  # planned future dates are still known
     assert len(raw.sales) == 3  # the original is untouched
+
+
+def test_raw_until_a_day_keeps_that_whole_day_and_an_instant_cuts_at_it() -> None:
+    import pandas as pd
+
+    from features.raw import RawData
+
+    times = ["2011-11-06 08:00", "2011-11-06 17:30", "2011-11-07 00:00"]
+    sales = pd.DataFrame({"date": pd.to_datetime(times), "store": "a", "y": [1.0, 2.0, 3.0]})
+    raw = RawData(sales=sales, keys=("store",))
+    assert raw.until("2011-11-06").sales["y"].tolist() == [1.0, 2.0]  # the Sunday's orders
+    assert raw.until("2011-11-06 12:00").sales["y"].tolist() == [1.0]
