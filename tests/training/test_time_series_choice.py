@@ -187,3 +187,20 @@ def test_the_choice_beats_seasonal_naive_on_the_daily_holdout(daily: TrainingSet
         return float((forecast - truth).abs().sum() / truth.abs().sum())
 
     assert error(TimeSeriesForecaster()) < 0.8 * error(SeasonalNaive())
+
+
+def test_combine_averages_the_best_candidates_and_rolls_each(daily: TrainingSet) -> None:
+    model = TimeSeriesForecaster(combine=3).fit(daily)
+    fitted = model.series_["two_seasons"]
+    best = sorted(fitted.scores, key=fitted.scores.__getitem__)[:3]
+    assert fitted.kind == "+".join(best)
+    exog = fitted.exog if fitted.exog.size else np.zeros((len(fitted.y), len(model.exog_)))
+    expected = np.mean([m.path(fitted.y, exog, H) for m in fitted.params.members], axis=0)
+    np.testing.assert_allclose(fitted.path, expected)
+    dates = sorted(daily.base["ds"].unique())
+    origin = pd.Timestamp(dates[-8])
+    early = TimeSeriesForecaster(combine=3).fit(daily.until(origin))
+    posted = daily.base[daily.base["ds"] > origin]
+    halfway = posted[posted["ds"] <= pd.Timestamp(dates[-4])]
+    pd.testing.assert_frame_equal(early.update(posted).predict_mean(H),
+                                  early.update(halfway).update(posted).predict_mean(H))

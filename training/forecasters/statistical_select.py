@@ -35,6 +35,7 @@ from training.forecasters.ets import fit_ets
 from training.forecasters.mstl import fit_mstl
 from training.forecasters.naive import seasonal_naive_path
 from training.forecasters.statistical_spec import (
+    Combination,
     SeriesModel,
     SeriesModelSpec,
     compact,
@@ -132,7 +133,10 @@ def choose(y: np.ndarray, raw: np.ndarray, exog: np.ndarray,
             break
     if not models:
         raise ValueError("; ".join(failures))
-    return models[min(models, key=lambda kind: scores[kind])], scores
+    ranked = sorted((kind for kind in models if np.isfinite(scores[kind])),
+                    key=scores.__getitem__) or list(models)
+    best = [models[kind] for kind in ranked[:max(1, spec.combine)]]
+    return (best[0] if len(best) == 1 else Combination(tuple(best))), scores
 
 
 def fit_series(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> SeriesForecast:

@@ -13,11 +13,12 @@ Candidates (one module each, plain-array parameters, see
   (:mod:`~training.forecasters.mstl`).
 
 ``model="auto"`` chooses per series by a holdout of the last ``holdout`` horizons
-(:mod:`~training.forecasters.statistical_select`); a kind name (or ``"sarimax"``, the
-former name of ``"arima"``) forces that model for every series. Each series is fitted on
-its last ``history_years`` of data (the window also bounds the state a roll re-runs),
-divided by its recent level ``scales_`` (numerical stability; fixed afterwards), in
-parallel with joblib (``n_jobs``) in batches of series.
+(:mod:`~training.forecasters.statistical_select`) — or, with ``combine`` = k > 1, averages
+the k best candidates (:class:`~training.forecasters.statistical_spec.Combination`); a
+kind name (or ``"sarimax"``, the former name of ``"arima"``) forces that model for every
+series. Each series is fitted on its last ``history_years`` of data (the window also
+bounds the state a roll re-runs), divided by its recent level ``scales_`` (numerical
+stability; fixed afterwards), in parallel with joblib (``n_jobs``) in batches of series.
 
 Stored per series (:class:`~training.forecasters.statistical_select.SeriesForecast`), as
 plain arrays and floats, never a statsmodels results object: the path for steps 1..H at
@@ -79,6 +80,7 @@ class TimeSeriesForecaster(PanelForecaster):
         history_years: float = 3.0,
         holdout: int = 1,
         criterion: str = "mae",
+        combine: int = 1,
         season_length: int | None = None,
         n_jobs: int = 1,
     ) -> None:
@@ -91,6 +93,7 @@ class TimeSeriesForecaster(PanelForecaster):
         self.history_years = history_years
         self.holdout = holdout
         self.criterion = criterion
+        self.combine = combine
         self.season_length = season_length
         self.n_jobs = n_jobs
 
@@ -168,7 +171,7 @@ class TimeSeriesForecaster(PanelForecaster):
             exog=tuple(training_set.exog_columns), trend=self.trend, damped=bool(self.damped),
             seasonal=self.seasonal, order=tuple(int(v) for v in self.order),  # type: ignore[arg-type]
             fourier_k=int(self.fourier_k),
-            holdout=int(self.holdout), criterion=self.criterion,
+            holdout=int(self.holdout), criterion=self.criterion, combine=int(self.combine),
         )
 
     def _candidates(self) -> tuple[str, ...]:
@@ -199,9 +202,10 @@ def _per_year(freq: str) -> int:
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
     """What the per-series choice does not settle: the damping of the trend (ETS, MSTL),
-    Holt-Winters' season type, the history window, the holdout and its error, ARIMA's
-    order and Fourier terms. The candidate set is not tuned: choosing among the candidates
-    is the per-series holdout's job."""
+    Holt-Winters' season type, the history window, the holdout and its error, how many of
+    the best candidates are averaged (1: the best alone), ARIMA's order and Fourier terms.
+    The candidate set is not tuned: ranking the candidates is the per-series holdout's
+    job."""
     p = trial.suggest_int("p", 0, 2)
     d = trial.suggest_int("d", 0, 1)
     q = trial.suggest_int("q", 0, 1)
@@ -212,6 +216,7 @@ def search_space(trial: optuna.Trial) -> dict[str, Any]:
         "history_years": trial.suggest_categorical("history_years", [3.0, 5.0]),
         "holdout": trial.suggest_int("holdout", 1, 2),
         "criterion": trial.suggest_categorical("criterion", ["mae", "rmse"]),
+        "combine": trial.suggest_categorical("combine", [1, 2, 3]),
         "order": (p, d, q),
         "fourier_k": trial.suggest_int("fourier_k", 1, 3),
     }
