@@ -68,7 +68,8 @@ def daily() -> TrainingSet:
 
 @pytest.fixture(scope="module")
 def chosen(daily: TrainingSet) -> TimeSeriesForecaster:
-    return TimeSeriesForecaster().fit(daily)
+    """The per-series choice alone (``combine=1``): one model per series."""
+    return TimeSeriesForecaster(combine=1, holdout=1).fit(daily)
 
 
 # --- the choice ---------------------------------------------------------------------------
