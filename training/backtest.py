@@ -155,13 +155,13 @@ def forecast_window(
     grid = period_grid(training_set)
     frame["step"] = grid.get_indexer(frame["ds"]) - grid.get_loc(window.origin)
     frame["window"], frame["origin"] = window.index, window.origin
-    return _window_result(frame, training_set, window)
+    return _window_result(frame, training_set, history)
 
 
 def _window_result(frame: pd.DataFrame, training_set: TrainingSet,
-                   window: BacktestWindow) -> _WindowForecast:
-    """A window's forecasts with actuals, their calibration and the metrics' scales."""
-    history = training_set.until(window.origin)
+                   history: TrainingSet) -> _WindowForecast:
+    """A window's forecasts with actuals, their calibration and the metrics' scales
+    (``history``: the training set up to the window's origin)."""
     scales = series_scales(history)
     season = season_length_for(training_set)
     return _WindowForecast(
@@ -190,7 +190,8 @@ def combine_backtests(
         own = combined[keys].merge(result.predictions[[*keys, "yhat"]], on=keys, how="left")
         combined["yhat"] += weight * own["yhat"].to_numpy() / sum(weights)
     by_window = {window.index: window for window in windows}
-    forecasts = [_window_result(frame.reset_index(drop=True), training_set, by_window[k])
+    forecasts = [_window_result(frame.reset_index(drop=True), training_set,
+                                training_set.until(by_window[k].origin))
                  for k, frame in combined.groupby("window", sort=True)]
     return _calibrated(forecasts, training_set, level, prior)
 

@@ -108,8 +108,12 @@ class EnsembleForecaster(Forecaster):
 
     def future_features(self, horizon: int, future_exog: pd.DataFrame | None = None,
                         series_ids: Sequence[str] | None = None) -> pd.DataFrame:
-        """The feature rows of the first member that reads features (drift monitoring)."""
-        return self.predict_mean_with_rows(horizon, future_exog, series_ids)[1]
+        """The feature rows of the first member that reads features (drift monitoring),
+        else the first member's rows; no member forecasts for it."""
+        readers = [m for m in self.members_ if getattr(m, "reads_features", False)]
+        if readers:
+            return readers[0].future_features(horizon, future_exog, series_ids)
+        return self.members_[0].predict_mean_with_rows(horizon, future_exog, series_ids)[1]
 
 
 def _aligned(target: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
