@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from features.calendar import SEASON_LENGTHS, period_numbers
+from features.pipeline import ORDER
 from training.base import Forecaster
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ORDER = ["series_id", "ds"]
 TARGET_DERIVED_PREFIXES: tuple[str, ...] = ("lag_", "roll_mean_", "roll_std_")
 _LEVEL_FLOOR = 1e-6
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features.lags import default_lags
+from features.pipeline import ORDER
 
 if TYPE_CHECKING:
     from features import TrainingSet
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from training.forecasters.common import GlobalForecaster
 
 STRATEGIES: tuple[str, ...] = ("direct", "buckets", "recursive")
-ORDER = ["series_id", "ds"]
 
 
 @dataclass(frozen=True)
