@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from features.calendar import calendar_feature_names
+
 Frequency = Literal["D", "W", "M"]
 FileFormat = Literal["auto", "csv", "parquet", "sql"]
 Aggregate = Literal["mean", "sum", "max", "min"]
@@ -21,9 +23,8 @@ GapFill = Literal["missing", "zero"]
 # Column names a known-future value may not take: the panel's own and the pipeline's.
 RESERVED_NAMES = frozenset({
     "series_id", "ds", "y", "date", "step", "promo", "price", "holiday", "price_ratio",
-    "price_reference", "revenue", "quantity", "customer_id", "channel", "month",
-    "week_of_year", "quarter", "day_of_week", "day_of_month", "trend", "sin_year_1", "cos_year_1",
-    "sin_year_2", "cos_year_2", "yhat", "yhat_lower", "yhat_upper", "origin",
+    "price_reference", "revenue", "quantity", "customer_id", "channel", "yhat", "yhat_lower",
+    "yhat_upper", "origin", *calendar_feature_names("D"),  # D: every calendar feature
 })
 RESERVED_PREFIXES = ("lag_", "roll_mean_", "roll_std_", "cust_", "share_")
 

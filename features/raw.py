@@ -25,11 +25,10 @@ stretch of periods without rows means, :mod:`features.gaps`) and ``gap_periods``
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 import pandas as pd
 
-from features.config import KnownFutureColumns
+from features.config import GapFill, KnownFutureColumns
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class RawData:
     labels: dict[str, str] = field(default_factory=dict)  # table -> file/table name
     known_future: pd.DataFrame | None = None
     known_future_columns: KnownFutureColumns | None = None
-    gaps: Literal["missing", "zero"] = "missing"
+    gaps: GapFill = "missing"
     gap_periods: int | None = None
 
     def until(self, end: pd.Timestamp | str) -> RawData:

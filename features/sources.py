@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import DataConfig, SourceConfig, StrictModel
-from features.known_future import standardize_known_future
+from features.known_future import OTHER, standardize_known_future
 from features.raw import RawData
 from features.validation import (
     CSV_ROWS,
@@ -53,7 +53,6 @@ from features.validation import (
 
 log = logging.getLogger(__name__)
 
-OTHER = "__other__"
 SALES_ROLES = ("target", "quantity", "price", "promo", "customer_id", "channel")
 
 

@@ -22,7 +22,8 @@ from features.build import build_training_set
 from features.config import FeatureConfig
 from tests.training._panels import PanelShape, is_holiday_week, simulate_raw, simulate_weeks
 from training.forecasters import TimeSeriesForecaster
-from training.forecasters.time_series import KINDS, fourier_terms
+from training.forecasters.arima import fourier_terms
+from training.forecasters.time_series import KINDS
 
 H = 8
 WEEK = pd.Timedelta(days=7)

@@ -39,10 +39,10 @@ def fourier_terms(t: np.ndarray, period: int, k: int) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((len(t), 0))
 
 
-def arima_design(flags: np.ndarray, start: int, period: int, k: int) -> np.ndarray:
-    """The SARIMAX exog of consecutive periods from time index ``start`` (0 = the series'
-    first period): the exogenous values, then the Fourier terms."""
-    t = np.arange(start, start + len(flags))
+def arima_design(flags: np.ndarray, period: int, k: int) -> np.ndarray:
+    """The SARIMAX exog of consecutive periods from the series' first one: the exogenous
+    values, then the Fourier terms."""
+    t = np.arange(len(flags))
     return np.column_stack([flags, fourier_terms(t, period, k)])
 
 
@@ -80,7 +80,7 @@ class ArimaParams:
 
         n = len(y)
         flags = np.vstack([exog[:n, list(self.columns)], np.zeros((horizon, len(self.columns)))])
-        design = arima_design(flags, 0, self.season_length, self.fourier_k)
+        design = arima_design(flags, self.season_length, self.fourier_k)
         endog = np.concatenate([y, np.full(horizon, np.nan)])
         model = ARIMA(endog, exog=design, order=self.order, trend=self.trend)
         forecasts = model.filter(self.params, return_ssm=True).forecasts[0, n:]
@@ -115,7 +115,7 @@ def fit_arima(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> ArimaPa
 
     p, d, q = spec.order
     columns = tuple(i for i in range(exog.shape[1]) if np.std(exog[:, i]) > 0)
-    design = arima_design(exog[:, list(columns)], 0, spec.season_length, spec.fourier_k)
+    design = arima_design(exog[:, list(columns)], spec.season_length, spec.fourier_k)
     trend = arima_trend(spec.order, spec.trend)
     regressors = np.column_stack([trend_columns(trend, len(y)), design])
     w, x = np.diff(y, n=d), np.diff(regressors, n=d, axis=0)

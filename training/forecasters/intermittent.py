@@ -47,7 +47,6 @@ plain numpy arrays (pickled and served).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -219,15 +218,14 @@ class IntermittentForecaster(PanelForecaster):
             for name in STATE:
                 self.state_[name][at] = rolled[name][:, 0]
 
-    def forecasts(self, series_ids: Sequence[str] | None = None) -> pd.Series:
+    def forecasts(self) -> pd.Series:
         """series_id -> the flat, non-negative forecast from its current state."""
         values = np.zeros(len(self.series_ids_))
         for kind in np.unique(self.kind_):
             rows = self.kind_ == kind
             state = {name: array[rows] for name, array in self.state_.items()}
             values[rows] = one_step(int(kind), state, self.beta_[rows])
-        forecast = pd.Series(np.maximum(values, 0.0), index=self.series_ids_, name="yhat")
-        return forecast if series_ids is None else forecast.loc[list(series_ids)]
+        return pd.Series(np.maximum(values, 0.0), index=self.series_ids_, name="yhat")
 
     def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         """Each row's series forecast (flat over the horizon; exog is ignored)."""

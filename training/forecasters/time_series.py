@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs
 
-from training.forecasters.arima import fourier_terms
 from training.forecasters.common import ORDER, PanelForecaster, recent_level, season_length_for
 from training.forecasters.statistical_select import (
     KINDS,
@@ -56,7 +55,7 @@ if TYPE_CHECKING:
 
     from features import TrainingSet
 
-__all__ = ["KINDS", "SeriesForecast", "TimeSeriesForecaster", "fourier_terms", "search_space"]
+__all__ = ["KINDS", "SeriesForecast", "TimeSeriesForecaster", "search_space"]
 
 log = logging.getLogger(__name__)
 PERIODS_PER_YEAR = {"D": 365, "W": 52, "M": 12}
@@ -102,8 +101,7 @@ class TimeSeriesForecaster(PanelForecaster):
         spec = self.spec_ = self._spec(training_set)
         self.exog_: list[str] = list(spec.exog)
         self.window_: int = max(1, round(self.history_years * _per_year(training_set.freq)))
-        levels = recent_level(training_set.base, spec.season_length)
-        self.scales_: pd.Series = levels.fillna(1.0)
+        self.scales_: pd.Series = recent_level(training_set.base, spec.season_length)
         groups = training_set.base.sort_values("ds").groupby("series_id", sort=True)
         ids = [str(series_id) for series_id, _ in groups]
         items = [(self._scaled_y(sid, g)[-self.window_:], self._exog(g)[-self.window_:])
