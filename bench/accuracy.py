@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from experiments.pipeline import build_features  # noqa: E402
 from experiments.spec import ExperimentSpec, load_spec  # noqa: E402
+from training.metrics import compute_metrics  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")
 DATASETS = ("online_retail", "tx_housing", "chicago_l")
@@ -159,9 +160,8 @@ def score(forecast: pd.DataFrame, test: pd.DataFrame) -> Score:
     joined = test.merge(forecast, on=["series_id", "ds"], how="left").dropna(subset=["y"])
     if joined["yhat"].isna().any():
         raise RuntimeError(f"no forecast for {int(joined['yhat'].isna().sum())} held-out rows")
-    error = (joined["y"] - joined["yhat"]).abs().sum()
-    inside = (joined["y"] >= joined["yhat_lower"]) & (joined["y"] <= joined["yhat_upper"])
-    return Score(float(error / joined["y"].abs().sum()), float(inside.mean()))
+    metrics = compute_metrics(joined, 0.8, 1.0)  # salescast's own definitions
+    return Score(metrics["wape"], metrics["coverage"])
 
 
 def run_salescast(spec_path: Path, store: Path, quick: bool) -> float:

@@ -79,7 +79,7 @@ def wape(forecast: pd.DataFrame, truth: pd.DataFrame) -> float:
     actual = truth.assign(series_id=truth["store"] + "|" + truth["category"])
     joined = forecast.merge(actual.rename(columns={"date": "ds"})[["series_id", "ds", "y"]],
                             on=["series_id", "ds"])
-    return float((joined["yhat"] - joined["y"]).abs().sum() / joined["y"].abs().sum())
+    return float((joined["yhat"] - joined["y"]).abs().sum() / joined["y"].abs().sum())  # WAPE
 
 
 def timed(step: Callable[[], T]) -> tuple[T, float, float]:
