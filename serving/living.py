@@ -73,8 +73,8 @@ class LivingForecasts:
         """Roll a newly loaded champion to the store's actuals (before it serves)."""
         started = utc_now()
         try:
-            self.roll(champion, None)
-            self._record(champion, dict(champion.table.series))
+            self.roll(champion, None, record=False)
+            self._record(champion, dict(champion.table.series))  # every series, once
         except Exception:  # it serves its training origins; the next poll tries again
             log.exception("could not roll v%s to the stored actuals", champion.ref.version)
             return
@@ -82,8 +82,10 @@ class LivingForecasts:
         if self.metrics is not None:
             self.metrics.set_origins(self.status(champion))
 
-    def roll(self, champion: Champion, series_ids: Collection[str] | None) -> int:
-        """Re-derive these series (None: all) from the store; returns how many changed."""
+    def roll(self, champion: Champion, series_ids: Collection[str] | None,
+             record: bool = True) -> int:
+        """Re-derive these series (None: all) from the store; returns how many changed
+        (``record``: write the changed series' new forecasts to the store)."""
         if not champion.can_roll:
             return 0
         started = time.perf_counter()
@@ -91,10 +93,7 @@ class LivingForecasts:
         ids = sorted(trained if series_ids is None else set(series_ids) & set(trained))
         if not ids:
             return 0
-        # Name the series in the query only when few (SQL parameter limits); else filter here.
-        named = ids if series_ids is not None and len(ids) <= MAX_NAMED_SERIES else None
-        actuals = self.store.read_actuals(series_ids=named, after=min(trained[s] for s in ids),
-                                          exog=True)
+        actuals = self._actuals_of(champion, ids, name_them=series_ids is not None)
         origins, rows = self.derive(champion, actuals, ids)
         digests = _digests(origins, rows)
         changed = [s for s in ids if digests[s] != champion.digests.get(s)]
@@ -108,9 +107,18 @@ class LivingForecasts:
             champion.table.replace(entries)
             champion.clock = champion.table.clock()
             champion.digests.update({s: digests[s] for s in changed})
-        self._record(champion, entries)
+        if record:
+            self._record(champion, entries)
         self._observe(champion, len(changed), time.perf_counter() - started)
         return len(changed)
+
+    def _actuals_of(self, champion: Champion, ids: list[str], name_them: bool
+                    ) -> pd.DataFrame:
+        """The stored actuals after these series' training origins; the series are named
+        in the query only when few (SQL parameter limits), else filtered by the caller."""
+        named = ids if name_them and len(ids) <= MAX_NAMED_SERIES else None
+        after = min(champion.trained_origins[s] for s in ids)
+        return self.store.read_actuals(series_ids=named, after=after, exog=True)
 
     def derive(self, champion: Champion, actuals: pd.DataFrame, ids: list[str]
                ) -> tuple[dict[str, SeriesOrigin], pd.DataFrame]:
@@ -135,9 +143,7 @@ class LivingForecasts:
             raise ValueError(f"as_of {when} is before the training origin "
                              f"{trained[early[0]]} of {early[0]!r}: this model version made "
                              "no forecast then")
-        named = series_ids if len(series_ids) <= MAX_NAMED_SERIES else None
-        actuals = self.store.read_actuals(series_ids=named, exog=True,
-                                          after=min(trained[s] for s in series_ids))
+        actuals = self._actuals_of(champion, series_ids, name_them=True)
         actuals = actuals[actuals["ds"] <= pd.Timestamp(when)]
         origins, rows = self.derive(champion, actuals, series_ids)
         state = champion.trained.roll(rows) if champion.can_roll and len(rows) else (

@@ -257,9 +257,11 @@ def _check_horizon(frame: pd.DataFrame, metadata: dict[str, Any],
     freq, horizon = metadata["freq"], int(metadata["horizon"])
     days = day_numbers(frame["ds"])
     numbers = period_numbers_of_days(days, freq)
-    origin_numbers = dict(zip(origins.index, period_numbers(origins.to_numpy(), freq).tolist(),
-                              strict=True))
-    steps = numbers - np.array([origin_numbers[s] for s in frame["series_id"].tolist()])
+    asked = frame["series_id"].tolist()
+    unique = list(dict.fromkeys(asked))  # the series asked, not every series of the model
+    origin_numbers = dict(zip(unique, period_numbers(origins.loc[unique].to_numpy(),
+                                                     freq).tolist(), strict=True))
+    steps = numbers - np.array([origin_numbers[s] for s in asked])
     outside = (first_days(numbers, freq) != days) | (steps < 1) | (steps > horizon)
     if outside.any():
         first = frame.loc[outside].iloc[0]
