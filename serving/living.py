@@ -222,7 +222,10 @@ def _digests(origins: dict[str, SeriesOrigin], rows: pd.DataFrame) -> dict[str, 
     """What each series' entry is computed from: its origin (with status) and actuals;
     :class:`serving.champion.Champion` starts with the same shape at its training origins."""
     values = [c for c in rows.columns if c != "series_id"]  # ds, y and posted exog
-    used = {str(s): tuple(tuple(None if v != v else v for v in row)  # NaN != NaN: None
+    # (column, value) of the known cells only: the exog columns a read returns depend on
+    # which series it covered, and a series' digest must not (NaN != NaN: unknown)
+    used = {str(s): tuple(tuple((c, v) for c, v in zip(values, row, strict=True)
+                                if v is not None and v == v)
                           for row in g[values].itertuples(index=False))
             for s, g in rows.groupby("series_id")}
     return {s: (o, used.get(s, ())) for s, o in origins.items()}

@@ -248,6 +248,23 @@ def test_realised_exog_is_stored_and_reaches_the_roll(
     assert living.roll(champion, ["S01|C1", "S02|C1"]) == 0  # same actuals: not recomputed
 
 
+def test_a_series_rolled_alone_is_not_recomputed_for_its_neighbours_exog(
+    client: TestClient,
+) -> None:
+    """A read of one series returns no exog columns when it posted none; its digest must
+    match the one taken with a neighbour that posted some (else it is recomputed)."""
+    body = {"actuals": [{"series_id": "S01|C1", "ds": week(1), "y": 120.0,
+                         "values": {"promo": 1.0}},
+                        {"series_id": "S02|C1", "ds": week(1), "y": 80.0}]}
+    assert client.post("/v1/actuals", json=body).status_code == 200
+    wait_for(client, "S01|C1", week(1))
+    wait_for(client, "S02|C1", week(1))
+    champion = client.app.state.champions.current  # type: ignore[attr-defined]
+    living = client.app.state.living  # type: ignore[attr-defined]
+    assert living.roll(champion, None) == 0
+    assert living.roll(champion, ["S02|C1"]) == 0
+
+
 def test_an_exogenous_value_the_model_does_not_take_is_422(
     client: TestClient, app_settings: Any
 ) -> None:
