@@ -46,7 +46,6 @@ import pandas as pd
 from features.calendar import first_days, period_numbers
 
 OriginStatus = Literal["current", "incomplete", "gap", "stale"]
-_EPOCH = date(1970, 1, 1)
 
 
 def period_number(ds: date, freq: str) -> int:
@@ -56,8 +55,12 @@ def period_number(ds: date, freq: str) -> int:
 
 def period_start(number: int, freq: str) -> date:
     """The first day of period ``number``."""
-    day = int(first_days(np.array([number]), freq)[0])
-    return date.fromordinal(_EPOCH.toordinal() + day)
+    return _dates(first_days(np.array([number]), freq))[0]
+
+
+def _dates(days: np.ndarray) -> list[date]:
+    """Day numbers (days since 1970-01-01) as dates."""
+    return np.asarray(days, dtype=np.int64).astype("datetime64[D]").tolist()
 
 
 def is_period_start(ds: date, freq: str) -> bool:
@@ -78,7 +81,7 @@ def shift(ds: date, steps: int, freq: str) -> date:
 def forecast_dates(origin: date, freq: str, horizon: int) -> list[date]:
     """The ``horizon`` periods a forecast made at ``origin`` covers (steps 1..H)."""
     first = period_number(origin, freq)
-    return [period_start(first + step, freq) for step in range(1, horizon + 1)]
+    return _dates(first_days(np.arange(first + 1, first + horizon + 1), freq))
 
 
 def is_over(ds: date, freq: str, today: date) -> bool:
