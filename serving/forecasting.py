@@ -215,8 +215,10 @@ class _CellIndex:
         if series_id is None:
             return self.cells if ds is None else self.by_date.get(ds, [])
         in_series = self.by_series.get(series_id, [])
-        return in_series if ds is None else [c for c in in_series
-                                             if c in self.by_date.get(ds, [])]
+        if ds is None:
+            return in_series
+        on_date = set(self.by_date.get(ds, ()))
+        return [c for c in in_series if c in on_date]
 
 
 def _scenario_targets(
