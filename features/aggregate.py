@@ -315,17 +315,27 @@ def join_planned(frame: pd.DataFrame, planned: pd.DataFrame, overwrite: bool) ->
 
     A column already in ``frame`` is kept unless ``overwrite`` (then planned values replace
     it where the calendar has the period)."""
-    on = ["ds", *[c for c in planned.columns if c not in ("ds", "holiday", "promo")]]
     flags = [c for c in ("holiday", "promo") if c in planned.columns]
-    flags = [c for c in flags if overwrite or c not in frame.columns]
-    if not flags:
+    return join_period_values(frame, planned, flags, overwrite, fill=0.0)
+
+
+def join_period_values(frame: pd.DataFrame, periods: pd.DataFrame, values: list[str],
+                       overwrite: bool, fill: float = np.nan) -> pd.DataFrame:
+    """``frame`` with the ``values`` of a period table (ds [+ key columns] -> values) joined
+    on its other columns. A new column takes ``fill`` where the table has no row; one
+    already in ``frame`` is kept, or with ``overwrite`` replaced where the table has a
+    value. The one join of the planned calendar and the known-future table."""
+    on = [c for c in periods.columns if c not in values]
+    names = [c for c in values if overwrite or c not in frame.columns]
+    if not names:
         return frame
-    joined = frame[on].merge(planned[on + flags], on=on, how="left")
+    joined = frame[on].merge(periods[[*on, *names]], on=on, how="left")
     out = frame.copy()
-    for name in flags:
-        values = joined[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    for name in names:
+        given = joined[name].to_numpy(dtype=np.float64, na_value=np.nan)
         if name in out.columns:
-            out[name] = np.where(np.isnan(values), out[name].to_numpy(dtype=np.float64), values)
+            current = out[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[name] = np.where(np.isnan(given), current, given)
         else:
-            out[name] = np.nan_to_num(values, nan=0.0)
+            out[name] = np.where(np.isnan(given), fill, given)
     return out

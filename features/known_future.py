@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from features.aggregate import join_period_values
 from features.calendar import day_numbers, period_numbers_of_days, period_starts
 from features.config import KnownFutureColumns
 from features.raw import RawData
@@ -114,30 +115,11 @@ def known_future_periods(table: pd.DataFrame, aggregates: Mapping[str, str], fre
     return periods.drop(columns="number").sort_values(["ds", *keys], ignore_index=True)
 
 
-def join_known_future(frame: pd.DataFrame, periods: pd.DataFrame, values: Sequence[str],
-                      overwrite: bool) -> pd.DataFrame:
-    """``frame`` with the known-future ``values`` of each row's period (and keys).
-
-    A new column is NaN where the table has no row; an existing one keeps its value there,
-    and is replaced where the table has one only when ``overwrite``."""
-    on = [c for c in periods.columns if c not in values]
-    joined = frame[on].merge(periods[[*on, *values]], on=on, how="left")
-    out = frame.copy()
-    for name in values:
-        given = joined[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        if name not in out.columns:
-            out[name] = given
-        elif overwrite:
-            current = out[name].to_numpy(dtype=np.float64, na_value=np.nan)
-            out[name] = np.where(np.isnan(given), current, given)
-    return out
-
-
 def join_future_values(rows: pd.DataFrame, periods: pd.DataFrame, values: Sequence[str]
                        ) -> pd.DataFrame:
     """Future ``rows`` with the table's values of their period; a period past the table's
     end (for the row's keys) takes the table's last row, the newest value known."""
-    out = join_known_future(rows, periods, values, overwrite=True)
+    out = join_period_values(rows, periods, list(values), overwrite=True)
     keys = [c for c in periods.columns if c not in values and c != "ds"]
     ordered = periods.sort_values("ds", kind="stable")
     last = (ordered.groupby(keys, sort=False).tail(1) if keys else ordered.tail(1))
@@ -164,7 +146,7 @@ def add_known_future(base: pd.DataFrame, raw: RawData, freq: str
         return base, None
     periods = known_future_periods(raw.known_future, columns.values, freq)
     values = list(columns.values)
-    out = _fill_pooled(join_known_future(base, periods, values, overwrite=False), periods,
+    out = _fill_pooled(join_period_values(base, periods, list(values), overwrite=False), periods,
                        values)
     _check_coverage(out, columns, raw.labels.get(TABLE, TABLE))
     return out, periods
@@ -177,7 +159,7 @@ def _fill_pooled(panel: pd.DataFrame, periods: pd.DataFrame, values: list[str]
     if not pooled.any():
         return panel
     chain = periods.groupby("ds", as_index=False)[values].mean()
-    filled = join_known_future(panel.loc[pooled, ["ds"]], chain, values, overwrite=False)
+    filled = join_period_values(panel.loc[pooled, ["ds"]], chain, list(values), overwrite=False)
     for name in values:
         current = panel[name].to_numpy(dtype=np.float64, na_value=np.nan).copy()
         given = filled[name].to_numpy(dtype=np.float64)
