@@ -313,16 +313,11 @@ class PredictionStore:
             written = conn.execute(statement, rows).rowcount
         return written if written is not None and written >= 0 else len(rows)
 
-    def read_forecast_history(self, model_name: str | None = None,
-                              since_origin: date | None = None) -> pd.DataFrame:
+    def read_forecast_history(self) -> pd.DataFrame:
         """The no-scenario forecasts kept per origin (``HISTORY_COLUMNS``; dates as
         datetime64), oldest origin first."""
         table = forecast_history_table
         query = sa.select(*[table.c[name] for name in HISTORY_COLUMNS])
-        if model_name is not None:
-            query = query.where(table.c.model_name == model_name)
-        if since_origin is not None:
-            query = query.where(table.c.origin >= since_origin)
         order = (table.c.origin, table.c.series_id, table.c.ds)
         frame = self._read(query.order_by(*order), HISTORY_COLUMNS)
         frame["origin"] = pd.to_datetime(frame["origin"])
