@@ -25,8 +25,39 @@ flagged above ``psi_threshold``, but **PSI alone never marks a column drifted**:
 sampling noise on small samples (about (bins - 1) * (1/n_ref + 1/n_cur)) would break the
 false-alarm guarantee. The report shows it next to the primary score.
 
+Many columns at once (:func:`dataset_drift`): testing 26 features at ``p_value`` each
+would flag about one in 20 stable features every run. The p-values of all compared columns
+are therefore controlled together with Benjamini–Hochberg at q = ``p_value``: a column is
+drifted only when its BH-adjusted p-value (``p_adjusted``: min over j >= i of
+p_(j) * n / j, the i-th smallest of n p-values) is at most q and, on the distance path, its
+distance exceeds ``distance_threshold``. With every column stable, the chance of any
+alarm is then at most q; when some moved, at most a share q of the flagged ones are
+expected to be false (for independent or positively dependent p-values). The raw
+``p_value`` is kept next to the adjusted one.
+
+Rows of one series are not independent (a store's customer mix barely moves from week to
+week: 120 series x 8 weeks are not 960 independent values), nor are the rows of one period
+for inputs shared across series (a promotion planned per category and week, a chain-wide
+price change, a holiday: 8 weeks of such a column are about 8 draws). When both frames
+carry the ``cluster`` column (``series_id``) and / or the ``time_cluster`` column (``ds``),
+each column gets, per frame and per clustering, an intra-group correlation ICC (one-way
+ANOVA ICC(1) of that frame's values grouped by series, or by period, clipped to 0..1;
+categorical columns: of the indicator of the most frequent category of both frames). A
+group effect present in both frames (the same series' fixed level) cancels in the
+comparison, so the between-group variance the frames share (covariance of the two frames'
+group means over common groups, weighted by the share of the other frame's rows in common
+groups) is taken off each frame's ICC first; counting it, as a pooled ICC does, hid a
+0.3 sd shift of every series. Each sample's n becomes n_eff = n / (1 + (m - 1) ICC), m the
+mean rows per group in that sample, using the clustering that gives the SMALLER n_eff (the
+larger design effect). That is the more conservative of the two one-way corrections; when
+both ICCs are large, the crossed design effect, about 1 + (m_s - 1) ICC_s + (m_t - 1) ICC_t,
+is up to twice the larger one, so such a column is still under-corrected. The effective
+sizes enter every p-value: KS from the Kolmogorov limit law, chi-square on the counts
+scaled by n_eff / n. Distances and PSI are unchanged.
+
 Dataset drift: the share of drifted columns is at least ``drift_share``. Prediction drift
-(``yhat``) and target drift (actuals ``y``) use the same :func:`column_drift`.
+(``yhat``) and target drift (actuals ``y``) use the same :func:`column_drift`, one column
+at its raw p-value, without either correction.
 
 Everything is vectorised NumPy on sorted values and category counts; scipy.stats (slow to
 import) is loaded only when a small-sample test runs.
@@ -37,8 +68,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Literal
+from dataclasses import dataclass, fields, replace
+from typing import Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -46,12 +77,15 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 Kind = Literal["numeric", "categorical"]
+Bound = Literal["series", "time"]
 PSI_BINS = 10
 PSI_EPS = 1e-4
 HISTOGRAM_BINS = 20
 MAX_CATEGORIES = 30
 MISSING_LABEL = "(missing)"
 OTHER_LABEL = "(other)"
+TESTS = ("ks", "chi2")
+BENJAMINI_HOCHBERG = "benjamini-hochberg"
 
 
 @dataclass(frozen=True)
@@ -114,6 +148,13 @@ class ColumnDrift:
     ``threshold`` the significance) or ``wasserstein`` / ``jensenshannon`` (distances:
     ``threshold`` is the distance threshold and ``p_value`` the significance guard), or
     ``no data`` when one side has no values. ``missing_*`` are shares of missing values.
+
+    From :func:`dataset_drift`: ``p_adjusted`` is the Benjamini–Hochberg adjusted p-value
+    (``drifted`` compares it, not ``p_value``, with the significance), and with a cluster
+    or time-cluster column ``icc`` / ``icc_time`` are the intra-series / intra-period
+    correlations (see :class:`DesignEffect`), ``n_effective_*`` the sample sizes the p-value
+    used and ``bound_*`` the clustering that set each (``series``, ``time``; None: rows
+    independent). All None for a single :func:`column_drift`.
     """
 
     column: str
@@ -130,6 +171,13 @@ class ColumnDrift:
     missing_reference: float
     missing_current: float
     histogram: Histogram
+    p_adjusted: float | None = None
+    icc: float | None = None
+    n_effective_reference: float | None = None
+    n_effective_current: float | None = None
+    icc_time: float | None = None
+    bound_reference: Bound | None = None
+    bound_current: Bound | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +186,9 @@ class DatasetDrift:
 
     ``skipped`` maps columns not compared to the reason; ``type_changed`` lists those whose
     type differs between reference and current (a schema change, not a date column).
+    ``multiple_testing`` names the control of the columns' p-values (``benjamini-hochberg``
+    or ``none``); ``cluster`` / ``time_cluster`` the columns whose series / periods gave
+    effective sample sizes (None: not used).
     """
 
     columns: list[ColumnDrift]
@@ -147,6 +198,9 @@ class DatasetDrift:
     dataset_drifted: bool
     skipped: dict[str, str]
     type_changed: list[str]
+    multiple_testing: str = "none"
+    cluster: str | None = None
+    time_cluster: str | None = None
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -206,8 +260,8 @@ def kolmogorov_sf(x: float) -> float:
     return float(np.clip(2.0 * terms.sum(), 0.0, 1.0))
 
 
-def ks_pvalue(statistic: float, n: int, m: int) -> float:
-    """Asymptotic p-value of a two-sample KS statistic for sample sizes n and m."""
+def ks_pvalue(statistic: float, n: float, m: float) -> float:
+    """Asymptotic p-value of a two-sample KS statistic for (effective) sample sizes n, m."""
     return kolmogorov_sf(math.sqrt(n * m / (n + m)) * statistic)
 
 
@@ -268,6 +322,250 @@ def psi(reference_share: np.ndarray, current_share: np.ndarray, eps: float = PSI
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
+def bh_adjusted(p_values: Sequence[float | None]) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values: min over j >= i of p_(j) * n / j, capped at 1.
+
+    p_(j) is the j-th smallest of the n present p-values; None / NaN stay NaN and do not
+    count in n.
+    """
+    p = np.array([math.nan if v is None else float(v) for v in p_values], dtype=np.float64)
+    adjusted = np.full(p.shape, math.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    if present.size == 0:
+        return adjusted
+    order = present[np.argsort(p[present], kind="stable")]
+    scaled = p[order] * present.size / np.arange(1, present.size + 1)
+    stepped = np.minimum.accumulate(scaled[::-1])[::-1]
+    adjusted[order] = np.clip(stepped, p[order], 1.0)  # >= p also after rounding (p * n / n)
+    return adjusted
+
+
+def benjamini_hochberg(p_values: Sequence[float | None], q: float) -> np.ndarray:
+    """Which hypotheses the Benjamini–Hochberg step-up procedure rejects at level ``q``.
+
+    The i smallest p-values are rejected for the largest i with p_(i) <= i q / n, the
+    same as adjusted p-value <= q. None / NaN are never rejected.
+    """
+    adjusted = bh_adjusted(p_values)
+    return ~np.isnan(adjusted) & (adjusted <= q)
+
+
+# --- clustered rows: effective sample sizes -------------------------------------------
+
+Groups = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class DesignEffect:
+    """Clustering of a column's rows in series and in periods, and each sample's design effect.
+
+    ``icc`` / ``icc_time``: the column's intra-series / intra-period correlation, computed
+    per frame without the between-group variance both frames share (the larger of the two
+    frames' values is reported). ``reference`` / ``current``: each sample's design effect,
+    the larger of 1 + (m - 1) ICC over the two clusterings (m: mean rows per series, or
+    per period, in that sample); its n rows count as n / design effect independent values,
+    the smaller of the two effective sizes. ``bound_reference`` / ``bound_current`` name the
+    clustering that set it (``series`` or ``time``; None: neither, rows independent).
+    """
+
+    icc: float
+    reference: float
+    current: float
+    icc_time: float = 0.0
+    bound_reference: Bound | None = None
+    bound_current: Bound | None = None
+
+
+def intraclass_correlation(values: np.ndarray, groups: np.ndarray) -> float:
+    """One-way ANOVA ICC(1) of ``values`` grouped by ``groups``, clipped to 0..1.
+
+    (MSB - MSW) / (MSB + (n0 - 1) MSW) with n0 = (N - sum n_i^2 / N) / (k - 1); 0 when
+    undefined (fewer than two groups, no group with two values, constant values).
+    """
+    _, codes = np.unique(groups, return_inverse=True)
+    k, n = int(codes.max(initial=-1)) + 1, len(values)
+    if k < 2 or n <= k:
+        return 0.0
+    values = np.asarray(values, dtype=np.float64)
+    sizes = np.bincount(codes, minlength=k)
+    means = np.bincount(codes, weights=values, minlength=k) / sizes
+    between = float(np.sum(sizes * (means - values.mean()) ** 2)) / (k - 1)
+    within = float(np.sum((values - means[codes]) ** 2)) / (n - k)
+    n0 = (n - float(np.sum(sizes.astype(np.float64) ** 2)) / n) / (k - 1)
+    denominator = between + (n0 - 1) * within
+    if denominator <= 0:
+        return 0.0
+    return float(np.clip((between - within) / denominator, 0.0, 1.0))
+
+
+def _group_means(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The groups present and the mean value of each."""
+    keys, codes = np.unique(groups, return_inverse=True)
+    return keys, np.bincount(codes, weights=values) / np.bincount(codes)
+
+
+def shared_variance(
+    reference: np.ndarray, reference_groups: np.ndarray, current: np.ndarray,
+    current_groups: np.ndarray,
+) -> float:
+    """Between-group variance both frames share: covariance of the two frames' group means
+    over the groups in both (0 with fewer than 3 such groups; clipped at 0).
+
+    A fixed series level is in both frames' means; a deviation redrawn per frame, and the
+    row noise, are not and average out of the covariance.
+    """
+    keys_r, means_r = _group_means(reference, reference_groups)
+    keys_c, means_c = _group_means(current, current_groups)
+    common, at_r, at_c = np.intersect1d(keys_r, keys_c, assume_unique=True, return_indices=True)
+    if common.size < 3:
+        return 0.0
+    return max(0.0, float(np.cov(means_r[at_r], means_c[at_c])[0, 1]))
+
+
+def _unshared_icc(values: np.ndarray, groups: np.ndarray, shared: float, overlap: float) -> float:
+    """ICC of one frame minus the shared variance's share of it, scaled by ``overlap``."""
+    icc = intraclass_correlation(values, groups)
+    variance = float(np.var(values, ddof=1)) if values.size > 1 else 0.0
+    if icc <= 0 or variance <= 0:
+        return icc
+    return max(0.0, icc - overlap * min(1.0, shared / variance))
+
+
+def _overlap(own: np.ndarray, other: np.ndarray) -> float:
+    """Share of the other frame's rows in groups this frame has too."""
+    return float(np.isin(other, own).mean()) if other.size else 0.0
+
+
+def frame_iccs(
+    reference: np.ndarray, reference_groups: np.ndarray, current: np.ndarray,
+    current_groups: np.ndarray,
+) -> tuple[float, float]:
+    """(reference ICC, current ICC), each of its own frame's rows, without the shared part.
+
+    A group effect present in both frames cancels in the comparison. Removing the shared
+    variance in full would hold for identical groups; each frame removes it in proportion
+    to the share of the other frame's rows in common groups, which for equal rows per group
+    leaves exactly the variance the unmatched groups add.
+    """
+    shared = shared_variance(reference, reference_groups, current, current_groups)
+    return (
+        _unshared_icc(reference, reference_groups, shared, _overlap(reference_groups,
+                                                                   current_groups)),
+        _unshared_icc(current, current_groups, shared, _overlap(current_groups,
+                                                               reference_groups)),
+    )
+
+
+def series_groups(
+    reference: pd.DataFrame, current: pd.DataFrame, cluster: str | None,
+) -> Groups | None:
+    """Group codes (shared by both frames) of every row; None without the column.
+
+    Used for series (``series_id``) and for periods (``ds``).
+    """
+    if cluster is None or cluster not in reference.columns or cluster not in current.columns:
+        return None
+    pooled = pd.concat([reference[cluster], current[cluster]], ignore_index=True).astype(str)
+    codes, _ = pd.factorize(pooled)
+    return codes[: len(reference)], codes[len(reference):]
+
+
+def _float_values(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _top_category(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """1.0 where the value is the most frequent category of both frames (missing counts)."""
+    pooled = pd.concat([reference, current], ignore_index=True).astype(object)
+    counts = pooled.value_counts(dropna=False)
+    if counts.empty:
+        hit = np.zeros(len(pooled))
+    else:
+        top = counts.index[0]
+        hit = (pooled.isna() if pd.isna(top) else pooled.eq(top)).to_numpy(dtype=np.float64)
+    return hit[: len(reference)], hit[len(reference):]
+
+
+def _design(groups: np.ndarray, icc: float) -> float:
+    if groups.size == 0:
+        return 1.0
+    return 1.0 + (groups.size / np.unique(groups).size - 1.0) * icc
+
+
+def _clustering(
+    r: np.ndarray, c: np.ndarray, keep: tuple[np.ndarray, np.ndarray], groups: Groups | None,
+) -> tuple[float, float, float]:
+    """(reported ICC, reference design effect, current design effect) of one clustering."""
+    if groups is None:
+        return 0.0, 1.0, 1.0
+    g_r, g_c = groups[0][keep[0]], groups[1][keep[1]]
+    icc_r, icc_c = frame_iccs(r, g_r, c, g_c)
+    return max(icc_r, icc_c), _design(g_r, icc_r), _design(g_c, icc_c)
+
+
+def _bound(series: float, time: float) -> Bound | None:
+    if max(series, time) <= 1.0:
+        return None
+    return "time" if time > series else "series"
+
+
+def design_effect(
+    reference: pd.Series, current: pd.Series, series: Groups | None,
+    time: Groups | None = None,
+) -> DesignEffect:
+    """Per-frame ICCs of a column grouped by series and by period, and design effects.
+
+    Numeric columns use their finite values; categorical ones the indicator of the most
+    frequent category, all rows (missing values are a category there too). Each sample's
+    design effect is the larger of the two clusterings'.
+    """
+    if column_kind(reference) == "numeric":
+        r, c = _float_values(reference), _float_values(current)
+    else:
+        r, c = _top_category(reference, current)
+    keep = (np.isfinite(r), np.isfinite(c))
+    r, c = r[keep[0]], c[keep[1]]
+    icc, series_r, series_c = _clustering(r, c, keep, series)
+    icc_time, time_r, time_c = _clustering(r, c, keep, time)
+    return DesignEffect(
+        icc=icc, reference=max(series_r, time_r), current=max(series_c, time_c),
+        icc_time=icc_time, bound_reference=_bound(series_r, time_r),
+        bound_current=_bound(series_c, time_c),
+    )
+
+
+def _effective_sizes(
+    n_reference: int, n_current: int, design: DesignEffect | None,
+) -> tuple[float, float] | None:
+    """(n_eff reference, n_eff current), or None when rows count as independent."""
+    if design is None or max(design.reference, design.current) <= 1.0:
+        return None
+    return n_reference / design.reference, n_current / design.current
+
+
+class ClusterFields(TypedDict, total=False):
+    """The :class:`ColumnDrift` fields describing clustered rows."""
+
+    icc: float
+    icc_time: float
+    n_effective_reference: float
+    n_effective_current: float
+    bound_reference: Bound | None
+    bound_current: Bound | None
+
+
+def _cluster_fields(
+    n_reference: int, n_current: int, design: DesignEffect | None,
+) -> ClusterFields:
+    """The ColumnDrift fields describing the effective sample sizes (empty without)."""
+    if design is None:
+        return {}
+    return {"icc": design.icc, "icc_time": design.icc_time,
+            "n_effective_reference": n_reference / design.reference,
+            "n_effective_current": n_current / design.current,
+            "bound_reference": design.bound_reference, "bound_current": design.bound_current}
+
+
 # --- numeric columns ----------------------------------------------------------------
 
 
@@ -323,15 +621,23 @@ def _ks_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
 
 def _numeric_score(
     r: np.ndarray, c: np.ndarray, th: DriftThresholds,
+    effective: tuple[float, float] | None = None,
 ) -> tuple[str, float, float, bool]:
-    """(method, statistic, p-value, drifted) by the small/large-sample rule."""
+    """(method, statistic, p-value, drifted) by the small/large-sample rule.
+
+    With ``effective`` sample sizes the KS p-value is the limit law's at those sizes.
+    """
     if len(r) <= th.large_sample and len(c) <= th.large_sample:
-        statistic, p_value = _ks_test(r, c)
+        if effective is None:
+            statistic, p_value = _ks_test(r, c)
+        else:
+            statistic = ks_statistic_sorted(r, c)
+            p_value = ks_pvalue(statistic, *effective)
         return "ks", statistic, p_value, p_value < th.p_value
     scale = float(r.std(dtype=np.float64))
     distance = wasserstein_sorted(r, c)
     normalised = distance / scale if scale > 0 else (0.0 if distance == 0 else math.inf)
-    p_value = ks_pvalue(ks_statistic_sorted(r, c), len(r), len(c))
+    p_value = ks_pvalue(ks_statistic_sorted(r, c), *(effective or (len(r), len(c))))
     return "wasserstein", normalised, p_value, bool(
         normalised > th.distance_threshold and p_value < th.p_value
     )
@@ -339,14 +645,18 @@ def _numeric_score(
 
 def numeric_drift(
     column: str, reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray,
-    thresholds: DriftThresholds,
+    thresholds: DriftThresholds, design: DesignEffect | None = None,
 ) -> ColumnDrift:
-    """Drift of a numeric column (KS on small samples, normalised Wasserstein on large)."""
+    """Drift of a numeric column (KS on small samples, normalised Wasserstein on large).
+
+    ``design``: p-values at the effective sample sizes of clustered rows.
+    """
     r, r_missing = _finite_sorted(reference)
     c, c_missing = _finite_sorted(current)
     if len(r) == 0 or len(c) == 0:
         return _no_data(column, "numeric", thresholds, len(r), len(c), r_missing, c_missing)
-    method, statistic, p_value, drifted = _numeric_score(r, c, thresholds)
+    effective = _effective_sizes(len(r), len(c), design)
+    method, statistic, p_value, drifted = _numeric_score(r, c, thresholds, effective)
     score = numeric_psi(r, c)
     return ColumnDrift(
         column=column, kind="numeric", method=method, statistic=statistic, p_value=p_value,
@@ -354,6 +664,7 @@ def numeric_drift(
         drifted=drifted, psi=score, psi_drifted=score > thresholds.psi_threshold,
         n_reference=len(r), n_current=len(c), missing_reference=r_missing,
         missing_current=c_missing, histogram=_numeric_histogram(r, c),
+        **_cluster_fields(len(r), len(c), design),
     )
 
 
@@ -429,21 +740,30 @@ def _chi2_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, f
 
 def _categorical_score(
     ref: np.ndarray, cur: np.ndarray, th: DriftThresholds,
+    effective: tuple[float, float] | None = None,
 ) -> tuple[str, float, float, bool]:
+    """(method, statistic, p-value, drifted); with ``effective`` sample sizes the
+    chi-square runs on the counts scaled to them (no continuity correction)."""
+    counts = (ref, cur) if effective is None else (
+        ref * (effective[0] / ref.sum()), cur * (effective[1] / cur.sum()))
     if ref.sum() <= th.large_sample and cur.sum() <= th.large_sample:
-        statistic, p_value = _chi2_test(ref, cur)
+        test = _chi2_test if effective is None else chi2_homogeneity
+        statistic, p_value = test(*counts)
         return "chi2", statistic, p_value, p_value < th.p_value
     distance = jensen_shannon(ref, cur)
-    _, p_value = chi2_homogeneity(ref, cur)
+    _, p_value = chi2_homogeneity(*counts)
     drifted = distance > th.distance_threshold and p_value < th.p_value
     return "jensenshannon", distance, p_value, bool(drifted)
 
 
 def categorical_drift(
     column: str, reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray,
-    thresholds: DriftThresholds,
+    thresholds: DriftThresholds, design: DesignEffect | None = None,
 ) -> ColumnDrift:
-    """Drift of a categorical column (chi-square on small samples, Jensen–Shannon on large)."""
+    """Drift of a categorical column (chi-square on small samples, Jensen–Shannon on large).
+
+    ``design``: p-values at the effective sample sizes of clustered rows.
+    """
     names, ref, cur = category_counts(reference, current)
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
     missing = [names.index(MISSING_LABEL)] if MISSING_LABEL in names else []
@@ -451,7 +771,8 @@ def categorical_drift(
     cur_missing = float(cur[missing].sum() / n_cur) if n_cur else 0.0
     if n_ref == 0 or n_cur == 0:
         return _no_data(column, "categorical", thresholds, n_ref, n_cur, ref_missing, cur_missing)
-    method, statistic, p_value, drifted = _categorical_score(ref, cur, thresholds)
+    effective = _effective_sizes(n_ref, n_cur, design)
+    method, statistic, p_value, drifted = _categorical_score(ref, cur, thresholds, effective)
     ref_share, cur_share = ref / n_ref, cur / n_cur
     score = psi(ref_share, cur_share)
     return ColumnDrift(
@@ -461,6 +782,7 @@ def categorical_drift(
         n_reference=n_ref, n_current=n_cur, missing_reference=ref_missing,
         missing_current=cur_missing,
         histogram=Histogram(names, ref_share.round(6).tolist(), cur_share.round(6).tolist()),
+        **_cluster_fields(n_ref, n_cur, design),
     )
 
 
@@ -479,43 +801,85 @@ def column_kind(values: pd.Series) -> Kind | None:
 
 def column_drift(
     reference: pd.Series, current: pd.Series, thresholds: DriftThresholds,
-    column: str | None = None,
+    column: str | None = None, design: DesignEffect | None = None,
 ) -> ColumnDrift:
-    """Drift of one column; also prediction drift (``yhat``) and target drift (``y``)."""
+    """Drift of one column; also prediction drift (``yhat``) and target drift (``y``).
+
+    Drifted at the raw p-value; ``design`` (from :func:`dataset_drift`) gives the
+    effective sample sizes of clustered rows.
+    """
     name = column if column is not None else str(reference.name)
     kind = column_kind(reference)
     if kind != column_kind(current) or kind is None:
         raise ValueError(f"column {name!r}: cannot compare {reference.dtype} with {current.dtype}")
     measure = numeric_drift if kind == "numeric" else categorical_drift
-    return measure(name, reference, current, thresholds)
+    return measure(name, reference, current, thresholds, design)
+
+
+def _skip_reason(reference: pd.Series, current: pd.Series) -> str | None:
+    """Why a column is not compared (dates, type changed), None when it is."""
+    kind, other = column_kind(reference), column_kind(current)
+    if kind is not None and kind == other:
+        return None
+    what = "dates" if kind is None and other is None else "type changed"
+    return f"{what}: {reference.dtype} vs {current.dtype}"
 
 
 def dataset_drift(
     reference: pd.DataFrame, current: pd.DataFrame, thresholds: DriftThresholds,
-    columns: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None, cluster: str | None = "series_id",
+    time_cluster: str | None = "ds",
 ) -> DatasetDrift:
     """Drift of every common (or listed) column, and whether the data set drifted.
 
     Date columns and columns whose type differs between the frames are skipped, with
-    the reason in ``skipped``.
+    the reason in ``skipped``. The columns' p-values are controlled together
+    (Benjamini–Hochberg at ``p_value``); when both frames have the ``cluster`` (series) or
+    ``time_cluster`` (period) column, rows sharing a series or a period give effective
+    sample sizes, the smaller of the two per sample (None, or a column either frame
+    lacks: that clustering is not used; neither: rows count as independent).
     """
     names = list(columns) if columns is not None else [
         c for c in reference.columns if c in current.columns
     ]
+    series = series_groups(reference, current, cluster)
+    time = series_groups(reference, current, time_cluster)
     results: list[ColumnDrift] = []
     skipped: dict[str, str] = {}
     for name in names:
-        kind, other = column_kind(reference[name]), column_kind(current[name])
-        if kind is None or kind != other:
-            what = "dates" if kind is None and other is None else "type changed"
-            skipped[str(name)] = f"{what}: {reference[name].dtype} vs {current[name].dtype}"
+        reason = _skip_reason(reference[name], current[name])
+        if reason is not None:
+            skipped[str(name)] = reason
             continue
-        results.append(column_drift(reference[name], current[name], thresholds, str(name)))
-    return summarise_drift(results, thresholds.drift_share, skipped)
+        design = None if series is None and time is None else design_effect(
+            reference[name], current[name], series, time)
+        results.append(column_drift(reference[name], current[name], thresholds, str(name), design))
+    return summarise_drift(
+        control_false_discoveries(results, thresholds), thresholds.drift_share, skipped,
+        multiple_testing=BENJAMINI_HOCHBERG, cluster=None if series is None else cluster,
+        time_cluster=None if time is None else time_cluster,
+    )
+
+
+def control_false_discoveries(
+    columns: Sequence[ColumnDrift], thresholds: DriftThresholds,
+) -> list[ColumnDrift]:
+    """Re-decide each column under Benjamini–Hochberg at q = ``p_value``: drifted when the
+    adjusted p-value is <= q and, on the distance path, the distance is above its threshold."""
+    adjusted = bh_adjusted([c.p_value for c in columns])
+    rejected = benjamini_hochberg([c.p_value for c in columns], thresholds.p_value)
+    return [
+        replace(c, p_adjusted=None if math.isnan(a) else float(a), drifted=bool(
+            hit and (c.method in TESTS or c.statistic > thresholds.distance_threshold)
+        ))
+        for c, a, hit in zip(columns, adjusted, rejected, strict=True)
+    ]
 
 
 def summarise_drift(
     columns: list[ColumnDrift], drift_share: float, skipped: dict[str, str] | None = None,
+    multiple_testing: str = "none", cluster: str | None = None,
+    time_cluster: str | None = None,
 ) -> DatasetDrift:
     """Dataset drift: share of drifted columns >= ``drift_share``."""
     n_drifted = sum(c.drifted for c in columns)
@@ -524,4 +888,5 @@ def summarise_drift(
         columns=columns, n_drifted=n_drifted, share=share, drift_share=drift_share,
         dataset_drifted=bool(columns) and share >= drift_share, skipped=skipped or {},
         type_changed=[k for k, v in (skipped or {}).items() if v.startswith("type changed")],
+        multiple_testing=multiple_testing, cluster=cluster, time_cluster=time_cluster,
     )

@@ -1,5 +1,6 @@
 """Data drift: every statistic against scipy or a hand-computed case, false alarms on
-stable data, and shifted columns flagged."""
+stable data, and shifted columns flagged; Benjamini–Hochberg across columns and effective
+sample sizes of rows clustered in series and in periods."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ from serving.monitoring.drift import (
     MISSING_LABEL,
     OTHER_LABEL,
     DriftThresholds,
+    benjamini_hochberg,
+    bh_adjusted,
     categorical_drift,
     category_counts,
     chi2_homogeneity,
     chi2_sf,
     column_drift,
     dataset_drift,
+    frame_iccs,
+    intraclass_correlation,
     jensen_shannon,
     kolmogorov_sf,
     ks_pvalue,
@@ -30,6 +35,7 @@ from serving.monitoring.drift import (
     numeric_drift,
     numeric_psi,
     psi,
+    shared_variance,
     wasserstein_sorted,
 )
 
@@ -297,3 +303,306 @@ def test_thresholds_come_from_a_mapping_and_are_validated() -> None:
     assert thresholds.psi_threshold == 0.2
     with pytest.raises(ValueError, match="p_value"):
         DriftThresholds(p_value=1.5)
+
+
+# --- many columns: Benjamini–Hochberg ----------------------------------------------------
+
+
+def _brute_force_adjusted(p_values: list[float]) -> list[float]:
+    """min over j >= i of p_(j) n / j (capped at 1), straight from the definition."""
+    ranked = sorted(p_values)
+    n = len(ranked)
+    by_rank = [min(1.0, min(ranked[j] * n / (j + 1) for j in range(i, n))) for i in range(n)]
+    return [by_rank[ranked.index(p)] for p in p_values]
+
+
+@pytest.mark.parametrize(("p_values", "rejected"), [
+    # thresholds i q / n = .0125 .025 .0375 .05: only p_(1) = .01 is under its own
+    ([0.01, 0.04, 0.03, 0.2], [True, False, False, False]),
+    # p_(3) = .035 <= .0375, so the step-up also rejects p_(2) = .03 > .025
+    ([0.012, 0.03, 0.035, 0.5], [True, True, True, False]),
+    ([0.2, 0.3, 0.9], [False, False, False]),
+])
+def test_benjamini_hochberg_on_hand_worked_cases(
+    p_values: list[float], rejected: list[bool],
+) -> None:
+    assert benjamini_hochberg(p_values, 0.05).tolist() == rejected
+    assert bh_adjusted(p_values) == pytest.approx(_brute_force_adjusted(p_values), rel=1e-12)
+
+
+def test_adjusted_p_values_match_the_definition_on_random_p_values() -> None:
+    p_values = np.random.default_rng(4).uniform(0, 0.2, 40).tolist()
+    adjusted = bh_adjusted(p_values)
+    assert adjusted == pytest.approx(_brute_force_adjusted(p_values), rel=1e-12)
+    assert benjamini_hochberg(p_values, 0.1).tolist() == (adjusted <= 0.1).tolist()
+
+
+def test_missing_p_values_are_never_rejected_and_not_counted() -> None:
+    adjusted = bh_adjusted([0.01, None, math.nan, 0.02])
+    assert adjusted[[0, 3]] == pytest.approx([0.02, 0.02])  # n = 2, not 4
+    assert np.isnan(adjusted[[1, 2]]).all()
+    assert benjamini_hochberg([0.01, None, math.nan, 0.02], 0.05).tolist() == [
+        True, False, False, True]
+    assert bh_adjusted([]).size == 0
+
+
+def _noise(n: int, seed: int, columns: int = 30, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{i:02d}": rng.normal(0.0, 1.0, n) for i in range(columns)})
+    return frame.assign(moved=rng.normal(shift, 1.0, n))
+
+
+@pytest.mark.parametrize("large_sample", [5000, 1000])  # KS tests, distances + guard
+def test_thirty_stable_columns_rarely_raise_any_alarm(large_sample: int) -> None:
+    thresholds = DriftThresholds(large_sample=large_sample)
+    any_alarm, any_raw, moved = 0, 0, 0
+    for seed in range(20):
+        drift = dataset_drift(_noise(2000, 2 * seed), _noise(960, 2 * seed + 1, shift=0.5),
+                              thresholds)
+        stable = [c for c in drift.columns if c.column != "moved"]
+        any_alarm += any(c.drifted for c in stable)
+        any_raw += any(c.p_value < thresholds.p_value for c in stable)
+        moved += "moved" in drift.drifted_columns
+        assert all(c.p_adjusted >= c.p_value for c in drift.columns)
+    assert any_alarm / 20 <= 0.1
+    assert any_raw / 20 >= 0.4  # one test per column at 0.05: an alarm in about half the runs
+    assert moved == 20  # a 0.5 sd shift is still flagged every time
+    assert drift.multiple_testing == "benjamini-hochberg" and drift.cluster is None
+
+
+def test_a_single_column_keeps_its_raw_p_value() -> None:
+    a, b = _samples("normal", 300, 1), _samples("normal", 400, 2, shift=0.2)
+    single = column_drift(pd.Series(a), pd.Series(b), THRESHOLDS, "x")
+    frame = dataset_drift(pd.DataFrame({"x": a}), pd.DataFrame({"x": b}), THRESHOLDS)
+    assert single.p_adjusted is None and single.icc is None
+    assert frame.columns[0].p_value == frame.columns[0].p_adjusted == single.p_value
+
+
+# --- rows clustered in series: effective sample sizes -------------------------------------
+
+
+def test_intraclass_correlation_on_a_hand_worked_case() -> None:
+    # means 2 and 5 around 3.5: MSB = 3 (1.5^2 + 1.5^2) / 1 = 13.5; MSW = 4 / 4 = 1; n0 = 3
+    values, groups = np.array([1.0, 2, 3, 4, 5, 6]), np.array([0, 0, 0, 1, 1, 1])
+    assert intraclass_correlation(values, groups) == pytest.approx(12.5 / 15.5)
+    assert intraclass_correlation(np.array([1.0, 2, 1, 2]), np.array([0, 0, 1, 1])) == 0.0
+    assert intraclass_correlation(np.full(6, 3.0), groups) == 0.0  # constant
+    assert intraclass_correlation(values, np.arange(6)) == 0.0  # one value per series
+    assert intraclass_correlation(values, np.zeros(6)) == 0.0  # one series
+
+
+SERIES, WEEKS = 120, 8
+
+
+def _clustered(seed: int, columns: int, shift: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current of the same 120 series x 8 weeks and the same process: a fixed
+    effect per series (shared), a per-series deviation persistent over each 8-week window
+    (redrawn for each frame) and weekly noise; ``shift`` moves every current value."""
+    rng = np.random.default_rng(seed)
+    series = np.repeat([f"S{s:03d}" for s in range(SERIES)], WEEKS)
+    fixed = rng.normal(0.0, 1.0, (columns, SERIES))
+
+    def frame(offset: float) -> pd.DataFrame:
+        window = rng.normal(0.0, 1.0, (columns, SERIES))
+        values = np.repeat(fixed + window, WEEKS, axis=1) + rng.normal(0, 0.3, (columns,
+                                                                                SERIES * WEEKS))
+        return pd.DataFrame({f"share_{i}": values[i] + offset for i in range(columns)}
+                            ).assign(series_id=series)
+
+    return frame(0.0), frame(shift)
+
+
+def _clustered_alarms(cluster: str | None, shift: float = 0.0) -> int:
+    names = [f"share_{i}" for i in range(5)]
+    alarms = 0
+    for seed in range(20):
+        reference, current = _clustered(seed, len(names), shift)
+        alarms += dataset_drift(reference, current, THRESHOLDS, names, cluster).n_drifted
+    return alarms
+
+
+def test_clustered_rows_raise_far_fewer_false_alarms_with_effective_sizes() -> None:
+    without, with_sizes = _clustered_alarms(None), _clustered_alarms("series_id")
+    assert without >= 20  # 960 rows counted as independent: many of 100 columns flagged
+    assert with_sizes <= 0.05 * 100
+    assert with_sizes * 4 <= without
+
+
+def test_a_large_shift_of_clustered_rows_is_still_flagged() -> None:
+    assert _clustered_alarms("series_id", shift=1.5) >= 90  # of 100 columns
+
+
+def _without_shared_series_level(frame: pd.DataFrame, shared: float) -> float:
+    """The frame's ICC minus the share of its variance the series level shared with the
+    other frame takes (same series in both frames)."""
+    icc = intraclass_correlation(frame["share_0"].to_numpy(), frame["series_id"].to_numpy())
+    return max(0.0, icc - shared / frame["share_0"].var())
+
+
+def test_effective_sizes_follow_each_frames_own_intra_series_correlation() -> None:
+    reference, current = _clustered(1, 1)
+    column = dataset_drift(reference, current, THRESHOLDS, ["share_0"]).columns[0]
+    means = pd.DataFrame({"r": reference.groupby("series_id")["share_0"].mean(),
+                          "c": current.groupby("series_id")["share_0"].mean()})
+    shared = means["r"].cov(means["c"])  # the fixed series level (variance 1)
+    assert 0.6 < shared < 1.4
+    icc_r, icc_c = (_without_shared_series_level(f, shared) for f in (reference, current))
+    assert min(icc_r, icc_c) > 0.3 and max(icc_r, icc_c) < 0.7  # window deviation: 1 / 2.09
+    assert column.icc == pytest.approx(max(icc_r, icc_c))
+    n_eff = (960 / (1 + (WEEKS - 1) * icc_r), 960 / (1 + (WEEKS - 1) * icc_c))
+    assert (column.n_effective_reference, column.n_effective_current) == pytest.approx(n_eff)
+    assert (column.bound_reference, column.bound_current) == ("series", "series")
+    statistic = stats.ks_2samp(reference["share_0"], current["share_0"]).statistic
+    scale = math.sqrt(n_eff[0] * n_eff[1] / sum(n_eff))
+    assert column.method == "ks"
+    assert column.p_value == pytest.approx(stats.kstwobign.sf(scale * statistic), rel=1e-4)
+
+
+def test_frame_iccs_remove_only_what_the_frames_share() -> None:
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(200), 8)
+    half_levels = rng.normal(0.0, 1.0, 100)
+    half_levels -= half_levels.mean()  # both halves of the series: the same level variance
+    level = np.repeat(np.concatenate([half_levels, rng.permutation(half_levels)]), 8)
+    reference, current = level + rng.normal(0, 0.1, 1600), level + rng.normal(0, 0.1, 1600)
+    assert intraclass_correlation(reference, groups) > 0.95
+    assert shared_variance(reference, groups, current, groups) == pytest.approx(
+        half_levels.var(ddof=1), rel=0.05)  # the variance of the level
+    assert frame_iccs(reference, groups, current, groups) == pytest.approx((0.0, 0.0), abs=0.03)
+    other = groups + 200  # other series: nothing shared, each frame's own ICC
+    assert shared_variance(reference, groups, current, other) == 0.0
+    assert frame_iccs(reference, groups, current, other) == (
+        intraclass_correlation(reference, groups), intraclass_correlation(current, other))
+    half = np.where(groups < 100, groups, groups + 200)  # half the series in both frames
+    expected = (intraclass_correlation(reference, groups) / 2,
+                intraclass_correlation(current, half) / 2)  # half the level cancels
+    assert frame_iccs(reference, groups, current, half) == pytest.approx(expected, abs=0.05)
+
+
+def test_clustered_categories_test_counts_scaled_to_the_effective_sizes() -> None:
+    rng = np.random.default_rng(8)
+    series = np.repeat([f"S{s}" for s in range(80)], 10)
+    segment = np.repeat(rng.choice(["a", "b", "c"], 80), 10)  # one segment per series
+    segment = np.where(rng.uniform(size=800) < 0.1, "a", segment)
+    reference = pd.DataFrame({"series_id": series[:400], "segment": segment[:400]})
+    current = pd.DataFrame({"series_id": series[400:], "segment": segment[400:]})  # new series
+    column = dataset_drift(reference, current, THRESHOLDS, ["segment"]).columns[0]
+    ref = reference["segment"].value_counts().reindex(["a", "b", "c"]).to_numpy()
+    cur = current["segment"].value_counts().reindex(["a", "b", "c"]).to_numpy()
+    table = np.vstack([ref * column.n_effective_reference / 400,
+                       cur * column.n_effective_current / 400])
+    expected = stats.chi2_contingency(table, correction=False)
+    assert column.method == "chi2" and column.icc > 0.5
+    assert column.p_value == pytest.approx(expected.pvalue)
+    naive = dataset_drift(reference, current, THRESHOLDS, ["segment"], cluster=None)
+    assert naive.columns[0].p_value < column.p_value
+
+
+def test_a_segment_both_frames_share_per_series_is_corrected_far_less() -> None:
+    rng = np.random.default_rng(8)
+    series = np.repeat([f"S{s}" for s in range(40)], 10)
+    segment = np.repeat(rng.choice(["a", "b", "c"], 40), 10)  # the same series, same segment
+    reference = pd.DataFrame({"series_id": series, "segment": segment})
+    current = reference.assign(segment=np.where(rng.uniform(size=400) < 0.25, "a", segment))
+    same = dataset_drift(reference, current, THRESHOLDS, ["segment"]).columns[0]
+    renamed = current.assign(series_id=current["series_id"] + "-new")
+    new = dataset_drift(reference, renamed, THRESHOLDS, ["segment"]).columns[0]
+    assert new.n_effective_reference == pytest.approx(40.0)  # ICC 1: one value per series
+    assert same.n_effective_reference > 3 * 40 and same.n_effective_current == 400
+    assert same.drifted and not new.drifted  # the change is per row, the segments shared
+
+
+def _shared_level(seed: int, shift: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """120 series x 8 weeks in both frames: a fixed series level (sd 1) in both, a deviation
+    per series and frame (sd 0.5) and weekly noise (sd 0.5); ``shift`` in total sds."""
+    rng = np.random.default_rng(seed)
+    level = rng.normal(0.0, 1.0, SERIES)
+    series = np.repeat([f"S{s:03d}" for s in range(SERIES)], WEEKS)
+
+    def frame(offset: float) -> pd.DataFrame:
+        window = np.repeat(level + rng.normal(0.0, 0.5, SERIES), WEEKS)
+        values = window + rng.normal(0.0, 0.5, SERIES * WEEKS) + offset * math.sqrt(1.5)
+        return pd.DataFrame({"x": values, "series_id": series})
+
+    return frame(0.0), frame(shift)
+
+
+def _shared_level_alarms(shift: float, cluster: str | None = "series_id") -> int:
+    return sum(dataset_drift(*_shared_level(seed, shift), THRESHOLDS, ["x"], cluster).n_drifted
+               for seed in range(20))
+
+
+def test_a_small_shift_of_series_with_a_shared_level_is_still_detected() -> None:
+    # the pooled (or per-frame) ICC counted the shared level: 0.3 sd found in about 1 of 3
+    assert _shared_level_alarms(0.3) >= 16
+    assert _shared_level_alarms(0.3, cluster=None) >= 16
+    assert _shared_level_alarms(0.0) <= 2  # no change: still at most 10 % false alarms
+    assert _shared_level_alarms(0.0, cluster=None) > _shared_level_alarms(0.0)
+
+
+def _periods(rng: np.random.Generator, weeks: int, start: str, shift: float) -> pd.DataFrame:
+    """120 series x ``weeks``: ``promo`` one value per week for every series, ``price_ratio``
+    a chain-wide weekly value plus a little per row; ``shift`` moves both."""
+    common = rng.normal(shift, 1.0, (2, weeks))
+    return pd.DataFrame({
+        "series_id": np.repeat([f"S{s:03d}" for s in range(SERIES)], weeks),
+        "ds": np.tile(pd.date_range(start, periods=weeks, freq="7D"), SERIES),
+        "promo": np.tile(common[0], SERIES),
+        "price_ratio": np.tile(common[1], SERIES) + rng.normal(0.0, 0.3, SERIES * weeks),
+    })
+
+
+def _period_alarms(time_cluster: str | None, shift: float = 0.0) -> tuple[int, list[str]]:
+    """Seeds (of 20) with any alarm, 40 reference weeks vs 8 current; the last seed's bounds."""
+    alarms, bounds = 0, []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        reference = _periods(rng, 40, "2023-01-02", 0.0)
+        current = _periods(rng, WEEKS, "2023-10-09", shift)
+        drift = dataset_drift(reference, current, THRESHOLDS, ["promo", "price_ratio"],
+                              time_cluster=time_cluster)
+        alarms += drift.n_drifted > 0
+        bounds = [f"{c.bound_reference}/{c.bound_current}" for c in drift.columns]
+    return alarms, bounds
+
+
+def test_inputs_shared_within_a_period_count_as_few_draws() -> None:
+    with_time, bounds = _period_alarms("ds")
+    without, _ = _period_alarms(None)
+    assert with_time <= 2  # at most 10 % of the seeds
+    assert without >= 15  # 960 rows as 960 draws: nearly every seed
+    assert bounds == ["time/time", "time/time"]
+
+
+def test_a_large_shift_of_a_per_period_input_is_still_flagged() -> None:
+    assert _period_alarms("ds", shift=2.5)[0] >= 16
+
+
+def test_effective_sizes_are_the_smaller_of_the_two_clusterings() -> None:
+    rng = np.random.default_rng(3)
+    reference = _periods(rng, 40, "2023-01-02", 0.0)
+    current = _periods(rng, WEEKS, "2023-10-09", 0.0)
+    level = np.repeat(rng.normal(0.0, 1.0, SERIES), WEEKS)  # series only, redrawn per frame
+    reference["store"] = np.repeat(rng.normal(0.0, 1.0, SERIES), 40) + rng.normal(0, 0.1, 4800)
+    current["store"] = level + rng.normal(0.0, 0.1, SERIES * WEEKS)
+    drift = dataset_drift(reference, current, THRESHOLDS, ["promo", "store"])
+    promo, store = drift.columns
+    assert (drift.cluster, drift.time_cluster) == ("series_id", "ds")
+    assert promo.icc_time == pytest.approx(1.0) and promo.icc == 0.0
+    assert (promo.n_effective_reference, promo.n_effective_current) == pytest.approx((40, 8))
+    assert store.icc > 0.7 and store.icc_time < 0.05  # chance covariance of the levels: < 1
+    assert (store.bound_reference, store.bound_current) == ("series", "series")
+    assert store.n_effective_current == pytest.approx(960 / (1 + 7 * store.icc), rel=0.02)
+
+
+def test_frames_without_the_cluster_column_count_rows_as_independent() -> None:
+    reference, current = _clustered(2, 2)
+    for drift in (dataset_drift(reference.drop(columns="series_id"), current, THRESHOLDS),
+                  dataset_drift(reference, current, THRESHOLDS, cluster=None)):
+        assert drift.cluster is None and drift.time_cluster is None  # neither frame has ds
+        assert all(c.icc is None and c.n_effective_current is None for c in drift.columns)
+    assert dataset_drift(reference, current, THRESHOLDS).cluster == "series_id"
+    timed = dataset_drift(reference.assign(ds=1), current.assign(ds=2), THRESHOLDS,
+                          cluster=None, time_cluster="ds")
+    assert timed.time_cluster == "ds"
+    assert all(c.icc_time == 0.0 and c.bound_current is None for c in timed.columns)
