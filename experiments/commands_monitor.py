@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from experiments.settings import Settings
     from experiments.spec import ExperimentSpec
     from serving.monitoring.drift import DriftThresholds
+    from serving.monitoring.service import Periods
     from serving.monitoring.verdict import MonitorResult
 
 log = logging.getLogger(__name__)
@@ -207,8 +208,12 @@ def print_summary(result: MonitorResult, paths: tuple[Path, Path | None]) -> Non
     from serving.monitoring.verdict import describe_score
 
     typer.echo(f"verdict    {result.verdict.status}")
+    if result.verdict.decided_by:
+        typer.echo(f"decided by {result.verdict.decided_by}")
     for reason in result.verdict.reasons:
         typer.echo(f"reason     {reason}")
+    for cause in result.verdict.explanations:
+        typer.echo(f"cause      {cause}")
     columns = [*(result.drift.columns if result.drift else []),
                *(c for c in (result.prediction_drift, result.target_drift) if c is not None)]
     for column in (c for c in columns if c.drifted):
@@ -245,6 +250,14 @@ def monitor(
         typer.Option(min=1, help="With --spec: the forecast lag of the month / quarter review "
                      "(default: the spec's monitoring.review_lag)."),
     ] = None,
+    first: Annotated[
+        str | None, typer.Option("--from", help="With --spec: only the forecasts of periods "
+                                 "from this date (YYYY-MM-DD) on.")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="With --spec: only the forecasts of periods "
+                                 "up to this date (YYYY-MM-DD).")
+    ] = None,
     retrain: Annotated[
         bool, typer.Option("--retrain", help="With --spec: train when the verdict is retrain.")
     ] = False,
@@ -279,14 +292,16 @@ def monitor(
     """ok / watch / retrain (exit 0 / 0 / 3; errors exit 1), in one of two forms.
 
     --spec FILE: the served champion's logged predictions and actuals of the last
-    --window vs its training sample and backtest; reports into --out and MLflow;
+    --window (and of the periods --from .. --to) vs its training sample and backtest;
+    accuracy against the backtest's promise decides, drift explains; reports into --out
+    and MLflow;
     --retrain trains when the verdict is retrain (the exit code stays 3: it reports the
     verdict). --reference/--current FILE: compare two data files column by column.
     """
     if spec is not None:
         if reference is not None or current is not None:
             _fail("use either --spec or --reference/--current, not both")
-        monitor_spec(spec, window, out, retrain, review_lag)
+        monitor_spec(spec, window, out, retrain, review_lag, parse_periods(first, last))
         return
     if reference is None or current is None:
         _fail("give --spec FILE, or both --reference FILE and --current FILE")
@@ -324,8 +339,26 @@ def monitor_files(
     raise typer.Exit(code=exit_code(result))
 
 
+def parse_periods(first: str | None, last: str | None) -> Periods:
+    """``--from`` / ``--to`` as timestamps; a date that is not YYYY-MM-DD fails (exit 1)."""
+    import pandas as pd
+
+    def parse(text: str | None, option: str) -> pd.Timestamp | None:
+        if text is None:
+            return None
+        try:
+            return pd.Timestamp(date.fromisoformat(text))
+        except ValueError:
+            _fail(f"{option} {text!r} is not a date (YYYY-MM-DD)")
+
+    periods = parse(first, "--from"), parse(last, "--to")
+    if periods[0] is not None and periods[1] is not None and periods[0] > periods[1]:
+        _fail(f"--from {first} is after --to {last}")
+    return periods
+
+
 def monitor_spec(spec_path: Path, window: str | None, out: Path | None, retrain: bool,
-                 review_lag: int | None = None) -> None:
+                 review_lag: int | None = None, periods: Periods = (None, None)) -> None:
     """The store-backed form (see :mod:`experiments.monitoring_job`), then exit 0 / 3 / 1."""
     from experiments.cli_support import fail_cleanly
     from experiments.settings import Settings
@@ -333,7 +366,8 @@ def monitor_spec(spec_path: Path, window: str | None, out: Path | None, retrain:
 
     with fail_cleanly():
         spec, settings = load_spec(spec_path), Settings()
-    outcome = _run_or_fail(lambda: _monitor_and_print(spec, settings, window, out, review_lag))
+    outcome = _run_or_fail(lambda: _monitor_and_print(spec, settings, window, out, review_lag,
+                                                       periods))
     if retrain and outcome.verdict == "retrain":
         _run_or_fail(lambda: _retrain(spec, settings, outcome.model_version))
     elif retrain:
@@ -360,10 +394,12 @@ def _run_or_fail(step: Callable[[], T]) -> T:
 
 
 def _monitor_and_print(spec: ExperimentSpec, settings: Settings, window: str | None,
-                       out: Path | None, review_lag: int | None = None) -> MonitoringOutcome:
+                       out: Path | None, review_lag: int | None = None,
+                       periods: Periods = (None, None)) -> MonitoringOutcome:
     from experiments.monitoring_job import run_monitoring
 
-    outcome = run_monitoring(spec, settings, window=window, out=out, review_lag=review_lag)
+    outcome = run_monitoring(spec, settings, window=window, out=out, review_lag=review_lag,
+                             periods=periods)
     typer.echo(f"model      {outcome.model_name} v{outcome.model_version}")
     if outcome.result.lag_accuracy is not None:
         typer.echo(f"by lag     {outcome.result.lag_accuracy.summary}")

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     from experiments.training_job import TrainingOutcome
     from serving.monitoring.lag import LagOptions
+    from serving.monitoring.promise import Promise
+    from serving.monitoring.service import Periods
     from serving.monitoring.verdict import MonitorResult
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class ServedChampion:
     version: str
     metadata: dict[str, Any]
     reference: pd.DataFrame
+    promise: Promise | None = None
 
     @property
     def expected(self) -> dict[str, float]:
@@ -102,6 +105,14 @@ class MonitoringOutcome:
         return list(self.result.verdict.reasons)
 
     @property
+    def explanations(self) -> list[str]:
+        return list(self.result.verdict.explanations)
+
+    @property
+    def decided_by(self) -> str:
+        return self.result.verdict.decided_by
+
+    @property
     def drifted_features(self) -> list[str]:
         return self.result.drift.drifted_columns if self.result.drift is not None else []
 
@@ -125,15 +136,41 @@ def load_champion(spec: ExperimentSpec, settings: Settings) -> ServedChampion:
 
     name, alias = spec.registered_model_name, settings.model_alias
     with tracking(settings.tracking_uri, settings.registry_uri):
+        client = client_for(settings.tracking_uri, settings.registry_uri)
         try:
-            version = client_for(settings.tracking_uri, settings.registry_uri) \
-                .get_model_version_by_alias(name, alias).version
+            found = client.get_model_version_by_alias(name, alias)
         except MlflowException:
             raise MonitoringError(f"no model at models:/{name}@{alias} to monitor; train one "
                                   "first (salescast train --spec ...)") from None
+        version = found.version
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+        promise = load_promise(client, found.run_id)
     log.info("monitoring %s v%s (%s)", name, version, model.metadata.get("family", "?"))
-    return ServedChampion(name, str(version), dict(model.metadata), model.reference_sample())
+    return ServedChampion(name, str(version), dict(model.metadata), model.reference_sample(),
+                          promise)
+
+
+PROMISE_ARTIFACT = "backtest/predictions.parquet"
+
+
+def load_promise(client: Any, run_id: str | None) -> Promise | None:
+    """The version's backtest rows and per-window metrics from its MLflow run (None, with a
+    warning, when the run or its ``backtest/predictions.parquet`` cannot be read)."""
+    import mlflow
+    import pandas as pd
+
+    from serving.monitoring.promise import Promise
+
+    if not run_id:
+        return None
+    try:
+        metrics = client.get_run(run_id).data.metrics
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PROMISE_ARTIFACT)
+        return Promise.from_run(pd.read_parquet(path), metrics)
+    except Exception as exc:  # an old or moved run: judge against the metrics alone
+        log.warning("no backtest rows for run %s (%s): accuracy is judged against the "
+                    "promised metrics without their noise", run_id, exc)
+        return None
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -200,9 +237,11 @@ def log_monitoring_run(spec: ExperimentSpec, settings: Settings, outcome_parts: 
 
 def run_monitoring(spec: ExperimentSpec, settings: Settings, window: str | None = None,
                    out: Path | None = None, now: datetime | None = None,
-                   review_lag: int | None = None) -> MonitoringOutcome:
+                   review_lag: int | None = None,
+                   periods: Periods = (None, None)) -> MonitoringOutcome:
     """Monitor the spec's champion over ``window`` (default: the spec's) and report it;
-    the review by lag is at ``review_lag`` (default: the spec's ``monitoring.review_lag``)."""
+    the review by lag is at ``review_lag`` (default: the spec's ``monitoring.review_lag``);
+    ``periods`` (first, last ``ds``) keeps only the forecasts of those periods."""
     from serving.monitoring.drift import DriftThresholds
     from serving.monitoring.service import monitor_store, parse_window
     from serving.store import PredictionStore
@@ -220,7 +259,8 @@ def run_monitoring(spec: ExperimentSpec, settings: Settings, window: str | None 
         result = monitor_store(store, champion.reference, champion.expected, thresholds, span,
                                now=now, keys=champion.metadata.get("keys", []),
                                series_attributes=champion.series_attributes,
-                               model_version=champion.version, lag=lag)
+                               model_version=champion.version, lag=lag, periods=periods,
+                               promise=champion.promise)
     finally:
         store.dispose()
     paths = write_reports(result, out or settings.reports_dir, now or datetime.now(UTC))

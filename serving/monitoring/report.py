@@ -259,7 +259,13 @@ def drift_section(drift: DatasetDrift, extra: Sequence[ColumnDrift]) -> str:
     share = f"{drift.n_drifted} of {len(drift.columns)} features drifted (share {drift.share:.2f}; "
     share += f"dataset drift at {drift.drift_share:.2f}): "
     share += "dataset drift" if drift.dataset_drifted else "no dataset drift"
-    parts = ["<h2>Data drift</h2>", f"<p>{html.escape(share)}</p>", _drift_table(drift.columns)]
+    parts = ["<h2>Data drift</h2>", f"<p>{html.escape(share)}</p>"]
+    if drift.multiple_testing != "none":
+        control = f"p-values controlled across columns by {drift.multiple_testing}"
+        control += (f"; rows of one {drift.cluster} (and of one period) count as fewer "
+                    "independent values" if drift.cluster else "")
+        parts.append(f'<p class="note">{html.escape(control)}.</p>')
+    parts.append(_drift_table(drift.columns))
     if drift.skipped:
         skipped = "; ".join(f"{k} ({v})" for k, v in drift.skipped.items())
         parts.append(f'<p class="note">Not compared: {html.escape(skipped)}</p>')
@@ -392,9 +398,23 @@ def lag_section(lag: LagAccuracy) -> str:
 def _header(result: MonitorResult) -> str:
     verdict = result.verdict
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in verdict.reasons)
+    decided = (f'<p class="decided"><b>Decided by:</b> {html.escape(verdict.decided_by)}</p>'
+               if verdict.decided_by else "")
+    causes = "".join(f"<li>{html.escape(r)}</li>" for r in verdict.explanations)
+    explained = f"<p><b>Explained by:</b></p><ul>{causes}</ul>" if causes else ""
     context = html_table([], [[k, v] for k, v in result.context.items()])
     return (f'<div class="verdict {verdict.status}"><div class="status">{verdict.status}</div>'
-            f"<ul>{reasons}</ul></div>{context}")
+            f"{decided}<ul>{reasons}</ul>{explained}</div>{context}")
+
+
+def history_section(drift: DatasetDrift) -> str:
+    """The whole-history view: the same inputs against every training period (not judged)."""
+    note = ("The same logged inputs against the whole training sample, raw values. A "
+            "growing, seasonal business differs from its multi-year history every month, "
+            "so this view is shown but never judged.")
+    return "\n".join(["<h2>Whole-history view (not judged)</h2>", f'<p class="note">{note}</p>',
+                      f"<p>{drift.n_drifted} of {len(drift.columns)} features differ.</p>",
+                      _drift_table(drift.columns)])
 
 
 def render_html(result: MonitorResult) -> str:
@@ -403,6 +423,8 @@ def render_html(result: MonitorResult) -> str:
     extra = [c for c in (result.prediction_drift, result.target_drift) if c is not None]
     if result.drift is not None:
         body.append(drift_section(result.drift, extra))
+    if result.history_drift is not None:
+        body.append(history_section(result.history_drift))
     if result.accuracy is not None:
         body.append(accuracy_section(result.accuracy))
     if result.lag_accuracy is not None:

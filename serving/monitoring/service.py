@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -42,6 +42,8 @@ from serving.monitoring.accuracy import AccuracyReport, evaluate_accuracy
 from serving.monitoring.drift import ColumnDrift, DatasetDrift, DriftThresholds, column_drift
 from serving.monitoring.drift import dataset_drift as compare_columns
 from serving.monitoring.lag import LagAccuracy, LagOptions, lag_accuracy
+from serving.monitoring.matched import level_column, level_relative, matched_reference
+from serving.monitoring.promise import Promise
 from serving.monitoring.verdict import MonitorResult, VerdictRule, build_result
 from serving.store import PredictionStore
 
@@ -63,6 +65,15 @@ def describe_window(window: timedelta) -> str:
         days = int(window.total_seconds() // 86400)
         return f"{days} day{'s' if days != 1 else ''}"
     return f"{window.total_seconds() / 3600:g} hours"
+
+
+def describe_periods(periods: Periods) -> str:
+    """`` for periods 2024-09-09 .. 2024-10-28`` (empty when unbounded)."""
+    first, last = periods
+    if first is None and last is None:
+        return ""
+    shown = [f"{p:%Y-%m-%d}" if p is not None else "..." for p in (first, last)]
+    return f" for periods {shown[0]} .. {shown[1]}"
 
 
 def parse_window(text: str) -> timedelta:
@@ -122,16 +133,36 @@ def with_keys(frame: pd.DataFrame, keys: Sequence[str],
     return frame
 
 
+@dataclass(frozen=True)
+class FeatureDrift:
+    """The judged view (window-matched reference, level-relative target features) and the
+    whole-history view of the same logged inputs; the calendar columns left out."""
+
+    matched: DatasetDrift | None
+    history: DatasetDrift | None
+    calendar: list[str]
+    reference: str = ""  # which reference rows the matched view used, in words
+    level: str | None = None  # the column target-derived features were divided by
+
+
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame,
-                  thresholds: DriftThresholds) -> tuple[DatasetDrift | None, list[str]]:
-    """Drift of the logged model inputs vs the reference; also the calendar columns left out."""
+                  thresholds: DriftThresholds) -> FeatureDrift:
+    """Drift of the logged model inputs: against the reference rows of comparable periods
+    (the last periods before the origin and the same season a year earlier) with lags and
+    rolling statistics relative to each row's level, and against the whole history."""
     common = [c for c in reference.columns if c in current.columns and c not in NOT_FEATURES]
     calendar = calendar_columns(reference, common)
     compared = [c for c in common if c not in calendar]
     if current.empty or not compared:
-        return None, calendar
+        return FeatureDrift(None, None, calendar)
     rows = current.drop_duplicates(["series_id", "ds", *compared])
-    return compare_columns(reference, rows, thresholds, compared), calendar
+    matched = matched_reference(reference, rows)
+    relative_reference, relative_columns = level_relative(matched.frame, compared)
+    relative_rows, _ = level_relative(rows, compared)
+    judged = compare_columns(relative_reference, relative_rows, thresholds, relative_columns)
+    history = compare_columns(reference, rows, thresholds, compared)
+    return FeatureDrift(judged, history, calendar, matched.description,
+                        level_column(compared))
 
 
 def _column_drift(reference: pd.DataFrame, values: pd.Series, thresholds: DriftThresholds,
@@ -143,25 +174,38 @@ def _column_drift(reference: pd.DataFrame, values: pd.Series, thresholds: DriftT
 
 
 def review_accuracy(joined: pd.DataFrame, expected: Mapping[str, float], keys: Sequence[str],
-                    series_attributes: pd.DataFrame | None,
-                    thresholds: DriftThresholds) -> AccuracyReport | None:
-    """The forecast review of the window's forecasts whose actuals arrived (None if none)."""
+                    series_attributes: pd.DataFrame | None, thresholds: DriftThresholds,
+                    promise: Promise | None = None) -> AccuracyReport | None:
+    """The forecast review of the window's forecasts whose actuals arrived (None if none),
+    compared with the ``promise`` (else with ``expected`` alone)."""
     if joined.empty:
         return None
     frame = with_keys(joined, keys, series_attributes)
-    return evaluate_accuracy(frame, expected, keys, thresholds.tracking_signal_limit)
+    return evaluate_accuracy(frame, expected, keys, thresholds.tracking_signal_limit, promise)
 
 
-def _read_window(store: PredictionStore, since: datetime,
-                 model_version: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Latest forecasts, logged inputs, and forecasts joined with actuals, of the window."""
-    predictions = store.read_predictions(since)
-    features = store.read_features(since)
-    joined = store.joined(since, latest_only=True)
+Periods = tuple[pd.Timestamp | None, pd.Timestamp | None]
+
+
+def _in_window(frame: pd.DataFrame, model_version: str | None, periods: Periods) -> pd.DataFrame:
+    """The rows of ``model_version`` (all when None) whose ``ds`` is within ``periods``."""
+    keep = pd.Series(True, index=frame.index)
     if model_version is not None:
-        predictions = predictions[predictions["model_version"] == model_version]
-        features = features[features["model_version"] == model_version]
-        joined = joined[joined["model_version"] == model_version]
+        keep &= frame["model_version"] == model_version
+    first, last = periods
+    if first is not None:
+        keep &= pd.to_datetime(frame["ds"]) >= first
+    if last is not None:
+        keep &= pd.to_datetime(frame["ds"]) <= last
+    return frame[keep]
+
+
+def _read_window(store: PredictionStore, since: datetime, model_version: str | None,
+                 periods: Periods) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Latest forecasts, logged inputs, and forecasts joined with actuals, of the window."""
+    frames = (store.read_predictions(since), store.read_features(since),
+              store.joined(since, latest_only=True))
+    predictions, features, joined = (_in_window(f, model_version, periods) for f in frames)
     return latest_forecasts(predictions), features, joined
 
 
@@ -176,16 +220,19 @@ def read_lag_accuracy(store: PredictionStore, options: LagOptions,
 
 
 def _context(now: datetime, window: timedelta, forecasts: pd.DataFrame, features: pd.DataFrame,
-             joined: pd.DataFrame, calendar: list[str]) -> dict[str, str]:
+             joined: pd.DataFrame, drift: FeatureDrift, periods: Periods) -> dict[str, str]:
     versions = sorted(forecasts["model_version"].astype(str).unique())
     return {
         "window": f"last {describe_window(window)} ({(now - window).isoformat(timespec='seconds')}"
-                  f" .. {now.isoformat(timespec='seconds')})",
+                  f" .. {now.isoformat(timespec='seconds')}){describe_periods(periods)}",
         "model_version": ", ".join(versions),
         "forecasts": f"{len(forecasts):,} (series x period, latest per model version)",
         "logged_inputs": f"{len(features):,} rows with feature values",
         "with_actuals": f"{len(joined):,} forecasts with their actual",
-        "calendar_columns_not_compared": ", ".join(calendar) or "none",
+        "calendar_columns_not_compared": ", ".join(drift.calendar) or "none",
+        "drift_reference": drift.reference or "none",
+        "judged_relative_to": (f"{drift.level} (lags and rolling statistics divided by it)"
+                               if drift.level else "none"),
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -195,33 +242,40 @@ def monitor_store(
     thresholds: DriftThresholds, window: timedelta, now: datetime | None = None,
     keys: Sequence[str] = (), series_attributes: pd.DataFrame | None = None,
     model_version: str | None = None, rule: VerdictRule | None = None,
-    lag: LagOptions | None = None,
+    lag: LagOptions | None = None, periods: Periods = (None, None),
+    promise: Promise | None = None,
 ) -> MonitorResult:
     """Drift, accuracy and the verdict of the forecasts logged in the last ``window``.
 
     ``expected`` is the backtest's promise (``backtest_metrics`` are translated by
     :func:`expected_accuracy`); ``model_version`` restricts the window to one version.
     With ``lag`` the result also has the accuracy by forecast lag of that version.
+    ``periods`` (first, last ``ds``, either may be None) keeps only the forecasts of those
+    periods: "the forecasts for September and October", whenever they were logged.
+    ``promise`` (the champion's backtest rows, :mod:`serving.monitoring.promise`) lets
+    accuracy be judged with the promise's own noise; without it ``expected`` alone.
     Raises :class:`NoPredictionsError` when nothing was logged in the window.
     """
     now = now or datetime.now(UTC)
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    forecasts, features, joined = _read_window(store, now - window, model_version)
+    forecasts, features, joined = _read_window(store, now - window, model_version, periods)
     if forecasts.empty:
         which = f" by model version {model_version}" if model_version else ""
+        which += describe_periods(periods)
         raise NoPredictionsError(f"no predictions logged{which} in the last "
                                  f"{describe_window(window)} (since {now - window:%Y-%m-%d %H:%M} "
                                  "UTC): nothing to monitor yet")
-    drift, calendar = feature_drift(reference, features, thresholds)
+    drift = feature_drift(reference, features, thresholds)
     actuals = (joined.drop_duplicates(["series_id", "ds"])["y"] if not joined.empty
                else pd.Series(dtype=float))
     result = build_result(
-        thresholds, drift=drift,
+        thresholds, drift=drift.matched, history_drift=drift.history,
         prediction_drift=_column_drift(reference, forecasts["yhat"], thresholds, "yhat"),
         target_drift=_column_drift(reference, actuals, thresholds, "y"),
         accuracy=review_accuracy(joined, expected_accuracy(expected), keys, series_attributes,
-                                 thresholds),
-        context=_context(now, window, forecasts, features, joined, calendar), rule=rule,
+                                 thresholds, promise),
+        context=_context(now, window, forecasts, features, joined, drift, periods),
+        rule=rule, served=True,
     )
     if lag is None:
         return result

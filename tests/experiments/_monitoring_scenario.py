@@ -21,7 +21,8 @@ from serving.store import Actual, PredictionStore
 SHIFT_AT = "2023-07-03"  # week 78 of the simulation
 TRAINED_UNTIL = "2023-05-07"  # eight weeks before the shift (a Sunday)
 PERIODS = 96
-SIMULATOR = {"seed": 11, "stores": 3, "categories": 3, "customers": 150, "periods": PERIODS,
+SIMULATOR = {"seed": 11, "stores": 3, "categories": 3, "customers": 1000, "lines_per_day": 360.0,
+             "periods": PERIODS,
              "shift_at": SHIFT_AT}
 BEFORE = pd.date_range("2023-05-08", periods=8, freq="7D")  # served before the shift
 AFTER = pd.date_range("2023-08-07", periods=8, freq="7D")  # 5..12 weeks after it

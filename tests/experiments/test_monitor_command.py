@@ -156,3 +156,16 @@ def test_the_command_imports_nothing_heavy(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT)}, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[] []"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--from", "2024-13-01"], "--from '2024-13-01' is not a date (YYYY-MM-DD)"),
+    (["--to", "next week"], "--to 'next week' is not a date (YYYY-MM-DD)"),
+    (["--from", "2024-10-01", "--to", "2024-09-01"], "--from 2024-10-01 is after --to 2024-09-01"),
+])
+def test_bad_periods_are_one_error_line_before_anything_is_read(
+    tmp_path: Path, options: list[str], message: str,
+) -> None:
+    result = _invoke("--spec", tmp_path / "never-read.yaml", *options)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {message}"
