@@ -1,12 +1,15 @@
 """`salescast demo`: the whole loop on the embedded retail data, one line per stage.
 
-The story: a retail chain trains its forecasters in late August, puts the champion behind
-the API, and its planning application asks for next week's forecasts and posts realised
-sales every week. In September demand shifts (prices up, deeper promotions, a different
-customer mix: the simulator's regime shift). The weekly monitor sees the drift and the
-accuracy loss and says `retrain`; training on the data up to mid-October produces a
-challenger that is promoted only if it beats the champion on the same backtest, and the
-running API swaps it in without a restart.
+The story: a retail chain trains its forecasters in mid-July, puts the champion behind the
+API, and its planning application asks for the next eight weeks' forecasts and posts
+realised sales every week. Eight quiet weeks later the monitor judges them: the business
+grew and moved with the season, but the forecasts kept their promise, so it says `ok`
+(or `watch` with its reason). From September demand shifts (prices up, deeper
+promotions, a different customer mix: the simulator's regime shift); after eight more
+weeks the monitor sees the accuracy loss, names the drifted inputs as the likely cause
+and says `retrain`. Training on the data up to November produces a challenger that is
+promoted only if it beats the champion on the same backtest, and the running API swaps it
+in without a restart.
 
 Everything lives in ``--workdir``; each run starts from a clean store there (the previous
 demo's MLflow, Optuna and prediction databases are removed first), so re-running is safe.
@@ -34,9 +37,11 @@ from experiments.spec import ExperimentSpec, load_spec
 
 log = logging.getLogger(__name__)
 DEMO_SPEC = "retail_demo.yaml"
-TRAINED_AS_OF = "2024-08-25"  # a Sunday: the champion's last full week is 2024-08-19
-SHIFT_AT = "2024-09-09"  # the regime shift, three weeks into the served horizon
-RETRAIN_AS_OF = "2024-10-20"  # eight weeks of traffic later
+TRAINED_AS_OF = "2024-07-14"  # a Sunday: the champion's last full week is 2024-07-08
+SHIFT_AT = "2024-09-09"  # the regime shift: eight quiet weeks after training
+RETRAIN_AS_OF = "2024-11-03"  # eight weeks after the shift
+QUIET_WEEKS = list(pd.date_range("2024-07-15", periods=8, freq="7D"))
+SHIFT_WEEKS = list(pd.date_range(SHIFT_AT, periods=8, freq="7D"))
 CURL_EXAMPLE = (
     "curl -s localhost:8000/v1/forecast -H 'content-type: application/json' -d "
     """'{"series": [{"keys": {"store": "S01", "category": "grocery"}}], "horizon": 8}'"""
@@ -97,7 +102,7 @@ def run_demo(workdir: Path, spec_path: Path | None = None) -> dict[str, Any]:
     with working_directory(workdir):
         _clean(workdir)
         settings = demo_settings(workdir)
-        clock = StageClock(total=6)
+        clock = StageClock(total=8)
         outcome = DemoRun(spec, settings, clock, workdir).run()
     _print_summary(outcome, clock, workdir, settings)
     return outcome
@@ -134,9 +139,13 @@ class DemoRun:
                 self.outcome["api_url"] = api.url
                 typer.echo(f"API: {api.url} (docs {api.url}/docs), model "
                            f"{self.spec.registered_model_name}@champion; log {api.cwd / 'api.log'}")
-                self.traffic(api, realised)
-            with self.clock.stage("monitor drift and accuracy"):
-                self.monitor()
+                self.traffic(api, realised, QUIET_WEEKS, "quiet")
+            with self.clock.stage("monitor the quiet weeks"):
+                self.monitor(QUIET_WEEKS, "quiet")
+            with self.clock.stage(f"the market shifts on {SHIFT_AT}: 8 more weeks of traffic"):
+                self.traffic(api, realised, SHIFT_WEEKS, "shift")
+            with self.clock.stage("monitor the weeks after the shift"):
+                self.monitor(SHIFT_WEEKS, "shift")
             self.retrain_and_swap(api)
         finally:
             self.outcome["api_exit_code"] = api.stop()
@@ -188,11 +197,10 @@ class DemoRun:
 
         return httpx.Client(base_url=api_url, headers={"X-API-Key": self.api_key}, timeout=60)
 
-    def traffic(self, api: Any, realised: pd.DataFrame) -> None:
+    def traffic(self, api: Any, realised: pd.DataFrame, weeks: list[pd.Timestamp],
+                key: str) -> None:
         from experiments.traffic import simulate_application
 
-        start = pd.Timestamp(TRAINED_AS_OF) + pd.Timedelta(days=1)
-        weeks = list(pd.date_range(start, periods=self.spec.horizon, freq="7D"))
         with self._client(api.url) as client:
             summary = simulate_application(client, realised, weeks, self.outcome["exog_columns"],
                                            self.spec.horizon)
@@ -201,26 +209,34 @@ class DemoRun:
                    f"{summary.origins[0]} .. {summary.origins[-1]}) and posted the week's "
                    f"actuals: {summary.forecasts} forecasts, {summary.actuals} actuals, model "
                    f"version {', '.join(sorted(summary.model_versions))}")
-        typer.echo(f"application: after 8 weeks the forecast covers {summary.last_answer[0]} "
-                   f".. {summary.last_answer[1]}, no retraining needed for that")
-        self.outcome["traffic"] = summary
+        typer.echo(f"application: after {len(weeks)} weeks the forecast covers "
+                   f"{summary.last_answer[0]} .. {summary.last_answer[1]}, no retraining "
+                   "needed for that")
+        self.outcome[f"{key}_traffic"] = summary
         time.sleep(1.0)  # let the background writer flush the last batch of the log
 
-    def monitor(self) -> None:
+    def monitor(self, weeks: list[pd.Timestamp], key: str) -> None:
         from experiments.monitoring_job import run_monitoring
 
-        # the spec's window (28 days of wall-clock time): the traffic was logged just now
-        result = run_monitoring(self._spec_as_of(RETRAIN_AS_OF), self.settings)
-        typer.echo(f"monitor: verdict {result.verdict.upper()}")
-        for reason in result.reasons:
+        # the forecasts of these weeks (the traffic was logged just now, well within the
+        # spec's 28-day window of logging time)
+        periods = (weeks[0], weeks[-1])
+        result = run_monitoring(self._spec_as_of(RETRAIN_AS_OF), self.settings,
+                                periods=periods)
+        typer.echo(f"monitor ({weeks[0]:%Y-%m-%d} .. {weeks[-1]:%Y-%m-%d}): verdict "
+                   f"{result.verdict.upper()}")
+        typer.echo(f"  decided by {result.decided_by}")
+        for reason in [*result.reasons, *result.explanations]:
             typer.echo(f"  - {reason}")
         typer.echo(f"  report: {result.html_path}")
-        self.outcome.update(verdict=result.verdict, reasons=result.reasons,
-                            report_path=str(result.html_path),
-                            drifted_features=result.drifted_features)
+        self.outcome[key] = {"verdict": result.verdict, "reasons": result.reasons,
+                             "decided_by": result.decided_by,
+                             "explanations": result.explanations,
+                             "report_path": str(result.html_path),
+                             "drifted_features": result.drifted_features}
 
     def retrain_and_swap(self, api: Any) -> None:
-        if self.outcome.get("verdict") != "retrain":
+        if self.outcome["shift"]["verdict"] != "retrain":
             typer.echo("no retraining needed: the verdict is not `retrain`")
             return
         self.train("retrain as of " + RETRAIN_AS_OF, RETRAIN_AS_OF, key="retrain")
@@ -255,7 +271,10 @@ def _print_summary(
     typer.echo(f"champion: version {before} before the shift, version {after or before} after")
     if "retrain_decision" in outcome:
         typer.echo(f"retraining: {outcome['retrain_decision'].summary()}")
-    typer.echo(f"drift verdict: {outcome.get('verdict')}; report {outcome.get('report_path')}")
+    for key, label in (("quiet", "quiet weeks"), ("shift", "after the shift")):
+        if key in outcome:
+            typer.echo(f"monitor, {label}: {outcome[key]['verdict']}; report "
+                       f"{outcome[key]['report_path']}")
     typer.echo("look at it:")
     typer.echo(f"  mlflow ui --backend-store-uri {settings.tracking_uri}  # then open "
                "http://127.0.0.1:5000")

@@ -23,7 +23,7 @@ from experiments.demo import demo_spec_path, run_demo
 def demo_outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("demo")
     raw = yaml.safe_load(demo_spec_path().read_text())
-    raw["simulator"].update(stores=3, categories=2, customers=300)
+    raw["simulator"].update(stores=4, categories=3, customers=2000, lines_per_day=480.0)
     raw["models"].update(regression={"trials": 1}, lightgbm={"trials": 1},
                          time_series={"enabled": False})
     spec = root / "small_demo.yaml"
@@ -33,31 +33,49 @@ def demo_outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_a_champion_is_served_before_the_shift(demo_outcome: dict[str, Any]) -> None:
     assert demo_outcome["first_champion_version"] is not None
-    assert demo_outcome["traffic"].model_versions == {demo_outcome["first_champion_version"]}
-    assert demo_outcome["traffic"].actuals == 6 * 8  # 6 series x 8 weeks, all committed
+    for key in ("quiet", "shift"):
+        traffic = demo_outcome[f"{key}_traffic"]
+        assert traffic.model_versions == {demo_outcome["first_champion_version"]}
+        assert traffic.actuals == 12 * 8  # 12 series x 8 weeks, all committed
 
 
 def test_the_application_gets_eight_weeks_ahead_from_the_newest_week_on_one_version(
     demo_outcome: dict[str, Any],
 ) -> None:
     """The forecast origin follows the posted actuals: no retraining to keep forecasting."""
-    traffic = demo_outcome["traffic"]
-    weeks = [date.fromisoformat(w) for w in traffic.weeks]
-    origins = [date.fromisoformat(o) for o in traffic.origins]
-    assert origins == [w - timedelta(weeks=1) for w in weeks]  # each Monday: last week's
-    first, last = (date.fromisoformat(d) for d in traffic.last_answer)
-    assert (first, last) == (weeks[-1], weeks[-1] + timedelta(weeks=7))
-    assert len(traffic.model_versions) == 1
+    for key in ("quiet", "shift"):
+        traffic = demo_outcome[f"{key}_traffic"]
+        weeks = [date.fromisoformat(w) for w in traffic.weeks]
+        origins = [date.fromisoformat(o) for o in traffic.origins]
+        assert origins == [w - timedelta(weeks=1) for w in weeks]  # each Monday: last week's
+        first, last = (date.fromisoformat(d) for d in traffic.last_answer)
+        assert (first, last) == (weeks[-1], weeks[-1] + timedelta(weeks=7))
+    assert demo_outcome["shift_traffic"].weeks[0] == "2024-09-09"  # 16 weeks on one version
+
+
+def test_the_quiet_weeks_are_not_a_retrain_and_accuracy_decided(
+    demo_outcome: dict[str, Any],
+) -> None:
+    quiet = demo_outcome["quiet"]
+    assert quiet["verdict"] in ("ok", "watch"), quiet["reasons"]
+    assert quiet["decided_by"].startswith("accuracy against the promise (96 forecasts")
+    page = Path(quiet["report_path"]).read_text()
+    assert "<b>Decided by:</b> accuracy against the promise" in page
+    assert "for periods 2024-07-15 .. 2024-09-02" in page
 
 
 def test_the_shift_gives_a_retrain_verdict_and_a_report(demo_outcome: dict[str, Any]) -> None:
-    assert demo_outcome["verdict"] == "retrain"
-    report = Path(demo_outcome["report_path"])
-    assert report.is_file()
+    shift = demo_outcome["shift"]
+    assert shift["verdict"] == "retrain", shift["reasons"]
+    assert shift["decided_by"].startswith("accuracy against the promise")
+    report = Path(shift["report_path"])
+    assert report.is_file() and report != Path(demo_outcome["quiet"]["report_path"])
     html = report.read_text()
-    assert demo_outcome["drifted_features"], "the shift moves prices and promotions"
-    for feature in demo_outcome["drifted_features"][:3]:
+    assert "for periods 2024-09-09 .. 2024-10-28" in html
+    for feature in shift["drifted_features"][:3]:
         assert feature in html
+    for cause in shift["explanations"]:
+        assert cause.startswith("likely cause: ")
     document = json.loads(report.with_suffix(".json").read_text())
     assert document["verdict"]["status"] == "retrain"
 
