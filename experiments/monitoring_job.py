@@ -10,9 +10,12 @@ spec's ``monitoring.review_lag`` (the lag the business plans on); writes
 ``monitor-<UTC timestamp>.json/.html`` and ``latest.json/.html`` into the reports folder
 (what the API's ``/v1/monitoring/*`` and ``/reports/latest`` serve); and logs the run to
 the MLflow experiment ``<spec name>-monitoring``: one run per invocation, metrics
-``drifted_feature_share``, ``wape``, ``bias``, ``coverage`` and ``wape_lag_<k>`` per
-forecast lag (when known), tags ``verdict`` and ``model_version``, both report files as
-artifacts.
+``drifted_feature_share``, ``wape``, ``bias``, ``coverage``, ``<metric>_vs_promise`` and
+``<metric>_z`` (the comparison with the backtest's promise and its noise) and
+``wape_lag_<k>`` per forecast lag (when known), tags ``verdict``, ``decided_by`` and
+``model_version``, both report files as artifacts. The promise is the version's own
+backtest: ``backtest/predictions.parquet`` and ``wape_w<k>`` / ``bias_pct_w<k>`` of its
+MLflow run (:func:`load_promise`).
 
 ``retrain`` runs the training job of the spec; the promotion rule decides whether the
 challenger replaces the champion.
@@ -207,6 +210,11 @@ def result_metrics(result: MonitorResult) -> dict[str, float]:
         overall = result.accuracy.overall
         metrics.update({k: overall[k] for k in ("wape", "bias", "coverage") if k in overall})
         metrics["n_tracking_alarms"] = float(result.accuracy.n_alarms)
+        metrics["chance_tracking_alarms"] = result.accuracy.chance_alarms
+        check = result.accuracy.promise_check
+        for comparison in (() if check is None else (check.wape, check.coverage, check.bias)):
+            metrics[f"{comparison.metric}_vs_promise"] = comparison.effect
+            metrics[f"{comparison.metric}_z"] = comparison.z
     if result.lag_accuracy is not None:
         by_lag = result.lag_accuracy.by_lag
         known = by_lag[by_lag["n"] > 0]
@@ -224,7 +232,8 @@ def log_monitoring_run(spec: ExperimentSpec, settings: Settings, outcome_parts: 
 
     with tracking(settings.tracking_uri, settings.registry_uri):
         ensure_experiment(f"{spec.name}-monitoring", settings.artifact_location)
-        tags = {"verdict": result.verdict.status, "spec_name": spec.name, **outcome_parts}
+        tags = {"verdict": result.verdict.status, "decided_by": result.verdict.decided_by,
+                "spec_name": spec.name, **outcome_parts}
         with mlflow.start_run(run_name=paths[0].stem, tags=tags) as run:
             mlflow.log_metrics(result_metrics(result))
             mlflow.log_param("window", result.context.get("window", ""))

@@ -173,7 +173,13 @@ def test_command_reports_logs_to_mlflow_and_exits_0_before_the_shift(
     assert run.data.tags["verdict"] == document["verdict"]["status"]
     assert run.data.tags["model_version"] == served.version
     assert run.data.metrics["wape"] == pytest.approx(document["accuracy"]["overall"]["wape"])
-    assert {"drifted_feature_share", "bias", "coverage"} <= set(run.data.metrics)
+    assert {"drifted_feature_share", "bias", "coverage", "wape_vs_promise", "wape_z"} <= set(
+        run.data.metrics)
+    assert run.data.tags["decided_by"] == document["verdict"]["decided_by"]
+    assert run.data.tags["decided_by"].startswith("accuracy against the promise")
+    wape = document["accuracy"]["promise_check"]["wape"]
+    assert run.data.metrics["wape_vs_promise"] == pytest.approx(wape["effect"])
+    assert wape["promised"] == pytest.approx(served.model.metadata["backtest_metrics"]["wape"])
     # the forecast review by customer segment: each series' dominant CRM segment
     segments = {row["segment"] for row in document["accuracy"]["by_segment"]}
     assert segments and segments <= {"budget", "regular", "premium"}
