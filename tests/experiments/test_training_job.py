@@ -251,3 +251,31 @@ def test_command_errors_are_one_line_and_exit_1(trained, cli_env: Path, args: li
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def _free_port() -> int:
+    """A local TCP port nobody listens on (bound, read, released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.timeout(60)  # MLflow's own retries took over 150 s before the probe
+def test_train_fails_fast_in_one_line_when_the_tracking_server_is_down(
+        tiny_spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.cli import app
+
+    uri = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("SALESCAST_TRACKING_URI", uri)
+    monkeypatch.setenv("SALESCAST_OPTUNA_STORAGE", f"sqlite:///{tmp_path}/optuna.db")
+    spec = tmp_path / "tiny_down.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec("tiny_down").model_dump(mode="json")))
+
+    result = runner.invoke(app, ["train", "--spec", str(spec)])
+
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and uri in errors[0], result.output
+    assert "Traceback" not in result.output

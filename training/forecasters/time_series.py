@@ -190,8 +190,11 @@ class TimeSeriesForecaster(PanelForecaster):
         if failed:
             log.warning("%d of %d series fell back to seasonal naive", len(failed),
                         len(self.series_))
-        log.info("time_series models chosen: %s",
-                 self.chosen_models().value_counts().to_dict())
+        chosen = self.chosen_models()
+        members = chosen.str.split("+").explode().value_counts()
+        log.info("time_series: series combining each model (of %d): %s", len(chosen),
+                 ", ".join(f"{name} {count}" for name, count in members.items()))
+        log.debug("time_series combinations chosen: %s", chosen.value_counts().to_dict())
 
 
 def _per_year(freq: str) -> int:
