@@ -5,21 +5,22 @@ data) and judges it against the champion's drift reference (a seeded sample of i
 training feature rows) and its backtest promise (``expected``, e.g. the model's
 ``backtest_metrics``):
 
-* **data drift**: per feature, the logged prediction inputs vs the reference sample.
-  Calendar-like columns - those with one value per ``ds`` across every series in the
-  reference (month, week of year, Fourier terms, trend, holidays) - are left out: a
-  28-day window always covers a few weeks of the year, so they would "drift" every time
-  although they are known in advance. Identical logged rows (the same series, period
-  and inputs asked for again) count once.
+* **data drift** (:func:`feature_drift`): per feature, the logged prediction inputs vs
+  the reference rows of comparable periods (the last periods before the origin and the
+  same season a year earlier, :mod:`serving.monitoring.matched`), lags and rolling
+  statistics divided by each row's level; the same inputs vs the whole sample, raw, are
+  the second view (reported, not judged). Calendar-like columns - those with one value
+  per ``ds`` across every series in the reference (month, week of year, Fourier terms,
+  trend, holidays) - are left out: they are known in advance. Identical logged rows (the
+  same series, period and inputs asked for again) count once.
 * **prediction drift**: the logged forecasts ``yhat`` (the latest one per model version,
-  series and period) vs the reference's *actuals* ``y``. The training sample has no
-  forecasts, and a calibrated model's forecasts are distributed like the sales it was
-  trained on; a forecast distribution that moved away from them is worth a look.
-* **target drift**: the actuals that arrived for the window's forecasts vs reference
-  ``y``.
+  series and period) vs the actuals ``y`` of those comparable reference rows: a
+  calibrated model's forecasts are distributed like the sales it was trained on.
+* **target drift**: the actuals that arrived for the window's forecasts vs the same ``y``.
 * **accuracy**: forecasts joined with their actuals, by series, by key column
   (``series_id`` split on ``"|"`` into the model's ``keys``) and by segment when
-  ``series_attributes`` gives one per series, against ``expected``.
+  ``series_attributes`` gives one per series, against the ``promise`` (the version's
+  backtest rows, :mod:`serving.monitoring.promise`) or ``expected`` alone.
 * **accuracy by forecast lag** (with ``lag`` options): the version's whole forecast
   history (each series' forecast at every origin it reached, not only the window's) joined
   with the actuals, by lag and in the month / quarter review at the review lag
@@ -143,6 +144,7 @@ class FeatureDrift:
     calendar: list[str]
     reference: str = ""  # which reference rows the matched view used, in words
     level: str | None = None  # the column target-derived features were divided by
+    rows: pd.DataFrame | None = None  # the matched reference rows (for y and yhat)
 
 
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame,
@@ -162,7 +164,7 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame,
     judged = compare_columns(relative_reference, relative_rows, thresholds, relative_columns)
     history = compare_columns(reference, rows, thresholds, compared)
     return FeatureDrift(judged, history, calendar, matched.description,
-                        level_column(compared))
+                        level_column(compared), matched.frame)
 
 
 def _column_drift(reference: pd.DataFrame, values: pd.Series, thresholds: DriftThresholds,
@@ -268,10 +270,11 @@ def monitor_store(
     drift = feature_drift(reference, features, thresholds)
     actuals = (joined.drop_duplicates(["series_id", "ds"])["y"] if not joined.empty
                else pd.Series(dtype=float))
+    comparable = drift.rows if drift.rows is not None else reference
     result = build_result(
         thresholds, drift=drift.matched, history_drift=drift.history,
-        prediction_drift=_column_drift(reference, forecasts["yhat"], thresholds, "yhat"),
-        target_drift=_column_drift(reference, actuals, thresholds, "y"),
+        prediction_drift=_column_drift(comparable, forecasts["yhat"], thresholds, "yhat"),
+        target_drift=_column_drift(comparable, actuals, thresholds, "y"),
         accuracy=review_accuracy(joined, expected_accuracy(expected), keys, series_attributes,
                                  thresholds, promise),
         context=_context(now, window, forecasts, features, joined, drift, periods),
