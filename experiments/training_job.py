@@ -133,9 +133,11 @@ def run_training(
     import mlflow
 
     from training.registry import client_for
-    from training.tracking import ensure_experiment, tracking
+    from training.tracking import ensure_experiment, probe_tracking_server, tracking
 
     chosen = select_families(spec, families)
+    for uri in dict.fromkeys(filter(None, (settings.tracking_uri, settings.registry_uri))):
+        probe_tracking_server(uri)  # fail in seconds, not after MLflow's minutes of retries
     with tracking(settings.tracking_uri, settings.registry_uri):
         experiment_id = ensure_experiment(spec.name, settings.artifact_location)
         client = client_for(settings.tracking_uri, settings.registry_uri)
@@ -257,10 +259,9 @@ def _score_outer(job: _Job, family: str, tuning: TuningResult) -> BacktestResult
 
 def _record_trial(job: _Job, run_id: str, family: str, trial: Any) -> None:
     """A line per finished trial for people, and the trial as a nested MLflow run."""
-    from training.tracking import log_trial_run
+    from training.tracking import describe_trial, log_trial_run
 
-    value = "pruned" if trial.value is None else f"wape {trial.value:.4f}"
-    log.info("%s: trial %d %s", family, trial.number, value)
+    log.info("%s: %s", family, describe_trial(trial))
     log_trial_run(job.client, job.experiment_id, run_id, family, trial)
 
 

@@ -8,14 +8,19 @@
 * One **family run** per model family (nested; tag ``family``): its best params, the
   backtest metrics and ``train_seconds`` (the final refit on the full training set).
 * One **trial run** per Optuna trial, nested under its family run: the trial's params,
-  ``wape`` (when complete), the per-window WAPEs and tags ``trial_number`` /
-  ``trial_state`` (COMPLETE, PRUNED, FAIL).
+  the per-window WAPEs and tags ``trial_number`` / ``trial_state`` / ``optuna_state``
+  (COMPLETE, PRUNED, FAIL). Only a complete trial has ``wape`` and status FINISHED. A
+  pruned one (which Optuna 5 gives its last window's WAPE as value) ends KILLED — MLflow
+  has no PRUNED status — with ``pruned_at_window`` instead, so it never sorts as a best.
 
 Metric names (the same in every run): the backtest means use ``METRIC_NAMES``
 (``wape``, ``mae``, ``rmse``, ``smape``, ``mase``, ``bias_pct``, ``coverage``,
 ``pinball``); window k's value is ``<metric>_w<k>`` (``wape_w0`` = oldest window). We
 chose suffixed names over MLflow steps because a step-logged ``wape`` would show the
 last window, not the mean, as the run's ``wape`` in the UI's tables.
+
+An ``http(s)`` tracking server is probed once (:func:`probe_tracking_server`) before a
+job uses it: MLflow retries every call for minutes when the server is down.
 
 mlflow is imported inside the functions: the CLI imports this package lazily anyway,
 but keeping the import local makes that a property of this module too.
@@ -24,6 +29,7 @@ but keeping the import local makes that a property of this module too.
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import tempfile
 import warnings
@@ -31,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -47,12 +54,48 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DATASET_DIGEST_CHARS = 36  # MLflow's limit for a dataset digest
-_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+_STATUS = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}  # PRUNED (and the rest): KILLED
+PROBE_TIMEOUT = 5.0  # seconds for the one request of probe_tracking_server
+_GATEWAY_DOWN = frozenset({502, 503, 504})  # a proxy answering for a server that is not
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+class TrackingUnavailable(ConnectionError):
+    """The http(s) tracking server (or registry) does not answer."""
 
 
 def window_metric(metric: str, window: int) -> str:
     """Name of ``metric`` for backtest window ``window`` (0 = oldest), e.g. ``wape_w0``."""
     return f"{metric}_w{window}"
+
+
+def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Raise TrackingUnavailable, naming ``uri``, unless an ``http(s)`` server answers
+    one request (``/health``, no retries) within ``timeout``; other URIs pass. Any HTTP
+    answer counts, except a gateway's 502/503/504."""
+    if urlparse(uri).scheme not in {"http", "https"}:
+        return
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    shown = _USERINFO.sub("***@", uri)
+    try:
+        answer = http_request(get_default_host_creds(uri), "/health", "GET", max_retries=0,
+                              timeout=timeout, raise_on_status=False)
+    except Exception as exc:  # MlflowException wrapping requests' connection errors
+        raise TrackingUnavailable(f"MLflow tracking server {shown} is unreachable: "
+                                  f"{_root_cause(exc)} (one try, {timeout:g} s timeout)"
+                                  ) from exc
+    if answer.status_code in _GATEWAY_DOWN:
+        raise TrackingUnavailable(f"MLflow tracking server {shown} is unavailable "
+                                  f"(HTTP {answer.status_code})")
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error of a chain in a few words, e.g. ``Connection refused``."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return getattr(exc, "strerror", None) or type(exc).__name__
 
 
 @contextmanager
@@ -178,7 +221,8 @@ def log_trial_run(
     trial: optuna.trial.FrozenTrial,
 ) -> str:
     """One finished Optuna trial as a run nested under its family run (with the trial's
-    own start and end times); returns its run id."""
+    own start and end times); returns its run id. The state decides the metrics and the
+    status, not ``trial.value`` (set on pruned trials too, see the module docstring)."""
     from mlflow.entities import Metric, Param
 
     start = _millis(trial.datetime_start)
@@ -187,17 +231,36 @@ def log_trial_run(
     run = client.create_run(
         experiment_id, start_time=start, run_name=f"{family}-trial-{trial.number}",
         tags={"mlflow.parentRunId": family_run_id, "family": family,
-              "trial_number": str(trial.number), "trial_state": state},
+              "trial_number": str(trial.number), "trial_state": state, "optuna_state": state},
     )
     params = trial.user_attrs.get("params", trial.params)
     metrics = [Metric(window_metric("wape", int(k)), float(v), end or 0, 0)
                for k, v in trial.intermediate_values.items()]
-    if trial.value is not None:
-        metrics.append(Metric("wape", float(trial.value), end or 0, 0))
+    metrics += [Metric(k, v, end or 0, 0) for k, v in _outcome_metrics(trial).items()]
     client.log_batch(run.info.run_id, metrics=metrics,
                      params=[Param(k, _param_text(v)) for k, v in params.items()])
     client.set_terminated(run.info.run_id, status=_STATUS.get(state, "KILLED"), end_time=end)
     return run.info.run_id
+
+
+def _outcome_metrics(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """``wape`` of a complete trial; ``pruned_at_window`` of a pruned one."""
+    if trial.state.name == "COMPLETE" and trial.value is not None:
+        return {"wape": float(trial.value)}
+    if trial.state.name == "PRUNED" and trial.last_step is not None:
+        return {"pruned_at_window": float(trial.last_step)}
+    return {}
+
+
+def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
+    """A finished trial in a few words for the log, e.g. ``trial 4 wape 0.1901`` or
+    ``trial 4 pruned after window 1`` (by state: a pruned trial's value is no mean)."""
+    state = trial.state.name
+    if state == "COMPLETE" and trial.value is not None:
+        return f"trial {trial.number} wape {trial.value:.4f}"
+    if state == "PRUNED":
+        return f"trial {trial.number} pruned after window {trial.last_step}"
+    return f"trial {trial.number} {state.lower()}"
 
 
 def _millis(moment: Any) -> int | None:

@@ -7,6 +7,10 @@ than the median of the earlier trials at the same window.
 
 The study lives in Optuna RDB storage (SQLite by default) under a stable name, so
 ``optuna-dashboard <storage>`` can open it and several workers can optimise one study.
+Every worker builds the same seeded sampler, so its random state is re-seeded per trial
+from (seed, trial number) (:class:`TrialSeededSampler`): the storage numbers trials
+uniquely across workers, so they propose distinct parameters, while one process with
+the same seed repeats its trials (the first is the plain seeded TPE's first).
 Seasonal naive has nothing to tune: it gets exactly one trial.
 """
 
@@ -14,11 +18,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
 
 from features.training_set import TrainingSet
 from training.backtest import BacktestResult, BacktestWindow, run_backtest
@@ -116,7 +123,7 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 def open_study(storage_url: str | None, study_name: str, seed: int,
                pruner: optuna.pruners.BasePruner | None = None,
                fixed_search: dict[str, Any] | None = None) -> optuna.Study:
-    """Create or load the study: seeded TPE, median pruner, minimise WAPE.
+    """Create or load the study: TPE seeded per trial, median pruner, minimise WAPE.
 
     ``fixed_search`` pins search-space parameters (e.g. ``model: ets`` for the
     time-series family) through Optuna's PartialFixedSampler.
@@ -136,8 +143,60 @@ def open_study(storage_url: str | None, study_name: str, seed: int,
     )
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number``: ``seed`` itself for trial 0 (as a plain
+    seeded sampler), a SeedSequence of both for the others."""
+    if number == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """Delegates each trial to a fresh ``make(trial_seed(seed, trial.number))`` sampler.
+
+    TPE keeps no state between trials but its random generators (it reads the history
+    from the study), so this changes nothing but where randomness comes from: the trial
+    number, which RDB storage assigns uniquely across workers, not a per-process stream.
+    """
+
+    def __init__(self, seed: int,
+                 make: Callable[[int], optuna.samplers.BaseSampler] | None = None) -> None:
+        self._seed = seed
+        self._make = make or (lambda s: optuna.samplers.TPESampler(seed=s))
+        self._by_trial: dict[int, optuna.samplers.BaseSampler] = {}
+
+    def _of(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        if trial.number not in self._by_trial:
+            self._by_trial[trial.number] = self._make(trial_seed(self._seed, trial.number))
+        return self._by_trial[trial.number]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return self._of(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._of(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._of(trial).sample_independent(study, trial, param_name,
+                                                  param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._of(trial).before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._of(trial).after_trial(study, trial, state, values)
+        self._by_trial.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        """Nothing to do: the seeds come from the trial numbers, distinct already."""
+
+
 def _sampler(seed: int, fixed_search: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    tpe = optuna.samplers.TPESampler(seed=seed)
+    tpe = TrialSeededSampler(seed)
     if not fixed_search:
         return tpe
     with warnings.catch_warnings():  # stable since Optuna 2.4, still flagged experimental
@@ -200,13 +259,14 @@ def _result(
     fixed: dict[str, Any],
     level: float,
 ) -> TuningResult:
-    """The study's best trial; its backtest is re-run only when another worker (or an
+    """The study's best complete trial (a pruned one has a value too: its last window's
+    WAPE, no backtest mean); its backtest is re-run only when another worker (or an
     earlier invocation on the same study) found it."""
-    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
         raise RuntimeError(f"{family}: no trial of study '{study.study_name}' completed "
                            "(all pruned or failed)")
-    trial = study.best_trial
+    trial = min(completed, key=lambda t: float("inf") if t.value is None else t.value)
     if best.backtest is not None and best.value <= float(trial.value):  # ours (or a tie)
         return TuningResult(family, best.params, best.value, best.backtest, study, numbers,
                             fixed, best_trial=best.number if best.number is not None else -1)

@@ -279,3 +279,31 @@ def test_train_fails_fast_in_one_line_when_the_tracking_server_is_down(
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and uri in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("status", "up"), [(200, True), (404, True), (503, False)])
+def test_the_probe_counts_any_answer_but_a_gateway_error_as_up(status: int, up: bool) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from training.tracking import TrackingUnavailable, probe_tracking_server
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:  # keep the test output quiet
+            pass
+
+    with HTTPServer(("127.0.0.1", 0), Answer) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            if up:
+                probe_tracking_server(uri, timeout=5)
+            else:
+                with pytest.raises(TrackingUnavailable, match=f"{uri} is unavailable"):
+                    probe_tracking_server(uri, timeout=5)
+        finally:
+            server.shutdown()
