@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # `mlflow models serve --env-manager local` starts uvicorn by name: keep the venv on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint bench bench-accuracy clean browser
+.PHONY: install demo test lint bench bench-accuracy bench-monitor clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ $(PEERS_STAMP): bench/requirements-peers.txt
 
 bench-accuracy: install $(PEERS_STAMP)
 	$(BIN)/python bench/accuracy.py --peers-python $(PEERS_VENV)/bin/python $(ARGS)
+
+# The monitor's calibration (issue 11): 20 seeds of the demo's loop, both arms; about an hour
+# on 2 cores. Prepared seeds are kept in bench-out/calibration: a second run only re-judges.
+bench-monitor: install
+	$(BIN)/python bench/monitor_calibration.py --seeds 20 $(ARGS)
 
 clean:
 	rm -rf salescast-demo mlflow.db mlruns mlartifacts optuna.db .pytest_cache
