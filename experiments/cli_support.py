@@ -34,8 +34,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [SpecError, ValidationError, FileNotFoundError]
     try:
         from features.validation import DataValidationError
+        from serving.store import StoreError
 
-        errors.append(DataValidationError)
+        errors += [DataValidationError, StoreError]
     except ImportError:  # pragma: no cover
         pass
     return tuple(errors)

@@ -6,11 +6,27 @@ Options override the ``SALESCAST_*`` environment, which overrides the defaults o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from experiments.cli_support import fail_cleanly
+
+
+@contextmanager
+def _startup_failures() -> Iterator[None]:
+    """A server that cannot start: `error: <reason>` and exit code 1 (uvicorn's own code 3
+    would read as a `retrain` verdict of `salescast monitor`)."""
+    from serving.server import StartupError
+    from serving.store import StoreError
+
+    try:
+        yield
+    except (StoreError, StartupError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 def serve(
@@ -38,8 +54,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the champion: /v1/forecast, /invocations, /v1/actuals, /docs."""
-    with fail_cleanly():
-        from serving.server import run_server
+    with fail_cleanly(), _startup_failures():
+        from serving.server import open_store, run_server
         from serving.settings import ServingSettings
 
         given = {
@@ -47,6 +63,7 @@ def serve(
             "model_alias": alias, "tracking_uri": tracking_uri, "store_url": store_url,
         }
         settings = ServingSettings(**{k: v for k, v in given.items() if v is not None})
+        open_store(settings)
         model = settings.model_name or f"the model with @{settings.model_alias}"
         typer.echo(f"serving {model} on http://{settings.host}:{settings.port} (docs: /docs)")
         run_server(settings)

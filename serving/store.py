@@ -1,7 +1,10 @@
 """The prediction log and the realised sales (actuals), in one SQLAlchemy database.
 
 SQLite in WAL mode by default (readers never block the writer, ``busy_timeout`` lets
-several workers share the file); any SQLAlchemy URL (PostgreSQL) for scale.
+several workers share the file); any SQLAlchemy URL (PostgreSQL, with the
+``salescast[postgres]`` extra) for scale. Workers opening a new database together all
+come up (table creation is retried); a store that cannot be opened raises
+:class:`StoreError`, one line saying why.
 
 Tables (timestamps are UTC):
 
@@ -31,7 +34,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import random
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -176,34 +181,134 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+class StoreError(RuntimeError):
+    """The prediction store cannot be opened: one line that says why (no traceback)."""
+
+
+# Drivers that SQLAlchemy loads for a backend, and how to get them.
+DRIVER_HINTS = {"postgresql": "pip install 'salescast[postgres]' (psycopg 3)"}
+CREATE_ATTEMPTS = 5  # tries at creating the tables while other workers do the same
+CREATE_BACKOFF_SECONDS = 0.1  # before the 2nd try; doubled (with jitter) for each next one
+CONNECT_TIMEOUT_SECONDS = 10  # PostgreSQL (libpq): an unreachable host fails, never hangs
+
+
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _set_wal(cursor)
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
+def _set_wal(cursor: sqlite3.Cursor) -> None:
+    """WAL mode (kept in the file). Connections switching a new file to it at the same moment
+    get "database is locked" at once, not after the busy timeout: they try again."""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            _pause(attempt)
+
+
+def _shown(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message (SQLAlchemy's wrapper adds SQL and a link on more lines)."""
+    reason = getattr(exc, "orig", None) or exc
+    lines = str(reason).strip().splitlines()
+    return lines[0] if lines else type(reason).__name__
+
+
+def _parse_url(url: str) -> sa.URL:
+    try:
+        return sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:  # not echoed: it may hold a password
+        raise StoreError("invalid prediction-store URL: expected e.g. sqlite:///predictions.db "
+                         "or postgresql://user:password@host:5432/dbname") from exc
+
+
 def create_store_engine(url: str) -> Engine:
-    """Engine for ``url``; SQLite files get WAL + busy_timeout and their folder created."""
-    sa_url = sa.make_url(url)
+    """Engine for ``url``; SQLite files get WAL + busy_timeout and their folder created.
+
+    Raises :class:`StoreError` for a malformed URL, a missing driver or a folder it cannot make.
+    """
+    sa_url = _parse_url(url)
+    try:
+        return _engine(sa_url)
+    except ImportError as exc:
+        raise _missing_driver(sa_url, exc) from exc
+    except (sa.exc.ArgumentError, OSError) as exc:
+        raise StoreError(f"cannot use prediction store {_shown(sa_url)}: {exc}") from exc
+
+
+def _missing_driver(sa_url: sa.URL, exc: ImportError) -> StoreError:
+    backend = sa_url.get_backend_name()
+    hint = DRIVER_HINTS.get(backend, f"install the {backend} driver")
+    reason = f"{exc.name} is not installed" if exc.name else _first_line(exc)
+    return StoreError(f"no driver for {sa_url.drivername}:// store URLs ({reason}): {hint}")
+
+
+def _engine(sa_url: sa.URL) -> Engine:
     if sa_url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {}
+        if sa_url.get_driver_name() in ("psycopg", "psycopg2") and (
+                "connect_timeout" not in sa_url.query):
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        return sa.create_engine(sa_url, pool_pre_ping=True, connect_args=connect_args)
     if sa_url.database and sa_url.database != ":memory:":
         Path(sa_url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    engine = sa.create_engine(sa_url, connect_args={"check_same_thread": False, "timeout": 10})
     sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
-def _create_tables(engine: Engine) -> None:
-    """Create missing tables; a worker racing another one to it retries once."""
-    _set_aside_old_baseline(engine)
+def _check_connection(engine: Engine) -> None:
+    """Connect once, so that an unreachable database is one clear :class:`StoreError`."""
     try:
-        metadata.create_all(engine)
-    except sa.exc.OperationalError:
-        log.info("tables being created by another worker; retrying")
-        metadata.create_all(engine)
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(f"cannot connect to prediction store {_shown(engine.url)}: "
+                         f"{_first_line(exc)}") from exc
+
+
+# What a worker racing another one to CREATE TABLE gets: PostgreSQL's UniqueViolation on
+# pg_type_typname_nsp_index (IntegrityError), "already exists" (ProgrammingError), SQLite's
+# "table ... already exists" or "database is locked" (OperationalError).
+RACE_ERRORS = (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError)
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the missing tables (and columns), also while other workers do the same."""
+    _check_connection(engine)
+    _set_aside_old_baseline(engine)
+    _create_missing_tables(engine)
     _add_new_columns(engine)
+
+
+def _create_missing_tables(engine: Engine) -> None:
+    """``create_all`` (it checks which tables exist) until it succeeds; a failed attempt
+    retries after a short, growing, jittered pause and gives up after ``CREATE_ATTEMPTS``."""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except RACE_ERRORS as exc:
+            if attempt == CREATE_ATTEMPTS:
+                raise StoreError(
+                    f"could not create the prediction-store tables in {_shown(engine.url)} "
+                    f"after {attempt} attempts: {_first_line(exc)}") from exc
+            log.info("tables being created by another worker (%s); retrying", _first_line(exc))
+            _pause(attempt)
+
+
+def _pause(attempt: int) -> None:
+    """Before retry ``attempt + 1``: short, doubling, jittered (racing workers fall apart)."""
+    time.sleep(CREATE_BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
 
 
 def _columns(engine: Engine, table: str) -> set[str]:
@@ -255,7 +360,11 @@ class PredictionStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_store_engine(url)
-        _create_tables(self.engine)
+        try:
+            _create_tables(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()

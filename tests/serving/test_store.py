@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+import serving.store as store_module
 from serving.prediction_log import LogEntry, LogRow, PredictionLog
 from serving.store import Actual, PredictionStore, utc_now
 
@@ -213,3 +215,110 @@ def test_a_store_from_before_origins_is_upgraded_without_losing_rows(tmp_path: P
     with store.engine.connect() as conn:
         kept = conn.exec_driver_sql("SELECT count(*) FROM baseline_features_v1").scalar()
     assert kept == 1
+
+
+def _one_line_store_error(url: str) -> str:
+    with pytest.raises(store_module.StoreError) as raised:
+        PredictionStore(url)
+    message = str(raised.value)
+    assert message and "\n" not in message
+    return message
+
+
+def test_a_postgres_url_without_its_driver_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` fails
+    message = _one_line_store_error("postgresql://app:s3cret@127.0.0.1:1/sales")
+    assert "salescast[postgres]" in message
+    assert "s3cret" not in message
+
+
+def test_a_malformed_store_url_is_one_clear_error() -> None:
+    assert "invalid prediction-store URL" in _one_line_store_error("not a url")
+
+
+def test_an_unreachable_database_is_one_clear_error() -> None:
+    pytest.importorskip("psycopg")  # in the dev extra (salescast[postgres])
+    message = _one_line_store_error("postgresql://app:s3cret@127.0.0.1:1/sales")  # nothing on :1
+    assert "cannot connect to prediction store postgresql://app:***@127.0.0.1:1/sales" in message
+    assert "s3cret" not in message
+
+
+def _fail_first_create(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
+    """``metadata.create_all`` fails ``failures`` times as on PostgreSQL when another worker
+    creates the tables at the same moment (that worker's ``predictions`` is there after)."""
+    calls: list[int] = []
+    real = store_module.metadata.create_all
+
+    def racing(bind: sa.Engine, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) > failures:
+            return real(bind, **kwargs)
+        store_module.predictions_table.create(bind, checkfirst=True)
+        raise sa.exc.IntegrityError(
+            "CREATE TABLE predictions", {}, Exception(
+                'duplicate key value violates unique constraint "pg_type_typname_nsp_index"'))
+
+    monkeypatch.setattr(store_module.metadata, "create_all", racing)
+    monkeypatch.setattr(store_module, "CREATE_BACKOFF_SECONDS", 0.0, raising=False)
+    return calls
+
+
+def _assert_complete_schema(engine: sa.Engine) -> None:
+    """Every table with all its columns, indexes and unique constraints."""
+    inspector = sa.inspect(engine)
+    for table in store_module.metadata.sorted_tables:
+        assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys())
+        indexed = {tuple(i["column_names"]) for i in inspector.get_indexes(table.name)}
+        assert {tuple(i.columns.keys()) for i in table.indexes} <= indexed
+        unique = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table.name)}
+        assert {tuple(c.columns.keys()) for c in table.constraints
+                if isinstance(c, sa.UniqueConstraint)} <= unique
+
+
+def test_losing_the_race_to_create_the_tables_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fail_first_create(monkeypatch, failures=1)
+    store = PredictionStore(f"sqlite:///{tmp_path / 'raced.db'}")
+    assert len(calls) == 2
+    _assert_complete_schema(store.engine)
+    assert store.upsert_actuals([Actual("A", date(2024, 6, 10), 1.0)]) == 1
+
+
+def test_table_creation_gives_up_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fail_first_create(monkeypatch, failures=99)
+    message = _one_line_store_error(f"sqlite:///{tmp_path / 'raced.db'}")
+    assert "could not create the prediction-store tables" in message
+    assert len(calls) == store_module.CREATE_ATTEMPTS
+
+
+def _open_together(url: str, workers: int) -> list[BaseException]:
+    """``workers`` threads open a store on ``url`` at the same moment; their errors."""
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            PredictionStore(url).dispose()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return errors
+
+
+def test_workers_starting_together_on_a_fresh_database_all_open_it(tmp_path: Path) -> None:
+    """4 stores opened at once on a new SQLite file, 8 times (a round used to fail ~2 in 3)."""
+    for round_ in range(8):
+        url = f"sqlite:///{tmp_path / f'fresh{round_}.db'}"
+        assert _open_together(url, workers=4) == []
+        _assert_complete_schema(PredictionStore(url).engine)
