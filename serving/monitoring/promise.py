@@ -74,11 +74,12 @@ class Promise:
     def has_rows(self) -> bool:
         return not self.rows.empty
 
-    def value(self, metric: str, numerator: str, denominator: str) -> tuple[float, float]:
-        """The promised ``metric`` and its sampling variance (0 without rows)."""
-        if not self.has_rows:
+    def value(self, sums: pd.DataFrame | None, metric: str, numerator: str,
+              denominator: str) -> tuple[float, float]:
+        """The promised ``metric`` and its sampling variance from the promise rows'
+        per-series ``sums`` (without rows: ``expected`` and no variance)."""
+        if sums is None:
             return float(self.expected.get(metric, math.nan)), 0.0
-        sums = _per_series(self.rows)
         return ratio_and_variance(sums[numerator], sums[denominator])
 
 
@@ -89,7 +90,7 @@ class Comparison:
     metric: str  # wape | coverage | bias
     current: float
     promised: float
-    effect: float  # wape: ratio; coverage: promised - current; bias: current - promised
+    effect: float  # wape: ratio; coverage: promised - current; bias: |current| - |promised|
     z: float  # the difference in standard errors (+ = worse, for bias: |.|)
     n_series: int
     n_rows: int
@@ -139,10 +140,13 @@ def _z(difference: float, variance: float) -> float:
     return difference / math.sqrt(variance)
 
 
-def compare_wape(current: pd.DataFrame, promise: Promise) -> Comparison:
-    cur = _per_series(current)
+Sums = tuple[pd.DataFrame, pd.DataFrame | None]  # per-series sums: current, promise rows
+
+
+def compare_wape(sums: Sums, promise: Promise) -> Comparison:
+    cur, promised = sums
     w_cur, v_cur = ratio_and_variance(cur["abs_error"], cur["abs_y"])
-    w_bt, v_bt = promise.value("wape", "abs_error", "abs_y")
+    w_bt, v_bt = promise.value(promised, "wape", "abs_error", "abs_y")
     if not (w_cur > 0 and w_bt > 0):  # a perfect window or promise: nothing on a log scale
         ratio = w_cur / w_bt if w_bt > 0 else math.nan
         return Comparison("wape", w_cur, w_bt, ratio, math.nan, len(cur),
@@ -154,21 +158,21 @@ def compare_wape(current: pd.DataFrame, promise: Promise) -> Comparison:
     return Comparison("wape", w_cur, w_bt, w_cur / w_bt, z, len(cur), int(cur["count"].sum()))
 
 
-def compare_coverage(current: pd.DataFrame, promise: Promise) -> Comparison:
-    cur = _per_series(current)
+def compare_coverage(sums: Sums, promise: Promise) -> Comparison:
+    cur, promised = sums
     c_cur, v_cur = ratio_and_variance(cur["inside"], cur["count"])
-    c_bt, v_bt = promise.value("coverage", "inside", "count")
+    c_bt, v_bt = promise.value(promised, "coverage", "inside", "count")
     drop = c_bt - c_cur
     return Comparison("coverage", c_cur, c_bt, drop, _z(drop, v_cur + v_bt),
                       len(cur), int(cur["count"].sum()))
 
 
-def compare_bias(current: pd.DataFrame, promise: Promise) -> Comparison:
+def compare_bias(sums: Sums, promise: Promise) -> Comparison:
     """The bias got worse: ``effect`` = |current| - |promised| (a bias that moved towards
     zero is no loss); ``z`` is that of the change itself."""
-    cur = _per_series(current)
+    cur, promised = sums
     b_cur, v_cur = ratio_and_variance(cur["error"], cur["y"])
-    b_bt, v_bt = promise.value("bias", "error", "y")
+    b_bt, v_bt = promise.value(promised, "bias", "error", "y")
     shock = _period_shock(promise.window_bias, v_bt)
     z = _z(abs(b_cur - b_bt), v_cur + v_bt + 2 * shock)
     return Comparison("bias", b_cur, b_bt, abs(b_cur) - abs(b_bt), z, len(cur),
@@ -187,5 +191,6 @@ class PromiseCheck:
 def check_promise(current: pd.DataFrame, promise: Promise) -> PromiseCheck:
     """Compare the current forecasts with actuals (columns :data:`ROWS`) to the promise."""
     rows = current.dropna(subset=["y", "yhat"])
-    return PromiseCheck(compare_wape(rows, promise), compare_coverage(rows, promise),
-                        compare_bias(rows, promise))
+    sums = (_per_series(rows), _per_series(promise.rows) if promise.has_rows else None)
+    return PromiseCheck(compare_wape(sums, promise), compare_coverage(sums, promise),
+                        compare_bias(sums, promise))
