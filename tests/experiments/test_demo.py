@@ -1,8 +1,10 @@
 """`salescast demo` end to end on a small chain: the outcome, not just the exit code.
 
-The demo's own spec with a smaller simulated chain and budgets of one trial; the story is
-the same (train before the regime shift, serve through a real API process, monitor,
-retrain, swap), so this is what a newcomer's `make demo` does, in under a minute.
+The demo's own spec with a smaller simulated chain (12 series with the full demo's sales
+volume, so a window holds enough evidence) and budgets of one trial; the story is the same
+(train, serve through a real API process, eight quiet weeks the monitor calls ok, the
+regime shift, eight weeks it calls retrain, retrain, swap): what a newcomer's `make demo`
+does, in about a minute and a half.
 """
 
 from __future__ import annotations
