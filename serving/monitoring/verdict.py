@@ -182,7 +182,7 @@ def _alarm_finding(accuracy: AccuracyReport, rule: VerdictRule) -> Finding:
 
 
 def accuracy_findings(accuracy: AccuracyReport, rule: VerdictRule) -> list[Finding]:
-    """WAPE, coverage and bias against the promise, with their noise; biased series."""
+    """WAPE, coverage and bias against the promise, with their noise; tracking-signal alarms."""
     check = accuracy.promise_check
     if check is None:
         return [("ok", "no promise to compare with (the model has no backtest metrics)"),
