@@ -22,14 +22,25 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
-from experiments.demo import QUIET_WEEKS, SHIFT_AT, SHIFT_WEEKS, TRAINED_AS_OF, demo_spec_path
+from experiments.demo import (
+    QUIET_WEEKS,
+    SHIFT_AT,
+    SHIFT_WEEKS,
+    TRAINED_AS_OF,
+    api_client,
+    api_env,
+    demo_spec_path,
+)
 from experiments.settings import Settings
 from experiments.spec import ExperimentSpec, load_spec
+
+if TYPE_CHECKING:
+    from features.training_set import TrainingSet
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +68,7 @@ class Judgement:
         return self.arm == "shift" and self.weeks == "9-16"
 
 
-def seed_spec(seed: int, root: Path, overrides: Mapping[str, Any] | None = None,
+def seed_spec(seed: int, overrides: Mapping[str, Any] | None = None,
               base: Path | None = None) -> dict[str, Any]:
     """The demo spec (or ``base``) with the simulator's ``seed`` and ``overrides``
     (top-level sections merged one level deep, e.g. ``{"models": {...}}``)."""
@@ -106,41 +117,32 @@ def prepare_seed(seed: int, root: Path, overrides: Mapping[str, Any] | None = No
     if (folder / DONE).exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    raw = seed_spec(seed, root, overrides, base)
+    raw = seed_spec(seed, overrides, base)
     specs = {arm: arm_spec(raw, folder, arm) for arm in ARMS}
     for arm, spec in specs.items():
         assert spec.simulator is not None
         generate_data(spec.simulator, folder / arm / "data")
     run_training(_as_of(specs["shift"], TRAINED_AS_OF), seed_settings(folder, "shift"))
     for arm, spec in specs.items():
-        realised = build_features(spec).base
-        _serve(spec, seed_settings(folder, arm), realised, folder / arm)
+        _serve(spec, seed_settings(folder, arm), build_features(spec), folder / arm)
     (folder / DONE).write_text("ok\n")
     return folder
 
 
-def _serve(spec: ExperimentSpec, settings: Settings, realised: pd.DataFrame,
+def _serve(spec: ExperimentSpec, settings: Settings, training_set: TrainingSet,
            workdir: Path) -> None:
     """The demo's application against a real API process, all 16 weeks."""
     import secrets
 
-    import httpx
-
     from experiments.traffic import ApiProcess, simulate_application
 
     key = secrets.token_hex(16)
-    env = {"SALESCAST_TRACKING_URI": settings.tracking_uri,
-           "SALESCAST_STORE_URL": settings.store_url,
-           "SALESCAST_MODEL_NAME": spec.registered_model_name, "SALESCAST_API_KEY": key,
-           "SALESCAST_LOCAL_MODEL_DIR": str(settings.local_model_dir),
-           "SALESCAST_LOG_FLUSH_SECONDS": "0.2"}
-    api = ApiProcess(env=env, cwd=workdir)
-    exog = [c for c in ("promo", "price") if c in realised.columns]
+    api = ApiProcess(env=api_env(settings, spec.registered_model_name, key), cwd=workdir)
     try:
         api.start()
-        with httpx.Client(base_url=api.url, headers={"X-API-Key": key}, timeout=60) as client:
-            simulate_application(client, realised, [*QUIET_WEEKS, *SHIFT_WEEKS], exog,
-                                 spec.horizon)
+        with api_client(api.url, key) as client:
+            simulate_application(client, training_set.base, [*QUIET_WEEKS, *SHIFT_WEEKS],
+                                 training_set.exog_columns, spec.horizon)
     finally:
         api.stop()
 

@@ -95,6 +95,25 @@ def demo_settings(workdir: Path) -> Settings:
     )
 
 
+def api_env(settings: Settings, model_name: str, api_key: str) -> dict[str, str]:
+    """The ``SALESCAST_*`` environment of the demo's API process (polls every 2 s, flushes
+    the prediction log every 0.2 s)."""
+    return {
+        "SALESCAST_TRACKING_URI": settings.tracking_uri, "SALESCAST_STORE_URL": settings.store_url,
+        "SALESCAST_MODEL_NAME": model_name, "SALESCAST_API_KEY": api_key,
+        "SALESCAST_POLL_SECONDS": "2", "SALESCAST_LOCAL_MODEL_DIR": str(settings.local_model_dir),
+        "SALESCAST_REPORTS_DIR": str(settings.reports_dir),
+        "SALESCAST_LOG_FLUSH_SECONDS": "0.2",
+    }
+
+
+def api_client(api_url: str, api_key: str) -> Any:
+    """An HTTP client of the API with its key."""
+    import httpx
+
+    return httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=60)
+
+
 def run_demo(workdir: Path, spec_path: Path | None = None) -> dict[str, Any]:
     """Run every stage; return what the summary shows (the tests assert on it)."""
     workdir = workdir.resolve()
@@ -183,19 +202,10 @@ class DemoRun:
 
     def _api_env(self) -> dict[str, str]:
         self.api_key = secrets.token_hex(24)
-        s = self.settings
-        return {
-            "SALESCAST_TRACKING_URI": s.tracking_uri, "SALESCAST_STORE_URL": s.store_url,
-            "SALESCAST_MODEL_NAME": self.spec.registered_model_name,
-            "SALESCAST_API_KEY": self.api_key, "SALESCAST_POLL_SECONDS": "2",
-            "SALESCAST_LOCAL_MODEL_DIR": str(s.local_model_dir),
-            "SALESCAST_REPORTS_DIR": str(s.reports_dir), "SALESCAST_LOG_FLUSH_SECONDS": "0.2",
-        }
+        return api_env(self.settings, self.spec.registered_model_name, self.api_key)
 
     def _client(self, api_url: str) -> Any:
-        import httpx
-
-        return httpx.Client(base_url=api_url, headers={"X-API-Key": self.api_key}, timeout=60)
+        return api_client(api_url, self.api_key)
 
     def traffic(self, api: Any, realised: pd.DataFrame, weeks: list[pd.Timestamp],
                 key: str) -> None:
