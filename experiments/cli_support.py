@@ -21,7 +21,7 @@ def setup_logging(level: int = logging.INFO) -> None:
         stream=sys.stderr,
         force=True,
     )
-    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numexpr", "optuna"):
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numexpr", "optuna", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -30,8 +30,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pydantic import ValidationError
 
     from experiments.spec import SpecError
+    from experiments.stack import StackError
 
-    errors: list[type[BaseException]] = [SpecError, ValidationError, FileNotFoundError]
+    errors: list[type[BaseException]] = [SpecError, StackError, ValidationError,
+                                         FileNotFoundError]
     try:
         from features.validation import DataValidationError
         from serving.store import StoreError
@@ -50,5 +52,23 @@ def fail_cleanly() -> Iterator[None]:
     except typer.Exit:
         raise
     except _user_errors() as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {describe_error(exc)}", err=True)
         raise typer.Exit(code=1) from None
+
+
+def describe_error(exc: BaseException) -> str:
+    """The message of a user error on one line; a pydantic ValidationError as
+    ``where: what`` per error (settings by their ``SALESCAST_*`` variable)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    settings = exc.title.endswith("Settings")
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        if settings and where:
+            where = f"SALESCAST_{where.upper()}"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return f"invalid {'settings' if settings else exc.title}: " + "; ".join(parts)

@@ -15,9 +15,9 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
+from contextlib import closing
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,18 +56,56 @@ def redact(text: str) -> str:
 
 
 def _probe_uri(uri: str, timeout: float) -> None:
-    """Fail fast when ``uri`` cannot be served: refused TCP port or missing SQLite file."""
+    """Fail fast when ``uri`` cannot be served: an http(s) server that refuses or does not
+    answer within ``timeout``, a SQLite file that is missing or holds no MLflow registry."""
     parsed = urlparse(uri)
     if parsed.scheme in {"http", "https"}:
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            socket.create_connection((parsed.hostname or "localhost", port), timeout).close()
-        except OSError as exc:
-            raise RegistryUnavailable(f"tracking server {redact(uri)} unreachable: {exc}") from exc
+        _probe_http(uri, timeout)
     elif parsed.scheme == "sqlite":
         database = uri.split(":///", 1)[-1]
-        if database and database != ":memory:" and not Path(database).is_file():
-            raise RegistryUnavailable(f"no MLflow database at {database}")
+        if database and database != ":memory:":
+            _probe_sqlite(Path(database))
+
+
+def _probe_http(uri: str, timeout: float) -> None:
+    """One GET of ``/health`` with ``timeout`` for connecting and for the answer: any HTTP
+    answer (even 404 from a server without that route) means the server is there."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as exc:
+        raise RegistryUnavailable(f"tracking server {redact(uri)} unreachable or not "
+                                  f"answering within {timeout:g} s: {exc}") from exc
+
+
+def _probe_sqlite(database: Path) -> None:
+    """Serving never creates or migrates the registry: a missing file, or one without
+    MLflow's tables (an empty file), is no registry, and MLflow must not initialise it."""
+    import sqlite3
+
+    if not database.is_file():
+        raise RegistryUnavailable(f"no MLflow database at {database}")
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                               "AND name = 'registered_models'").fetchone()
+    except sqlite3.Error as exc:
+        raise RegistryUnavailable(f"{database} is not a readable MLflow database: {exc}") from exc
+    if found is None:
+        raise RegistryUnavailable(f"{database} holds no MLflow registry (serving never "
+                                  "creates one: train a model into it first)")
+
+
+def _bound_mlflow_http() -> None:
+    """MLflow's own HTTP calls (resolve, download, poll) give up in seconds, not minutes of
+    retries, unless the user set these variables: a hung server then costs one poll."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 
 
 class ModelSource:
@@ -76,6 +114,7 @@ class ModelSource:
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
         self.local_dir = Path(settings.local_model_dir)
+        _bound_mlflow_http()
 
     def _client(self) -> Any:
         for uri in filter(None, [self.settings.tracking_uri, self.settings.registry_uri]):

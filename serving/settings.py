@@ -73,9 +73,12 @@ class ServingSettings(BaseSettings):
 
     @field_validator("api_key", mode="before")
     @classmethod
-    def _empty_key_is_none(cls, value: object) -> object:
+    def _refuse_blank_key(cls, value: object) -> object:
+        """A key that is set but blank is a mistake (an empty secret, a bad template), not
+        a wish to turn authentication off: refuse it instead of serving writes unguarded."""
         if isinstance(value, str) and not value.strip():
-            return None
+            raise ValueError("api_key is set but blank; set a real key (e.g. `openssl rand "
+                             "-hex 24`) or unset SALESCAST_API_KEY to serve without one")
         return value
 
     @field_validator("api_key")

@@ -24,8 +24,18 @@ def test_weak_api_keys_are_refused(key: str) -> None:
         ServingSettings(api_key=key)
 
 
-def test_a_blank_key_means_no_key_and_a_strong_one_is_kept() -> None:
-    assert ServingSettings(api_key="  ").api_key is None
+@pytest.mark.parametrize("blank", ["", "  ", "\t\n"])
+def test_a_blank_key_is_refused_not_taken_as_no_key(blank: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESCAST_API_KEY", blank)
+    with pytest.raises(ValidationError, match="api_key is set but blank"):
+        ServingSettings()
+
+
+def test_an_unset_key_means_no_key_and_a_strong_one_is_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SALESCAST_API_KEY", raising=False)
+    assert ServingSettings().api_key is None
     strong = "f3a9c1d27b8e4a60b5d9e2c7a1f04b38"
     assert ServingSettings(api_key=strong).api_key.get_secret_value() == strong  # type: ignore[union-attr]
 
