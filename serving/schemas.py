@@ -7,9 +7,17 @@ unknown fields, so a misspelt field is a 422 naming it instead of being ignored.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+
+MAX_ABS_VALUE = 1e15  # sums of a million such values stay exact enough and finite
+SalesValue = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_VALUE,
+                                    le=MAX_ABS_VALUE,
+                                    description="A number (not a string or a boolean), "
+                                    "finite, |value| <= 1e15.")]
+SeriesId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                description="No control characters.", examples=["S01|C1"])]
 
 FORECAST_EXAMPLES = [
     {"series": [{"series_id": "S01|C1"}], "horizon": 8},
@@ -165,10 +173,10 @@ class OriginsResponse(BaseModel):
 class ActualIn(RequestModel):
     """Realised sales of one series in one period."""
 
-    series_id: str = Field(min_length=1, max_length=255, examples=["S01|C1"])
+    series_id: SeriesId
     ds: date = Field(examples=["2025-01-06"])
-    y: FiniteFloat = Field(examples=[1480.0])
-    values: dict[str, FiniteFloat] | None = Field(
+    y: SalesValue = Field(examples=[1480.0])
+    values: dict[str, SalesValue] | None = Field(
         None, description="What the period's exogenous inputs really were (e.g. promo, "
         "price): the rolled forecast uses them instead of the plan.",
         examples=[{"promo": 1, "price": 9.5}])

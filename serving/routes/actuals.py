@@ -3,7 +3,8 @@
 Accepted actuals move each series' forecast origin (``serving.living``, off the request
 path). A request is checked whole before anything is written: an unknown series, a date
 that is not the first day of a period, or a period at or before the series' training
-origin (the model's history is fixed when it is trained: :mod:`features.origin`), or an
+origin (the model's history is fixed when it is trained: :mod:`features.origin`), a
+period after today, or an
 exogenous value the model does not take is a 422 naming the first such row, and nothing is
 stored. Realised exogenous values (``values``: the period's real promotion, price) replace
 the plan when the series' origin rolls over that period.
@@ -12,6 +13,7 @@ the plan when the series' origin rolls over that period.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 
@@ -54,6 +56,7 @@ def post_actuals(
 def check_actuals(actuals: Sequence[ActualIn], champion: Champion) -> None:
     """422 for the first actual the champion cannot take (see the module docstring)."""
     freq, trained = champion.metadata.freq, champion.trained_origins
+    today = datetime.now(UTC).date() + timedelta(days=1)  # any time zone's today
     for i, actual in enumerate(actuals):
         where = f"actuals[{i}]"
         if actual.series_id not in trained:
@@ -69,6 +72,10 @@ def check_actuals(actuals: Sequence[ActualIn], champion: Champion) -> None:
             raise ApiError(422, "unknown_exog", f"{where}: this model takes no {unknown[0]!r}; "
                            f"exogenous values it accepts: {sorted(champion.exog_columns)}; "
                            "nothing was stored", f"{where}.values.{unknown[0]}")
+        if actual.ds > today:
+            raise ApiError(422, "in_the_future", f"{where}: {actual.ds} is after today "
+                           f"({today}): actuals are realised sales; nothing was stored",
+                           f"{where}.ds")
         origin = trained[actual.series_id]
         if actual.ds <= origin:
             raise ApiError(422, "before_origin", f"{where}: {actual.ds} is not after the "

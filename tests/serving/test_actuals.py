@@ -83,3 +83,23 @@ def test_too_many_actuals_are_413_and_bad_values_422(keyed_app: Any) -> None:
         assert bad.status_code == 422
         assert bad.json()["error"]["field"] == "actuals[0].y"
         assert keyed_app.state.store.read_actuals().empty
+
+
+@pytest.mark.parametrize(("row", "field"), [
+    ({"y": 1e308}, "actuals[1].y"), ({"y": -1e308}, "actuals[1].y"),
+    ({"y": True}, "actuals[1].y"), ({"y": "123"}, "actuals[1].y"),
+    ({"values": {"price": 1e300}}, "actuals[1].values.price"),
+    ({"series_id": "S01|C1\u0000"}, "actuals[1].series_id"),
+    ({"ds": "0001-01-01"}, "actuals[1].ds"), ({"ds": "9999-12-27"}, "actuals[1].ds"),
+    ({"ds": "2024-06-12"}, "actuals[1].ds"),  # a Wednesday: weeks start on Monday
+], ids=["huge", "huge-negative", "boolean", "string", "huge-value", "nul", "year-1",
+        "year-9999", "wednesday"])
+def test_implausible_actuals_are_422_naming_the_row_and_store_nothing(
+    keyed_app: Any, row: dict[str, Any], field: str
+) -> None:
+    good = {"series_id": "S01|C1", "ds": "2024-06-10", "y": 5.0}
+    with TestClient(keyed_app) as client:
+        response = _post(client, [good, good | row], **{"X-API-Key": API_KEY})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == field
+        assert keyed_app.state.store.read_actuals().empty
