@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
-MAX_ABS_VALUE = 1e15  # sums of a million such values stay exact enough and finite
+from serving.store import MAX_ABS_VALUE
+
 SalesValue = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_VALUE,
                                     le=MAX_ABS_VALUE,
                                     description="A number (not a string or a boolean), "

@@ -49,6 +49,8 @@ from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
+MAX_ABS_VALUE = 1e15  # the largest |y| the API accepts (sums of many stay finite)
+
 metadata = sa.MetaData()
 
 predictions_table = sa.Table(
@@ -485,7 +487,7 @@ class PredictionStore:
             query = query.where(table.c.series_id.in_(list(series_ids)))
         if after is not None:
             query = query.where(table.c.ds > after)
-        frame = self._read(query.order_by(table.c.series_id, table.c.ds), names)
+        frame = _plausible(self._read(query.order_by(table.c.series_id, table.c.ds), names))
         frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
         return _expand_exog(frame) if exog else frame
 
@@ -564,3 +566,16 @@ def _delete_matching(conn: sa.Connection, table: sa.Table, rows: list[dict[str, 
         *(table.c[name] == sa.bindparam(f"key_{name}") for name in key))
     conn.execute(statement, [{f"key_{name}": r[name] for name in key} for r in rows])
 
+
+def _plausible(actuals: pd.DataFrame) -> pd.DataFrame:
+    """Actuals without the rows the API refuses today (infinite, NaN or |y| > 1e15),
+    which a store may hold from before that check or from a hand-written insert: one
+    such row must not stop every report. Dropped rows are logged."""
+    y = pd.to_numeric(actuals["y"], errors="coerce")
+    bad = ~(y.abs() <= MAX_ABS_VALUE)
+    if bad.any():
+        where = actuals.loc[bad, ["series_id", "ds"]].head(3).to_dict("records")
+        log.warning("ignoring %d stored actual(s) with an implausible y (infinite, missing "
+                    "or |y| > %.0e), e.g. %s", int(bad.sum()), MAX_ABS_VALUE, where)
+        return actuals.loc[~bad].reset_index(drop=True)
+    return actuals

@@ -77,6 +77,22 @@ def test_shifted_inputs_and_biased_forecasts_mean_retrain(store: PredictionStore
     assert result.target_drift is not None and not result.target_drift.drifted
 
 
+def test_implausible_stored_actuals_are_ignored_not_fatal(store: PredictionStore,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Rows the API refuses today (written before the check, or by hand) are left out and
+    logged: before, two actuals of +-1e308 made every monitor run fail (OverflowError)."""
+    _fill(store, NOW - timedelta(days=1), price_shift=0.0, bias=0.0)
+    store.upsert_actuals([Actual("S1|A", date(2030, 1, 6), 1e308),
+                          Actual("S1|B", date(2030, 1, 6), -1e308),
+                          Actual("S2|A", date(2030, 1, 6), float("inf"))])
+    result = monitor_store(store, _reference(), {"wape": 0.1, "coverage": 0.8, "bias_pct": 0.0},
+                           DriftThresholds(), timedelta(days=28), now=NOW)
+    assert result.verdict.status == "ok", result.verdict.reasons
+    assert result.accuracy.overall["wape"] == pytest.approx(0.0)
+    assert result.accuracy.overall["n"] == len(SERIES) * 8 - 3
+    assert "ignoring 3 stored actual(s) with an implausible y" in caplog.text
+
+
 def test_only_the_window_counts_and_an_empty_one_is_a_clear_error(store: PredictionStore) -> None:
     _fill(store, NOW - timedelta(days=40), price_shift=3.0, bias=0.5)
     with pytest.raises(NoPredictionsError, match="no predictions logged in the last 28 days"):
