@@ -112,6 +112,40 @@ def check_frame(frame: ScoringInput, champion: Champion, max_rows: int) -> None:
                        "not trained on them", "series_id")
 
 
+def normalize_dates(frame: ScoringInput) -> None:
+    """Each row's ``ds`` as an ISO date, in place: a timestamp names its day (``T12:00``
+    included, as pandas and JSON clients send them); anything else is a 422 naming the row."""
+    position = frame.columns.index("ds")
+    for i, row in enumerate(frame.rows):
+        value = row[position]
+        try:
+            row[position] = datetime.fromisoformat(value).date().isoformat()
+        except (TypeError, ValueError):
+            raise ApiError(422, "invalid_date", f"row {i}: ds must be an ISO date such as "
+                           f"2025-01-06, not {value!r}", "ds") from None
+
+
+SCORING_PARAMS = ("level", "as_of")
+
+
+def scoring_params(params: dict[str, Any] | None) -> tuple[dict[str, Any], date | None]:
+    """The checked params: ``level`` (a number strictly between 0 and 1) for the model, and
+    ``as_of`` (a date); any other name is a 422 listing the accepted ones."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(SCORING_PARAMS))
+    if unknown:
+        raise ApiError(422, "invalid_param", f"unknown param {unknown[0]!r}; accepted: "
+                       f"{', '.join(SCORING_PARAMS)}", f"params.{unknown[0]}")
+    as_of = as_of_param(params)
+    params.pop("as_of", None)
+    level = params.get("level")
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int | float)
+                              or not 0 < level < 1):
+        raise ApiError(422, "invalid_param", f"level must be a number strictly between 0 and "
+                       f"1 (e.g. 0.9 for a 90 % interval), not {level!r}", "params.level")
+    return params, as_of
+
+
 def series_of(frame: ScoringInput) -> list[str]:
     position = frame.columns.index("series_id")
     return list(dict.fromkeys(str(r[position]) for r in frame.rows))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import ChampionDep, LivingDep, SettingsDep, log_predictions, request_id_for
@@ -18,9 +19,10 @@ from serving.schemas import InvocationsResponse, error_responses
 from serving.scoring import (
     answer_cells,
     answer_with_model,
-    as_of_param,
     check_frame,
+    normalize_dates,
     parse_scoring_body,
+    scoring_params,
     series_of,
     table_cells,
 )
@@ -73,9 +75,8 @@ async def invocations(request: Request, champion: ChampionDep, living: LivingDep
     each row with the ``origin`` it was made from (params: ``level``, ``as_of``)."""
     frame = parse_scoring_body(await request.body(), request.headers.get("content-type"))
     check_frame(frame, champion, settings.max_rows)
-    params = dict(frame.params or {})
-    as_of = as_of_param(params)
-    params.pop("as_of", None)
+    normalize_dates(frame)
+    params, as_of = scoring_params(frame.params)
     if as_of is None:
         state, entries, _ = take_entries(champion, living, series_of(frame), None)
     else:
@@ -91,14 +92,18 @@ async def invocations(request: Request, champion: ChampionDep, living: LivingDep
     return Response(body, media_type="application/json")
 
 
-@router.get("/ping", summary="MLflow health check (200 when a model is loaded)")
-@router.get("/health", summary="MLflow health check (200 when a model is loaded)")
-def ping(champion: ChampionDep) -> Response:
-    return Response("\n", media_type="application/json")
+@router.get("/ping", summary="MLflow health check (200 when a model is loaded)",
+            response_class=PlainTextResponse, responses=error_responses(503))
+@router.get("/health", summary="MLflow health check (200 when a model is loaded)",
+            response_class=PlainTextResponse, responses=error_responses(503))
+def ping(champion: ChampionDep) -> PlainTextResponse:
+    """A newline, as MLflow's scoring server answers, declared and sent as text."""
+    return PlainTextResponse("\n")
 
 
-@router.get("/version", summary="MLflow version (as the MLflow scoring server answers)")
-def version() -> Response:
+@router.get("/version", summary="MLflow version (as the MLflow scoring server answers)",
+            response_class=PlainTextResponse)
+def version() -> PlainTextResponse:
     from mlflow.version import VERSION
 
-    return Response(VERSION, media_type="application/json")
+    return PlainTextResponse(VERSION)

@@ -108,3 +108,32 @@ def test_ping_answers_like_mlflow(client: TestClient, mlflow_server: TestClient)
     for path in ("/ping", "/health"):
         ours, theirs = client.get(path), mlflow_server.get(path)
         assert (ours.status_code, ours.text) == (theirs.status_code, theirs.text)
+        assert ours.headers["content-type"].startswith("text/plain")  # as declared
+    schema = client.get("/openapi.json").json()["paths"]
+    for path in ("/ping", "/health", "/version"):
+        assert list(schema[path]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"level": "x"}, "params.level"), ({"level": 2}, "params.level"),
+    ({"level": 0}, "params.level"), ({"level": True}, "params.level"),
+    ({"levels": 0.9}, "params.levels"), ({"as_of": "soon"}, "params.as_of"),
+], ids=["string", "above-one", "zero", "boolean", "unknown-name", "bad-as-of"])
+def test_bad_params_are_422_naming_the_param(client: TestClient, params: dict[str, Any],
+                                             field: str) -> None:
+    response = client.post("/invocations", json={**SPLIT, "params": params})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_a_timestamp_names_its_day(client: TestClient) -> None:
+    """A noon timestamp inside the horizon is that day, not 'outside the horizon'."""
+    noon = {"dataframe_split": {"columns": ["series_id", "ds"],
+                                "data": [["S01|C2", "2024-06-17T12:00:00"]]}}
+    day = {"dataframe_split": {"columns": ["series_id", "ds"], "data": [["S01|C2", "2024-06-17"]]}}
+    answered = client.post("/invocations", json=noon)
+    assert answered.status_code == 200, answered.text
+    assert answered.json() == client.post("/invocations", json=day).json()
+    garbage = client.post("/invocations", json={"dataframe_split": {
+        "columns": ["series_id", "ds"], "data": [["S01|C2", "next monday"]]}})
+    assert garbage.status_code == 422 and garbage.json()["error"]["field"] == "ds"
