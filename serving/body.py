@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from serving.errors import ApiError
+
 Model = TypeVar("Model", bound=BaseModel)
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -24,6 +26,7 @@ def json_body(model: type[Model]) -> Callable[[Request], Awaitable[Model]]:
     """A dependency giving the body as ``model``; invalid bodies are the usual 422."""
 
     async def parse(request: Request) -> Model:
+        require_json(request.headers.get("content-type"))
         try:
             return model.model_validate_json(await request.body())
         except ValidationError as exc:
@@ -32,6 +35,17 @@ def json_body(model: type[Model]) -> Callable[[Request], Awaitable[Model]]:
             raise RequestValidationError(errors) from None
 
     return parse
+
+
+def require_json(content_type: str | None) -> None:
+    """415 for a body declared as something else than JSON (``text/plain`` from a form or
+    a shell); no content type at all is read as JSON, as FastAPI does."""
+    if content_type is None:
+        return
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime != "application/json" and not mime.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", f"content type {mime!r}: send the body "
+                       "as application/json", "content-type")
 
 
 def request_body_openapi(model: type[BaseModel], examples: dict[str, Any]) -> dict[str, Any]:

@@ -234,10 +234,13 @@ def _scenario_targets(
         raise ApiError(422, "unknown_series", f"scenario names unknown series {series_id!r}",
                        f"{where}.series_id")
     targets = index.matching(series_id, item.ds)
-    if item.ds is not None and not targets:
-        raise ApiError(422, "scenario_outside_request", f"scenario date {item.ds} is not one "
-                       "of the forecast rows asked for (each series forecasts the periods "
-                       "after its origin)", f"{where}.ds")
+    if not targets:  # a what-if that changes nothing is a mistake, never ignored silently
+        if item.ds is not None:
+            raise ApiError(422, "scenario_outside_request", f"scenario date {item.ds} is not "
+                           "one of the forecast rows asked for (each series forecasts the "
+                           "periods after its origin)", f"{where}.ds")
+        raise ApiError(422, "scenario_outside_request", f"scenario series {series_id!r} is "
+                       "not one of the series asked for", f"{where}.series_id")
     return targets
 
 

@@ -18,19 +18,19 @@ SalesValue = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_AB
                                     description="A number (not a string or a boolean), "
                                     "finite, |value| <= 1e15.")]
 SeriesId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$",
-                                description="No control characters.", examples=["S01|C1"])]
+                                description="No control characters.", examples=["S01|grocery"])]
 
 FORECAST_EXAMPLES = [
-    {"series": [{"series_id": "S01|C1"}], "horizon": 8},
-    {"series": [{"keys": {"store": "S01", "category": "C1"}}, {"series_id": "S02|C3"}]},
-    {"rows": [{"series_id": "S01|C1", "ds": "2025-01-06"}, {"series_id": "S01|C1",
+    {"series": [{"series_id": "S01|grocery"}], "horizon": 8},
+    {"series": [{"keys": {"store": "S01", "category": "grocery"}}, {"series_id": "S02|garden"}]},
+    {"rows": [{"series_id": "S01|grocery", "ds": "2025-01-06"}, {"series_id": "S01|grocery",
                                                             "ds": "2025-01-13"}]},
     {
-        "series": [{"series_id": "S01|C1"}],
+        "series": [{"series_id": "S01|grocery"}],
         "horizon": 4,
         "scenario": [
             {"values": {"price": 9.5}},
-            {"series_id": "S01|C1", "ds": "2025-01-13", "values": {"promo": 1}},
+            {"series_id": "S01|grocery", "ds": "2025-01-13", "values": {"promo": 1}},
         ],
     },
 ]
@@ -43,8 +43,8 @@ class RequestModel(BaseModel):
 class SeriesRef(RequestModel):
     """A series, by its id or by its key values (e.g. store and category)."""
 
-    series_id: str | None = Field(None, min_length=1, examples=["S01|C1"])
-    keys: dict[str, str] | None = Field(None, examples=[{"store": "S01", "category": "C1"}])
+    series_id: str | None = Field(None, min_length=1, examples=["S01|grocery"])
+    keys: dict[str, str] | None = Field(None, examples=[{"store": "S01", "category": "grocery"}])
 
     @model_validator(mode="after")
     def _one_way(self) -> SeriesRef:
@@ -56,7 +56,7 @@ class SeriesRef(RequestModel):
 class ForecastRow(RequestModel):
     """One (series, period) to forecast; ``ds`` must be one of the model's horizon dates."""
 
-    series_id: str = Field(min_length=1, examples=["S01|C1"])
+    series_id: str = Field(min_length=1, examples=["S01|grocery"])
     ds: date = Field(examples=["2025-01-06"])
 
 
@@ -88,7 +88,10 @@ class ScenarioValues(RequestModel):
 class ForecastRequest(RequestModel):
     """Series and a horizon, or explicit rows; optionally a scenario."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": FORECAST_EXAMPLES})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": FORECAST_EXAMPLES,
+        "oneOf": [{"required": ["series"]}, {"required": ["rows"]}],  # exactly one
+    })
 
     series: list[SeriesRef] | None = Field(None, min_length=1)
     horizon: int | None = Field(
@@ -118,7 +121,7 @@ class ModelRefOut(BaseModel):
 
 
 class ForecastPoint(BaseModel):
-    series_id: str = Field(examples=["S01|C1"])
+    series_id: str = Field(examples=["S01|grocery"])
     ds: date = Field(examples=["2025-01-06"])
     origin: date | None = Field(
         description="The period the forecast was made from: the series' newest complete "
@@ -140,7 +143,7 @@ class ErrorItem(BaseModel):
 class SeriesOriginOut(BaseModel):
     """Where a series' forecast starts, and why there."""
 
-    series_id: str = Field(examples=["S01|C1"])
+    series_id: str = Field(examples=["S01|grocery"])
     origin: date = Field(description="The newest complete period the forecast is made from.")
     status: Literal["current", "incomplete", "gap", "stale"] = Field(
         description="current: the newest actual is the origin; incomplete: the newest "
@@ -185,7 +188,7 @@ class ActualIn(RequestModel):
 
 class ActualsRequest(RequestModel):
     actuals: list[ActualIn] = Field(
-        min_length=1, examples=[[{"series_id": "S01|C1", "ds": "2025-01-06", "y": 1480.0}]]
+        min_length=1, examples=[[{"series_id": "S01|grocery", "ds": "2025-01-06", "y": 1480.0}]]
     )
 
 
@@ -235,7 +238,7 @@ class InvocationsResponse(BaseModel):
     """MLflow scoring-server answer: one record per input row."""
 
     predictions: list[dict[str, Any]] = Field(
-        examples=[[{"series_id": "S01|C1", "ds": "2025-01-06T00:00:00", "yhat": 1520.4,
+        examples=[[{"series_id": "S01|grocery", "ds": "2025-01-06T00:00:00", "yhat": 1520.4,
                     "yhat_lower": 1380.0, "yhat_upper": 1660.9}]]
     )
 

@@ -65,7 +65,7 @@ ForecastBody = Annotated[ForecastRequest, Depends(json_body(ForecastRequest))]
 @router.post(
     "/v1/forecast",
     response_model=ForecastResponse,
-    responses=error_responses(404, 413, 422, 503),
+    responses=error_responses(404, 413, 415, 422, 503),
     openapi_extra=request_body_openapi(ForecastRequest, OPENAPI_EXAMPLES),
     summary="Forecast series (with an optional what-if scenario)",
 )

@@ -46,8 +46,14 @@ INVOCATIONS_BODY: dict[str, Any] = {
                             "data": {"type": "array", "items": {"type": "array", "items": {}}},
                             "index": {"type": "array", "items": {}}}},
                         "dataframe_records": {"type": "array", "items": {"type": "object"}},
-                        "params": {"type": "object"},
+                        "params": {"type": "object", "properties": {
+                            "level": {"type": "number", "exclusiveMinimum": 0,
+                                      "exclusiveMaximum": 1},
+                            "as_of": {"type": "string", "format": "date"}},
+                            "additionalProperties": False},
                     },
+                    "oneOf": [{"required": ["dataframe_split"]},
+                              {"required": ["dataframe_records"]}],
                 },
                 "examples": {
                     "split": {"summary": "dataframe_split", "value": _SPLIT_EXAMPLE},

@@ -200,3 +200,35 @@ def test_openapi_documents_the_forecast_contract(client: TestClient) -> None:
     responses = spec["paths"]["/v1/forecast"]["post"]["responses"]
     assert {"200", "404", "413", "422"} <= set(responses)
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(("scenario", "field"), [
+    ({"ds": "2030-01-07", "values": {"promo": 1}}, "scenario[0].ds"),  # beyond the horizon
+    ({"series_id": "S02|C2", "values": {"promo": 1}}, "scenario[0].series_id"),  # not asked
+], ids=["beyond-horizon", "series-not-asked"])
+def test_a_scenario_entry_that_touches_no_row_is_422_not_ignored(
+    client: TestClient, scenario: dict[str, Any], field: str
+) -> None:
+    payload = {"series": [{"series_id": "S01|C1"}], "horizon": 2, "scenario": [scenario]}
+    error = _forecast(client, payload, 422)["error"]
+    assert (error["code"], error["field"]) == ("scenario_outside_request", field)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_declared_as_something_else_than_json_is_415(client: TestClient,
+                                                           content_type: str) -> None:
+    body = b'{"series": [{"series_id": "S01|C1"}], "horizon": 1}'
+    response = client.post("/v1/forecast", content=body, headers={"content-type": content_type})
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert client.post("/v1/forecast", content=body, headers={
+        "content-type": "application/json; charset=utf-8"}).status_code == 200
+
+
+def test_openapi_says_exactly_one_of_series_or_rows(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["ForecastRequest"]["oneOf"] == [{"required": ["series"]},
+                                                   {"required": ["rows"]}]
+    for both_or_none in ({"series": [{"series_id": "S01|C1"}], "rows": [
+            {"series_id": "S01|C1", "ds": ORIGIN_DATES[0]}]}, {}):
+        assert _forecast(client, both_or_none, 422)["error"]["code"] == "validation_error"

@@ -137,3 +137,13 @@ def test_a_timestamp_names_its_day(client: TestClient) -> None:
     garbage = client.post("/invocations", json={"dataframe_split": {
         "columns": ["series_id", "ds"], "data": [["S01|C2", "next monday"]]}})
     assert garbage.status_code == 422 and garbage.json()["error"]["field"] == "ds"
+
+
+def test_openapi_says_exactly_one_frame_format_and_which_params(client: TestClient) -> None:
+    body = client.get("/openapi.json").json()["paths"]["/invocations"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["oneOf"] == [{"required": ["dataframe_split"]},
+                               {"required": ["dataframe_records"]}]
+    assert set(schema["properties"]["params"]["properties"]) == {"level", "as_of"}
+    both = {**SPLIT, **RECORDS}
+    assert client.post("/invocations", json=both).json()["error"]["code"] == "invalid_format"
