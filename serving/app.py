@@ -31,7 +31,7 @@ from serving.middleware import BodyLimitMiddleware
 from serving.prediction_log import PredictionLog
 from serving.registry import ModelSource
 from serving.routes import actuals, forecast, health, invocations, model
-from serving.schemas import ForecastRequest
+from serving.schemas import ActualsRequest, ForecastRequest
 from serving.settings import ServingSettings
 from serving.store import PredictionStore
 
@@ -70,7 +70,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     for module in (forecast, invocations, actuals, model, health):
         app.include_router(module.router)
     _include_optional_routers(app)
-    document_json_bodies(app, [ForecastRequest])
+    document_json_bodies(app, [ForecastRequest, ActualsRequest])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees all
     return app

@@ -259,3 +259,11 @@ class ErrorResponse(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries documenting the JSON error shape."""
     return {status: {"model": ErrorResponse} for status in statuses}
+
+
+def json_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The same for a route whose success is not JSON (HTML, text): FastAPI would document
+    its errors under the route's own media type, but they are sent as JSON."""
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {status: {"description": "Error", "content": {"application/json": {"schema": schema}}}
+            for status in statuses}

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from serving.deps import SettingsDep
 from serving.errors import ApiError
-from serving.schemas import error_responses
+from serving.schemas import error_responses, json_error_responses
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ def get_accuracy(settings: SettingsDep) -> AccuracyReport:
 
 
 @router.get("/reports/latest", response_class=HTMLResponse,
-            responses=error_responses(404, 503), summary="The latest monitoring report (HTML page)")
+            responses=json_error_responses(404, 503),
+            summary="The latest monitoring report (HTML page)")
 def get_latest_html(settings: SettingsDep) -> HTMLResponse:
     path = latest_report(Path(settings.reports_dir), ".html")
     try:

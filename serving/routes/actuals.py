@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from features.origin import is_period_start
+from serving.body import json_body, request_body_openapi
 from serving.champion import Champion
 from serving.deps import ApiKeyRequired, ChampionDep, LivingDep, SettingsDep, StoreDep
 from serving.errors import ApiError
@@ -26,17 +28,23 @@ from serving.schemas import ActualIn, ActualsRequest, ActualsResponse, error_res
 from serving.store import Actual
 
 router = APIRouter(tags=["actuals"])
+ActualsBody = Annotated[ActualsRequest, Depends(json_body(ActualsRequest))]
+EXAMPLES = {"one week": {"summary": "Realised sales of two series in one week", "value": {
+    "actuals": [{"series_id": "S01|grocery", "ds": "2024-07-15", "y": 1480.0},
+                {"series_id": "S02|garden", "ds": "2024-07-15", "y": 312.5,
+                 "values": {"promo": 1, "price": 9.5}}]}}}
 
 
 @router.post(
     "/v1/actuals",
     response_model=ActualsResponse,
     dependencies=[ApiKeyRequired],
-    responses=error_responses(401, 413, 422, 503),
+    responses=error_responses(401, 413, 415, 422, 503),
+    openapi_extra=request_body_openapi(ActualsRequest, EXAMPLES),
     summary="Record realised sales (idempotent); they move the forecast origins",
 )
 def post_actuals(
-    payload: ActualsRequest, store: StoreDep, settings: SettingsDep, champion: ChampionDep,
+    payload: ActualsBody, store: StoreDep, settings: SettingsDep, champion: ChampionDep,
     living: LivingDep,
 ) -> ActualsResponse:
     """Sending the same (series_id, ds) again replaces its value (the last one wins) and

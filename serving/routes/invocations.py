@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.deps import ChampionDep, LivingDep, SettingsDep, log_predictions, request_id_for
 from serving.forecast_table import log_rows
 from serving.forecasting import take_entries
-from serving.schemas import InvocationsResponse, error_responses
+from serving.schemas import InvocationsResponse, error_responses, json_error_responses
 from serving.scoring import (
     answer_cells,
     answer_with_model,
@@ -99,9 +99,9 @@ async def invocations(request: Request, champion: ChampionDep, living: LivingDep
 
 
 @router.get("/ping", summary="MLflow health check (200 when a model is loaded)",
-            response_class=PlainTextResponse, responses=error_responses(503))
+            response_class=PlainTextResponse, responses=json_error_responses(503))
 @router.get("/health", summary="MLflow health check (200 when a model is loaded)",
-            response_class=PlainTextResponse, responses=error_responses(503))
+            response_class=PlainTextResponse, responses=json_error_responses(503))
 def ping(champion: ChampionDep) -> PlainTextResponse:
     """A newline, as MLflow's scoring server answers, declared and sent as text."""
     return PlainTextResponse("\n")

@@ -103,3 +103,19 @@ def test_implausible_actuals_are_422_naming_the_row_and_store_nothing(
         assert response.status_code == 422, response.text
         assert response.json()["error"]["field"] == field
         assert keyed_app.state.store.read_actuals().empty
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b"\xff", "application/json", 422), (b'{"actuals": [', "application/json", 422),
+    (b'{"actuals": []}', "text/plain", 415),
+], ids=["not-utf8", "truncated", "text-plain"])
+def test_unreadable_bodies_are_4xx_documented_and_store_nothing(
+    keyed_app: Any, body: bytes, content_type: str, status: int
+) -> None:
+    with TestClient(keyed_app) as client:
+        response = client.post("/v1/actuals", content=body, headers={
+            "content-type": content_type, "X-API-Key": API_KEY})
+        assert response.status_code == status, response.text
+        documented = client.get("/openapi.json").json()["paths"]["/v1/actuals"]["post"]
+        assert str(status) in documented["responses"]
+        assert keyed_app.state.store.read_actuals().empty
