@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 # `mlflow models serve --env-manager local` starts uvicorn by name: keep the venv on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint bench bench-accuracy bench-monitor clean browser
+.PHONY: install demo test lint bench bench-accuracy bench-monitor clean browser postgres \
+	stack-up stack-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +31,30 @@ browser:
 	    echo "note: install chromium (sudo apt-get install chromium) for the MLflow UI test"; \
 	  fi; }
 
-test: install browser
+# The tests also run against a real PostgreSQL (`salescast stack up`: Debian's postgresql
+# package, server binaries in /usr/lib/postgresql/<version>/bin): install it when missing
+# and we may (root with apt-get, as on CI); otherwise say how. Without it those tests fail.
+PG_SERVER = $(firstword $(wildcard $(shell pg_config --bindir 2>/dev/null)/initdb \
+	/usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb 2>/dev/null))
+
+postgres:
+	@[ -n "$(PG_SERVER)" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's postgresql for the tests on PostgreSQL"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else \
+	    echo "note: install PostgreSQL (sudo apt-get install postgresql) for the PostgreSQL tests"; \
+	  fi; }
+
+test: install browser postgres
 	$(BIN)/python -m pytest
+
+# The shared stack on this machine (PostgreSQL + mlflow server): `source .salescast-stack/stack.env`.
+stack-up: install postgres
+	$(BIN)/salescast stack up
+
+stack-down: install
+	$(BIN)/salescast stack down
 
 lint: install
 	$(BIN)/ruff check .

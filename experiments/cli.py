@@ -8,6 +8,7 @@ down; known user errors (a bad spec, invalid data) print one clear message and e
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -24,12 +25,17 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Raw data: the embedded retail simulator.", no_args_is_help=True)
 features_app = typer.Typer(help="Training sets from raw data.", no_args_is_help=True)
+stack_app = typer.Typer(help="The shared stack on this machine: PostgreSQL and an mlflow "
+                        "server on it (`salescast stack up`).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
+app.add_typer(stack_app, name="stack")
 
 log = logging.getLogger("salescast")
 
 SpecOption = Annotated[Path, typer.Option("--spec", help="Experiment spec (YAML).")]
+StackDir = Annotated[Path, typer.Option(
+    "--dir", help="The stack's folder: PostgreSQL data, logs, artifacts, stack.env.")]
 
 
 @app.callback()
@@ -94,12 +100,62 @@ def demo(
     workdir: Annotated[
         Path, typer.Option(help="Fresh working directory for data, MLflow and reports.")
     ] = Path("salescast-demo"),
+    stack: Annotated[Path | None, typer.Option(
+        help="Run on the stack in this folder (`salescast stack up`) instead of SQLite "
+        "files in the working directory; the stack must hold no earlier demo.")] = None,
 ) -> None:
     """Run the whole loop on the embedded retail data, printing a line per stage."""
     with fail_cleanly():
         from experiments.demo import run_demo
 
-        run_demo(workdir)
+        run_demo(workdir, stack_dir=stack)
+
+
+@stack_app.command("up")
+def stack_up(
+    folder: StackDir = Path(".salescast-stack"),
+    pg_port: Annotated[int, typer.Option(min=0, max=65535, help="0 = a free port.")] = 0,
+    mlflow_port: Annotated[int, typer.Option(min=0, max=65535, help="0 = a free port.")] = 0,
+) -> None:
+    """Start PostgreSQL (127.0.0.1 only) and `mlflow server` on it; print the settings."""
+    with fail_cleanly():
+        from experiments.stack import env_text, up
+
+        started = time.perf_counter()
+        stack = up(folder, pg_port, mlflow_port)
+        if stack.started:
+            typer.echo(f"started {' and '.join(stack.started)} in "
+                       f"{time.perf_counter() - started:.0f} s")
+        else:
+            typer.echo(f"the stack in {stack.folder} is running already: reusing it")
+        typer.echo(env_text(stack.folder))
+        typer.echo(f"use it: source {stack.folder / 'stack.env'}")
+        typer.echo(f"stop it: salescast stack down --dir {stack.folder}")
+
+
+@stack_app.command("down")
+def stack_down(
+    folder: StackDir = Path(".salescast-stack"),
+    purge: Annotated[bool, typer.Option(help="Then delete the folder (data too).")] = False,
+) -> None:
+    """Stop the stack's mlflow server and PostgreSQL (nothing running is fine)."""
+    with fail_cleanly():
+        from experiments.stack import down
+
+        existed = folder.exists()
+        stopped = down(folder, purge=purge)
+        typer.echo(f"stopped {' and '.join(stopped)}" if stopped else "nothing was running")
+        if purge and existed:
+            typer.echo(f"removed {folder}")
+
+
+@stack_app.command("env")
+def stack_env(folder: StackDir = Path(".salescast-stack")) -> None:
+    """Print the stack's settings as `export` lines (`eval "$(salescast stack env)"`)."""
+    with fail_cleanly():
+        from experiments.stack import env_text
+
+        typer.echo(env_text(folder))
 
 
 def _register_stage_commands() -> None:

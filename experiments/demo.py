@@ -13,6 +13,10 @@ in without a restart.
 
 Everything lives in ``--workdir``; each run starts from a clean store there (the previous
 demo's MLflow, Optuna and prediction databases are removed first), so re-running is safe.
+With ``--stack DIR`` (`salescast stack up`) MLflow, Optuna and the prediction store are the
+stack's instead (mlflow server on PostgreSQL, artifacts through the server); their state
+outlives the demo, so the demo refuses a stack that holds an earlier run of it rather than
+mix two stories: `salescast stack down --dir DIR --purge` and `up` again give a fresh one.
 """
 
 from __future__ import annotations
@@ -83,16 +87,65 @@ def working_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def demo_settings(workdir: Path) -> Settings:
-    """Absolute locations inside the work directory, so the API process agrees with us."""
+def demo_settings(workdir: Path, stack_env: dict[str, str] | None = None) -> Settings:
+    """Absolute locations inside the work directory, so the API process agrees with us;
+    with ``stack_env`` (a stack's ``SALESCAST_*`` variables) MLflow, Optuna and the
+    prediction store are the stack's, and artifacts go through its mlflow server."""
+    local = {"reports_dir": workdir / "reports",
+             "local_model_dir": workdir / ".salescast" / "champion"}
+    if stack_env is not None:
+        return Settings(tracking_uri=stack_env["SALESCAST_TRACKING_URI"],
+                        optuna_storage=stack_env["SALESCAST_OPTUNA_STORAGE"],
+                        store_url=stack_env["SALESCAST_STORE_URL"], artifact_location=None,
+                        **local)
     return Settings(
         tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
         optuna_storage=f"sqlite:///{workdir / 'optuna.db'}",
         artifact_location=str(workdir / "mlartifacts"),
         store_url=f"sqlite:///{workdir / 'predictions.db'}",
-        reports_dir=workdir / "reports",
-        local_model_dir=workdir / ".salescast" / "champion",
+        **local,
     )
+
+
+def stack_settings(workdir: Path, stack_dir: Path, spec: ExperimentSpec) -> Settings:
+    """The demo's settings on the stack in ``stack_dir``, which must answer and hold no
+    earlier run of this spec (StackError otherwise)."""
+    from experiments.stack import StackError, settings_env
+    from training.tracking import TrackingUnavailable, probe_tracking_server
+
+    settings = demo_settings(workdir, settings_env(stack_dir))
+    try:
+        probe_tracking_server(settings.tracking_uri)
+    except TrackingUnavailable as exc:
+        raise StackError(f"{exc}: `salescast stack up --dir {stack_dir}` first") from None
+    held = _earlier_demo(settings, spec)
+    if held:
+        raise StackError(f"the stack in {stack_dir} already holds a demo run ({held}); the "
+                         f"demo starts from empty stores: `salescast stack down --dir "
+                         f"{stack_dir} --purge && salescast stack up --dir {stack_dir}`")
+    return settings
+
+
+def _earlier_demo(settings: Settings, spec: ExperimentSpec) -> str:
+    """What the stores hold of an earlier run of ``spec`` (empty: nothing)."""
+    import optuna
+
+    from serving.store import PredictionStore
+    from training.registry import client_for, model_exists
+
+    client = client_for(settings.tracking_uri)
+    held = [f"MLflow experiment {spec.name!r}"] if client.get_experiment_by_name(
+        spec.name) else []
+    if model_exists(client, spec.registered_model_name):
+        held.append(f"registered model {spec.registered_model_name!r}")
+    studies = optuna.study.get_all_study_names(storage=settings.optuna_storage)
+    if any(name.startswith(f"{spec.name}.") for name in studies):
+        held.append(f"Optuna studies {spec.name}.*")
+    store = PredictionStore(settings.store_url)
+    if not (store.read_actuals().empty and store.read_predictions().empty):
+        held.append("predictions and actuals")
+    store.dispose()
+    return ", ".join(held)
 
 
 def api_env(settings: Settings, model_name: str, api_key: str) -> dict[str, str]:
@@ -114,16 +167,18 @@ def api_client(api_url: str, api_key: str) -> Any:
     return httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=60)
 
 
-def run_demo(workdir: Path, spec_path: Path | None = None) -> dict[str, Any]:
-    """Run every stage; return what the summary shows (the tests assert on it)."""
-    workdir = workdir.resolve()
+def run_demo(workdir: Path, spec_path: Path | None = None,
+             stack_dir: Path | None = None) -> dict[str, Any]:
+    """Run every stage; return what the summary shows (the tests assert on it). With
+    ``stack_dir``, on that stack (`salescast stack up`), which must hold no earlier demo."""
+    workdir, stack_dir = workdir.resolve(), stack_dir.resolve() if stack_dir else None
     spec = load_spec((spec_path or demo_spec_path()).resolve())
+    settings = stack_settings(workdir, stack_dir, spec) if stack_dir else demo_settings(workdir)
     with working_directory(workdir):
         _clean(workdir)
-        settings = demo_settings(workdir)
         clock = StageClock(total=8)
         outcome = DemoRun(spec, settings, clock, workdir).run()
-    _print_summary(outcome, clock, workdir, settings)
+    _print_summary(outcome, clock, workdir, settings, stack_dir)
     return outcome
 
 
@@ -270,7 +325,8 @@ class DemoRun:
 
 
 def _print_summary(
-    outcome: dict[str, Any], clock: StageClock, workdir: Path, settings: Settings
+    outcome: dict[str, Any], clock: StageClock, workdir: Path, settings: Settings,
+    stack_dir: Path | None = None,
 ) -> None:
     total = sum(clock.timings.values())
     typer.echo("")
@@ -285,10 +341,22 @@ def _print_summary(
         if key in outcome:
             typer.echo(f"monitor, {label}: {outcome[key]['verdict']}; report "
                        f"{outcome[key]['report_path']}")
+    _print_where_to_look(workdir, settings, stack_dir)
+
+
+def _print_where_to_look(workdir: Path, settings: Settings, stack_dir: Path | None) -> None:
     typer.echo("look at it:")
-    typer.echo(f"  mlflow ui --backend-store-uri {settings.tracking_uri}  # then open "
-               "http://127.0.0.1:5000")
-    typer.echo(f"  optuna-dashboard {settings.optuna_storage}  # pip install optuna-dashboard")
-    typer.echo(f"  cd {workdir} && SALESCAST_MODEL_NAME=retail_demo_forecaster salescast serve"
-               "  # then http://127.0.0.1:8000/docs")
+    serve = f"cd {workdir} && SALESCAST_MODEL_NAME=retail_demo_forecaster salescast serve"
+    if stack_dir is not None:  # the stack's mlflow server runs; its settings are in a file
+        env_file = stack_dir / "stack.env"
+        typer.echo(f"  open {settings.tracking_uri}  # the stack's mlflow server")
+        typer.echo(f"  source {env_file} && optuna-dashboard \"$SALESCAST_OPTUNA_STORAGE\""
+                   "  # pip install optuna-dashboard")
+        serve = f"source {env_file} && {serve}"
+    else:
+        typer.echo(f"  mlflow ui --backend-store-uri {settings.tracking_uri}  # then open "
+                   "http://127.0.0.1:5000")
+        typer.echo(f"  optuna-dashboard {settings.optuna_storage}  # pip install "
+                   "optuna-dashboard")
+    typer.echo(f"  {serve}  # then http://127.0.0.1:8000/docs")
     typer.echo(f"  {CURL_EXAMPLE}")
