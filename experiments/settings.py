@@ -20,3 +20,8 @@ class Settings(ServingSettings):
         None, description="Artifact root for new experiments (default: MLflow's)."
     )
     n_jobs: int = Field(-1, description="Parallel per-series fits (joblib; -1 = all cores).")
+    dask_scheduler: str | None = Field(
+        None, description="Run the per-series fits and backtest windows on Dask: `local` (a "
+        "LocalCluster of n_jobs worker processes) or a scheduler address such as "
+        "tcp://host:8786; unset = joblib on this machine. Needs salescast[dask].",
+    )

@@ -11,6 +11,15 @@ has finished are the models registered (one version per family), and then the pr
 rule moves the aliases. Any failure marks the parent run (and the open family run)
 FAILED, leaves the registry as it was, and raises.
 
+**Several tuning workers, one registration.** This process is the *leader*: its trials,
+and those of any process joining its parent run (``salescast train --join RUN_ID``,
+:mod:`experiments.join_job`, or the ``workers - 1`` it starts itself,
+:mod:`experiments.local_workers`), form one group sharing each family's ``trials``
+budget (:mod:`training.trial_groups`). The leader waits for the group's running trials,
+picks the study's best, logs every worker's trials under the family run (``n_trials`` and
+``n_workers`` are the group's), and alone registers and promotes, once. The parent run
+records each family's budget as a param ``trials.<family>`` for the joiners.
+
 Optuna studies are named ``<spec>.<family>.<spec hash>.<data digest[:12]>`` in the
 settings' Optuna storage: re-running the same spec on the same data continues the same
 study (its best trial may then come from an earlier run; its backtest is re-run).
@@ -26,10 +35,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from experiments.local_workers import (
+    LocalWorkers,
+    is_shared_storage,
+    joiner_options,
+    local_workers,
+    require_shared_storage,
+    settings_env,
+)
 from experiments.settings import Settings
 from experiments.spec import ExperimentSpec
 from training import families as families_table
-from training.config import FAMILIES
+from training.config import FAMILIES, FamilyConfig
+from training.trial_groups import TrialGroup
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -109,6 +127,8 @@ class _Job:
     timeout: float | None = None
     n_jobs: int | None = None
     outcomes: dict[str, FamilyOutcome] = field(default_factory=dict)
+    group: TrialGroup | None = None  # the run's trials, whichever worker runs them
+    workers: LocalWorkers = field(default_factory=LocalWorkers)  # joiners started here
 
 
 def select_families(spec: ExperimentSpec, families: list[str] | None) -> list[str]:
@@ -128,14 +148,20 @@ def run_training(
     trials: int | None = None,
     timeout: float | None = None,
     n_jobs: int | None = None,
+    workers: int = 1,
+    spec_file: str | None = None,
 ) -> TrainingOutcome:
-    """Train, log, register and promote (see the module docstring)."""
+    """Train, log, register and promote (see the module docstring), tuning with
+    ``workers - 1`` local joiner processes too; ``spec_file`` names the spec in the line
+    that tells how to add workers on other machines."""
     import mlflow
 
     from training.registry import client_for
     from training.tracking import ensure_experiment, probe_tracking_server, tracking
 
     chosen = select_families(spec, families)
+    if workers > 1:
+        require_shared_storage(settings.optuna_storage, f"--workers {workers}")
     for uri in dict.fromkeys(filter(None, (settings.tracking_uri, settings.registry_uri))):
         probe_tracking_server(uri)  # fail in seconds, not after MLflow's minutes of retries
     with tracking(settings.tracking_uri, settings.registry_uri):
@@ -146,7 +172,7 @@ def run_training(
             try:
                 job = _prepare(spec, settings, client, experiment_id, chosen)
                 job.trials, job.timeout, job.n_jobs = trials, timeout, n_jobs
-                decision = _train_register_promote(job, chosen)
+                decision = _lead(job, run.info.run_id, chosen, workers, spec_file)
             except BaseException as exc:
                 mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
                 raise
@@ -180,6 +206,25 @@ def _prepare(spec: ExperimentSpec, settings: Settings, client: MlflowClient,
     return _Job(spec, settings, training_set, plan, client, experiment_id)
 
 
+def _lead(job: _Job, run_id: str, chosen: list[str], workers: int, spec_file: str | None
+          ) -> PromotionDecision:
+    """Record the budgets, say how to add workers, start the local ones, then train."""
+    import mlflow
+
+    job.group = TrialGroup(run_id)
+    budgets = {f: _budget(job, f).trials for f in chosen if families_table.BY_NAME[f].tuned}
+    mlflow.log_params({f"trials.{family}": n for family, n in budgets.items()})
+    if is_shared_storage(job.settings.optuna_storage):
+        log.info("more tuning workers for this run (same SALESCAST_OPTUNA_STORAGE and "
+                 "tracking store): salescast train --spec %s --join %s",
+                 spec_file or "<spec file>", run_id)
+    with local_workers(workers - 1, job.spec.model_dump(mode="json"), run_id,
+                       joiner_options(chosen, job.trials, job.timeout, job.n_jobs),
+                       settings_env(job.settings)) as pool:
+        job.workers = pool
+        return _train_register_promote(job, chosen)
+
+
 def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
     from training.registry import champion_on_backtest
 
@@ -188,6 +233,7 @@ def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
             outcome = _train_ensemble(job, family)
         else:
             outcome = _train_family(job, family)
+        job.workers.check()
         if outcome is not None:
             job.outcomes[family] = outcome
     name = job.spec.registered_model_name
@@ -208,15 +254,25 @@ def fixed_params(family: str, spec: ExperimentSpec, n_jobs: int) -> dict[str, An
     return {k: v for k, v in wanted.items() if k in accepted}
 
 
-def _budget(job: _Job, family: str) -> Any:
-    budget = job.spec.models.family(family)  # type: ignore[arg-type]
-    update = {k: v for k, v in (("trials", job.trials), ("timeout", job.timeout)) if v}
+def family_budget(spec: ExperimentSpec, family: str, trials: int | None = None,
+                  timeout: float | None = None) -> FamilyConfig:
+    """The spec's budget of ``family`` with the command line's trials / timeout over it."""
+    budget = spec.models.family(family)
+    update = {k: v for k, v in (("trials", trials), ("timeout", timeout)) if v}
     return budget.model_copy(update=update) if update else budget
 
 
+def _budget(job: _Job, family: str) -> FamilyConfig:
+    return family_budget(job.spec, family, job.trials, job.timeout)
+
+
+def study_name(spec: ExperimentSpec, data_digest: str, family: str) -> str:
+    """The Optuna study of ``family``: the same for every run of this spec on this data."""
+    return f"{spec.name}.{family}.{spec.spec_hash()}.{data_digest[:12]}"
+
+
 def _study_name(job: _Job, family: str) -> str:
-    meta = job.training_set.metadata
-    return f"{job.spec.name}.{family}.{job.spec.spec_hash()}.{meta.data_digest[:12]}"
+    return study_name(job.spec, job.training_set.metadata.data_digest, family)
 
 
 def _train_family(job: _Job, family: str) -> FamilyOutcome:
@@ -235,8 +291,9 @@ def _train_family(job: _Job, family: str) -> FamilyOutcome:
             job.spec.models.interval_level, job.settings.optuna_storage,
             _study_name(job, family), job.spec.models.seed,
             on_trial=lambda t: _record_trial(job, run_id, family, t),
-            fixed=fixed, show_progress_bar=sys.stderr.isatty(),
+            fixed=fixed, show_progress_bar=sys.stderr.isatty(), group=job.group,
         )
+        _record_other_workers(job, run_id, family, tuning)
         promise = _score_outer(job, family, tuning)
         return _refit_and_log(job, family, tuning.params, tuning, promise, run_id)
 
@@ -265,6 +322,19 @@ def _record_trial(job: _Job, run_id: str, family: str, trial: Any) -> None:
     log_trial_run(job.client, job.experiment_id, run_id, family, trial)
 
 
+def _record_other_workers(job: _Job, run_id: str, family: str, tuning: TuningResult) -> None:
+    """The finished trials other workers ran for this run, as nested runs like ours."""
+    from training.tracking import log_trial_run
+
+    ours = set(tuning.trial_numbers)
+    theirs = [t for t in tuning.group_trials if t.number not in ours and t.state.is_finished()]
+    for trial in theirs:
+        log_trial_run(job.client, job.experiment_id, run_id, family, trial)
+    if theirs or len(tuning.workers) > 1:
+        log.info("%s: %d trials of this run, %d by other workers (%d workers)", family,
+                 len(tuning.group_trials), len(theirs), len(tuning.workers))
+
+
 def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: TuningResult,
                    promise: BacktestResult, run_id: str) -> FamilyOutcome:
     """The best params refitted on the whole training set, logged with the backtest that
@@ -279,7 +349,7 @@ def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: Tunin
     mlflow.set_tags({"study_name": tuning.study.study_name,
                      "best_trial": str(tuning.best_trial)})
     fitted = _Fitted(forecaster, params, tuning.best_backtest, promise, seconds,
-                     len(tuning.trial_numbers))
+                     len(tuning.group_trials), len(tuning.workers))
     return _log_family(job, family, fitted, run_id)
 
 
@@ -292,7 +362,8 @@ class _Fitted:
     tuning: BacktestResult  # the inner windows (what tuning and an ensemble choose on)
     promise: BacktestResult  # the outer windows (what the version promises)
     seconds: float
-    n_trials: int
+    n_trials: int  # the run's trials of the family, every worker's
+    n_workers: int = 0  # the distinct workers that ran them (0: not tuned, the ensemble)
 
 
 def _log_family(job: _Job, family: str, fitted: _Fitted, run_id: str) -> FamilyOutcome:
@@ -311,6 +382,8 @@ def _log_family(job: _Job, family: str, fitted: _Fitted, run_id: str) -> FamilyO
     forecaster.set_conformal(promise.calibration)
     log_params(fitted.params)
     mlflow.log_metrics({"train_seconds": fitted.seconds, "n_trials": fitted.n_trials})
+    if fitted.n_workers:
+        mlflow.log_metric("n_workers", fitted.n_workers)
     log_training_data(job.training_set, f"{job.spec.name}-training-set")
     importances = getattr(forecaster, "feature_importances", None)
     log_backtest(promise, importances() if importances else None)

@@ -9,9 +9,10 @@
   backtest metrics and ``train_seconds`` (the final refit on the full training set).
 * One **trial run** per Optuna trial, nested under its family run: the trial's params,
   the per-window WAPEs and tags ``trial_number`` / ``trial_state`` / ``optuna_state``
-  (COMPLETE, PRUNED, FAIL). Only a complete trial has ``wape`` and status FINISHED. A
-  pruned one (which Optuna 5 gives its last window's WAPE as value) ends KILLED — MLflow
-  has no PRUNED status — with ``pruned_at_window`` instead, so it never sorts as a best.
+  (COMPLETE, PRUNED, FAIL) and ``worker`` (``host:pid``: the leader logs every worker's
+  trials of the run). Only a complete trial has ``wape`` and status FINISHED. A pruned
+  one (which Optuna 5 gives its last window's WAPE as value) ends KILLED — MLflow has no
+  PRUNED status — with ``pruned_at_window`` instead, so it never sorts as a best.
 
 Metric names (the same in every run): the backtest means use ``METRIC_NAMES``
 (``wape``, ``mae``, ``rmse``, ``smape``, ``mase``, ``bias_pct``, ``coverage``,
@@ -228,11 +229,12 @@ def log_trial_run(
     start = _millis(trial.datetime_start)
     end = _millis(trial.datetime_complete) or start
     state = trial.state.name
-    run = client.create_run(
-        experiment_id, start_time=start, run_name=f"{family}-trial-{trial.number}",
-        tags={"mlflow.parentRunId": family_run_id, "family": family,
-              "trial_number": str(trial.number), "trial_state": state, "optuna_state": state},
-    )
+    tags = {"mlflow.parentRunId": family_run_id, "family": family,
+            "trial_number": str(trial.number), "trial_state": state, "optuna_state": state}
+    if "worker" in trial.user_attrs:  # which tuning worker ran it (training.trial_groups)
+        tags["worker"] = str(trial.user_attrs["worker"])
+    run = client.create_run(experiment_id, start_time=start,
+                            run_name=f"{family}-trial-{trial.number}", tags=tags)
     params = trial.user_attrs.get("params", trial.params)
     metrics = [Metric(window_metric("wape", int(k)), float(v), end or 0, 0)
                for k, v in trial.intermediate_values.items()]

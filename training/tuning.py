@@ -12,6 +12,9 @@ from (seed, trial number) (:class:`TrialSeededSampler`): the storage numbers tri
 uniquely across workers, so they propose distinct parameters, while one process with
 the same seed repeats its trials (the first is the plain seeded TPE's first).
 Seasonal naive has nothing to tune: it gets exactly one trial.
+
+Several workers share a family's budget through :mod:`training.trial_groups`: ``trials: N``
+means N trials of the training run (the leader and every joiner), not of each process.
 """
 
 from __future__ import annotations
@@ -33,11 +36,19 @@ from training.base import Forecaster
 from training.config import FamilyConfig
 from training.families import BY_NAME
 from training.forecasters import FAMILIES
+from training.trial_groups import (
+    WAIT_LIMIT,
+    WORKER_ATTR,
+    Objective,
+    TrialCallback,
+    TrialGroup,
+    optimize_group,
+    wait_for_group,
+)
 
 log = logging.getLogger(__name__)
 
 UNTUNED_FAMILIES = frozenset(name for name, family in BY_NAME.items() if not family.tuned)
-TrialCallback = Callable[[optuna.trial.FrozenTrial], None]
 
 
 @dataclass
@@ -52,11 +63,17 @@ class TuningResult:
     trial_numbers: list[int] = field(default_factory=list)  # the trials run by this call
     fixed_params: dict[str, Any] = field(default_factory=dict)
     best_trial: int = -1  # number of the trial whose params and backtest these are
+    group_trials: list[FrozenTrial] = field(default_factory=list)  # the run's, all workers
 
     @property
     def params(self) -> dict[str, Any]:
         """Everything to set on a fresh estimator: fixed params, then the tuned ones."""
         return {**self.fixed_params, **self.best_params}
+
+    @property
+    def workers(self) -> list[str]:
+        """The distinct workers (``host:pid``) that ran the group's trials."""
+        return sorted({str(t.user_attrs.get(WORKER_ATTR, "")) for t in self.group_trials})
 
 
 @dataclass
@@ -120,19 +137,37 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
-def open_study(storage_url: str | None, study_name: str, seed: int,
+# A running trial beats every HEARTBEAT_SECONDS; one silent for HEARTBEAT_GRACE_SECONDS
+# (its worker was killed) is failed by the next worker that looks, so the run goes on.
+HEARTBEAT_SECONDS = 10
+HEARTBEAT_GRACE_SECONDS = 60
+
+
+def make_storage(storage_url: str | None) -> optuna.storages.BaseStorage:
+    """RDB storage of ``storage_url`` (SQLite waits 30 s for a lock other workers hold),
+    or an in-memory one (this process alone) when there is no URL."""
+    if not storage_url:
+        return optuna.storages.InMemoryStorage()
+    sqlite = storage_url.startswith("sqlite")
+    engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else {}
+    with warnings.catch_warnings():  # heartbeats: in Optuna since 2.9, still "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(storage_url, engine_kwargs=engine_kwargs,
+                                          heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=HEARTBEAT_GRACE_SECONDS)
+
+
+def open_study(storage: str | optuna.storages.BaseStorage | None, study_name: str, seed: int,
                pruner: optuna.pruners.BasePruner | None = None,
                fixed_search: dict[str, Any] | None = None) -> optuna.Study:
     """Create or load the study: TPE seeded per trial, median pruner, minimise WAPE.
 
-    ``fixed_search`` pins search-space parameters (e.g. ``model: ets`` for the
-    time-series family) through Optuna's PartialFixedSampler.
+    ``storage`` is a URL (see :func:`make_storage`) or a storage object. ``fixed_search``
+    pins search-space parameters (e.g. ``model: ets`` for the time-series family) through
+    Optuna's PartialFixedSampler.
     """
-    storage: optuna.storages.BaseStorage | None = None
-    if storage_url:
-        sqlite = storage_url.startswith("sqlite")
-        engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else {}
-        storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=engine_kwargs)
+    if storage is None or isinstance(storage, str):
+        storage = make_storage(storage)
     return optuna.create_study(
         storage=storage,
         study_name=study_name,
@@ -204,6 +239,53 @@ def _sampler(seed: int, fixed_search: dict[str, Any]) -> optuna.samplers.BaseSam
         return optuna.samplers.PartialFixedSampler(fixed_search, tpe)
 
 
+@dataclass
+class _Session:
+    """One process's share of a family's study: where it is, what a trial runs, the budget."""
+
+    storage: optuna.storages.BaseStorage
+    study: optuna.Study
+    objective: Objective
+    best: _BestSoFar
+    fixed: dict[str, Any]
+    n_trials: int
+    timeout: float | None
+
+
+def _session(family: str, training_set: TrainingSet, windows: list[BacktestWindow],
+             budget: FamilyConfig, level: float, storage_url: str | None, study_name: str,
+             seed: int, fixed: dict[str, Any] | None,
+             pruner: optuna.pruners.BasePruner | None) -> _Session:
+    fixed = {**(fixed or {}), **budget.params}
+    if not log.isEnabledFor(logging.DEBUG):  # our log lines, not Optuna's
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = make_storage(storage_url)
+    study = open_study(storage, study_name, seed, pruner, fixed_search=dict(budget.params))
+    best = _BestSoFar()
+    n_trials, timeout = _budget(family, budget)
+    objective = make_objective(family, training_set, windows, fixed, level, best)
+    return _Session(storage, study, objective, best, fixed, n_trials, timeout)
+
+
+def _optimize(session: _Session, family: str, group: TrialGroup, on_trial: TrialCallback | None,
+              show_progress_bar: bool = False) -> list[int]:
+    """:func:`optimize_group` on the session, with a progress bar of this process's trials."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=session.n_trials, desc=family, disable=not show_progress_bar, leave=False)
+
+    def finished(trial: FrozenTrial) -> None:
+        bar.update(1)
+        if on_trial is not None:
+            on_trial(trial)
+
+    try:
+        return optimize_group(session.study, session.storage, session.objective, group,
+                              session.n_trials, session.timeout, finished)
+    finally:
+        bar.close()
+
+
 def tune_family(
     family: str,
     training_set: TrainingSet,
@@ -218,32 +300,53 @@ def tune_family(
     fixed: dict[str, Any] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     show_progress_bar: bool = False,
+    group: TrialGroup | None = None,
+    wait_limit: float | None = None,
 ) -> TuningResult:
     """Tune ``family`` within ``budget`` (trials and/or timeout) and return the best trial.
 
     ``fixed`` params (e.g. season_length, n_jobs) and the budget's own ``params`` (which
-    win) are set on every trial. ``on_trial`` sees each finished trial (complete or
-    pruned). An error in a trial propagates: a family that cannot be backtested fails.
+    win) are set on every trial. ``on_trial`` sees each finished trial of this process
+    (complete or pruned). An error in a trial propagates: a family that cannot be
+    backtested fails. With a ``group`` (a training run other workers join), the budget's
+    trials are the group's, and the best is chosen once the group's running trials have
+    finished (waiting ``wait_limit`` s at most: the budget's timeout, else
+    ``WAIT_LIMIT``); without one, the budget is this call's.
     """
-    fixed = {**(fixed or {}), **budget.params}
-    if not log.isEnabledFor(logging.DEBUG):  # one progress bar and our log lines, not Optuna's
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(storage_url, study_name, seed, pruner, fixed_search=dict(budget.params))
-    best = _BestSoFar()
-    started = len(study.trials)
-    n_trials, timeout = _budget(family, budget)
-    study.optimize(
-        make_objective(family, training_set, windows, fixed, level, best),
-        n_trials=n_trials,
-        timeout=timeout,
-        callbacks=[lambda _study, trial: on_trial(trial)] if on_trial else None,
-        show_progress_bar=show_progress_bar,
-    )
-    numbers = [t.number for t in study.trials[started:]]
-    return _result(family, study, best, numbers, training_set, windows, fixed, level)
+    group = group or TrialGroup.private()
+    session = _session(family, training_set, windows, budget, level, storage_url, study_name,
+                       seed, fixed, pruner)
+    numbers = _optimize(session, family, group, on_trial, show_progress_bar)
+    limit = wait_limit if wait_limit is not None else (budget.timeout or WAIT_LIMIT)
+    trials = wait_for_group(session.study, group.run_id, limit)
+    result = _result(family, session.study, session.best, numbers, training_set, windows,
+                     session.fixed, level)
+    result.group_trials = trials
+    return result
 
 
-def _budget(family: str, budget: FamilyConfig) -> tuple[int | None, float | None]:
+def contribute_trials(
+    family: str,
+    training_set: TrainingSet,
+    windows: list[BacktestWindow],
+    budget: FamilyConfig,
+    level: float,
+    storage_url: str | None,
+    study_name: str,
+    seed: int,
+    group: TrialGroup,
+    on_trial: TrialCallback | None = None,
+    *,
+    fixed: dict[str, Any] | None = None,
+) -> list[int]:
+    """A joining worker's share: trials of ``group`` in the study until the group's
+    budget is used (or this process's timeout); no best, no refit. Returns their numbers."""
+    session = _session(family, training_set, windows, budget, level, storage_url, study_name,
+                       seed, fixed, None)
+    return _optimize(session, family, group, on_trial)
+
+
+def _budget(family: str, budget: FamilyConfig) -> tuple[int, float | None]:
     if family in UNTUNED_FAMILIES:
         return 1, None
     return budget.trials, budget.timeout
@@ -272,8 +375,8 @@ def _result(
                             fixed, best_trial=best.number if best.number is not None else -1)
     stored = trial.user_attrs.get("params", trial.params)
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-    log.info("%s: best trial #%d comes from an earlier run of the study; re-running its "
-             "backtest", family, trial.number)
+    log.info("%s: best trial #%d comes from another worker or an earlier run of the study; "
+             "re-running its backtest", family, trial.number)
     backtest = run_backtest(build_forecaster(family, fixed, params), training_set, windows, level)
     return TuningResult(family, params, float(backtest.metrics["wape"]), backtest, study, numbers,
                         fixed, best_trial=trial.number)

@@ -97,3 +97,17 @@ def test_missing_data_file_exits_1(tmp_path: Path) -> None:
     result = runner.invoke(app, ["features", "build", "--spec", str(spec)])
     assert result.exit_code == 1
     assert "nowhere" in result.output
+
+
+def test_train_on_an_unreachable_dask_scheduler_fails_in_one_line_before_any_run(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracking = tmp_path / "mlflow.db"
+    monkeypatch.setenv("SALESCAST_TRACKING_URI", f"sqlite:///{tracking}")
+    monkeypatch.setenv("SALESCAST_OPTUNA_STORAGE", f"sqlite:///{tmp_path / 'optuna.db'}")
+    spec = _tiny_spec(tmp_path, tiny_data)
+    result = runner.invoke(app, ["train", "--spec", str(spec), "--dask", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "127.0.0.1:1" in errors[0], result.output
+    assert not tracking.exists()  # nothing was started in MLflow

@@ -1,11 +1,15 @@
 """Tuning seen from outside one trial: a pruned trial never looks like a finished one (log
 line, MLflow run, best trial), and workers sharing one RDB study propose distinct
-parameters while a single process with the same seed repeats its trials."""
+parameters while a single process with the same seed repeats its trials. Workers of one
+run share its trial budget (not one budget each, earlier runs' trials not counted), and
+the leader waits for the others' running trials."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +23,15 @@ from training.backtest import make_windows
 from training.config import BacktestConfig, FamilyConfig
 from training.families import BY_NAME
 from training.metrics import METRIC_NAMES
-from training.tuning import open_study, tune_family
+from training.trial_groups import (
+    RELEASED_ATTR,
+    Objective,
+    TrialGroup,
+    group_trials,
+    optimize_group,
+    wait_for_group,
+)
+from training.tuning import make_storage, open_study, tune_family
 
 SEED = 42
 TRIALS_PER_WORKER = 4
@@ -125,3 +137,163 @@ def test_one_process_with_the_same_seed_repeats_its_trials(tmp_path: Path) -> No
     plain = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=SEED))
     plain.optimize(_propose, n_trials=1)
     assert _proposals(plain)[0] == runs[0][0]
+
+
+BUDGET = 4
+
+
+def _slow_propose(trial: optuna.Trial) -> float:
+    """A trial long enough for the other workers to claim theirs meanwhile."""
+    time.sleep(0.2)
+    return _propose(trial)
+
+
+def _work(storage_url: str, name: str, group: TrialGroup, objective: Objective,
+          n_trials: int) -> list[int]:
+    """One worker: its own storage, study and sampler (its own process in production)."""
+    storage = make_storage(storage_url)
+    return optimize_group(open_study(storage, name, SEED), storage, objective, group, n_trials)
+
+
+def _in_threads(*workers: Callable[[], Any]) -> None:
+    errors: list[BaseException] = []
+
+    def run(worker: Callable[[], Any]) -> None:
+        try:
+            worker()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+
+
+def test_two_workers_share_the_run_budget_and_an_earlier_run_does_not_count(
+        tmp_path: Path) -> None:
+    """Budget N per run, not per process: before, each worker ran N trials (2N in all);
+    and re-running a spec continues the study, whose earlier trials are not this run's."""
+    storage = f"sqlite:///{tmp_path}/budget.db"
+    _work(storage, "budget", TrialGroup("earlier-run"), _propose, 3)
+    ran: dict[str, list[int]] = {}
+    workers = [lambda name=name: ran.setdefault(name, _work(
+        storage, "budget", TrialGroup("new-run", worker=name), _slow_propose, BUDGET))
+        for name in ("leader", "joiner")]
+
+    _in_threads(*workers)
+
+    study = optuna.load_study(study_name="budget", storage=storage)
+    run = group_trials(study, "new-run")
+    assert len(run) == BUDGET  # not 2 x BUDGET, and not BUDGET - 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in run)
+    assert {t.user_attrs["worker"] for t in run} == {"leader", "joiner"}
+    assert sorted(ran["leader"] + ran["joiner"]) == [t.number for t in run]
+    assert len(group_trials(study, "earlier-run")) == 3
+    assert len(set(_proposals(study))) == len(study.trials)
+
+
+def test_workers_claiming_at_once_never_overshoot_the_budget(tmp_path: Path) -> None:
+    """Four workers race for the last claims: a claim past the budget is released (FAIL,
+    ``over_budget``), never run, never counted."""
+    storage = f"sqlite:///{tmp_path}/race.db"
+    group = TrialGroup("racing-run")
+    open_study(storage, "race", SEED)  # create it once, as the leader would
+    _in_threads(*[lambda: _work(storage, "race", group, _propose, 5) for _ in range(4)])
+
+    study = optuna.load_study(study_name="race", storage=storage)
+    run = group_trials(study, "racing-run")
+    assert len(run) == 5
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in run)
+    released = [t for t in study.trials if t not in run]
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs[RELEASED_ATTR]
+               and not t.params for t in released)
+
+
+def test_the_leader_waits_for_a_joiners_running_trial_before_choosing(
+    small_training_set: TrainingSet, tmp_path: Path,
+) -> None:
+    """The joiner's trial is still running when the leader's own loop ends (the budget is
+    used): the leader waits for it, counts it and can choose among both."""
+    storage = f"sqlite:///{tmp_path}/wait.db"
+    windows = make_windows(small_training_set, BacktestConfig(n_windows=2, step=2,
+                                                              min_train_periods=26))
+    claimed, leader_done = threading.Event(), threading.Event()
+
+    def slow_joiner_trial(trial: optuna.Trial) -> float:
+        BY_NAME["regression"].search_space(trial)
+        claimed.set()
+        leader_done.wait(60)
+        time.sleep(0.5)
+        return 10.0  # worse than any real WAPE here
+
+    joiner = threading.Thread(target=_work, args=(
+        storage, "wait", TrialGroup("run-1", worker="joiner"), slow_joiner_trial, 2))
+    joiner.start()
+    assert claimed.wait(30)
+    result = tune_family("regression", small_training_set, windows, FamilyConfig(trials=2),
+                         0.8, storage, "wait", SEED, on_trial=lambda t: leader_done.set(),
+                         group=TrialGroup("run-1", worker="leader"))
+    joiner.join()
+
+    assert [t.state.name for t in result.group_trials] == ["COMPLETE", "COMPLETE"]
+    assert result.workers == ["joiner", "leader"]
+    assert result.trial_numbers == [1] and result.best_trial == 1
+
+
+def _claim_and_hang(storage_url: str, started: Any) -> None:
+    """A worker process that claims a trial of run-k and never finishes it."""
+    study = open_study(storage_url, "killed", SEED)
+
+    def hang(trial: optuna.Trial) -> float:
+        started.set()
+        time.sleep(600)
+        return 1.0
+
+    optimize_group(study, make_storage(storage_url), hang, TrialGroup("run-k", worker="doomed"),
+                   n_trials=3)
+
+
+def _wait_for_a_heartbeat(database: Path, timeout: float = 60) -> None:
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database) as db:
+            if db.execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()[0]:
+                return
+        time.sleep(0.1)
+    raise AssertionError("the worker's trial never beat")
+
+
+def test_a_worker_killed_mid_trial_leaves_the_study_consistent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of a worker in a trial: its heartbeat stops, the trial is FAILed by the
+    next worker that looks, and the others finish the run's budget."""
+    import multiprocessing
+    import os
+    import signal
+
+    from training import tuning
+
+    monkeypatch.setattr(tuning, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(tuning, "HEARTBEAT_GRACE_SECONDS", 3)
+    url = f"sqlite:///{tmp_path}/killed.db"
+    context = multiprocessing.get_context("fork")  # inherits the short heartbeat
+    started = context.Event()
+    doomed = context.Process(target=_claim_and_hang, args=(url, started))
+    doomed.start()
+    assert started.wait(60)
+    _wait_for_a_heartbeat(tmp_path / "killed.db")
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(10)
+    study = open_study(url, "killed", SEED)
+    ran = optimize_group(study, make_storage(url), lambda trial: 0.5,
+                         TrialGroup("run-k", worker="survivor"), n_trials=3)
+    assert len(ran) == 2  # the killed worker's RUNNING trial holds its slot
+    trials = wait_for_group(study, "run-k", limit=60, poll=0.5)  # the leader's wait
+    states = sorted(t.state.name for t in trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]  # failed once its heartbeat went silent
