@@ -19,10 +19,14 @@ import pytest
 import yaml
 
 from experiments.demo import demo_spec_path, run_demo
+from experiments.stack import Stack
 
 
 @pytest.fixture(scope="module")
-def demo_outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def demo_outcome(tmp_path_factory: pytest.TempPathFactory, pg_stack: Stack) -> dict[str, Any]:
+    """The demo on the session's PostgreSQL stack (mlflow server, Optuna and prediction
+    store on PostgreSQL): the loop a team would run. The same stages on SQLite files are
+    the calibration test's (tests/experiments/test_calibration.py)."""
     root = tmp_path_factory.mktemp("demo")
     raw = yaml.safe_load(demo_spec_path().read_text())
     raw["simulator"].update(stores=4, categories=3, customers=2000, lines_per_day=480.0)
@@ -30,7 +34,7 @@ def demo_outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                          time_series={"enabled": False})
     spec = root / "small_demo.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    return run_demo(root / "work", spec_path=spec)
+    return run_demo(root / "work", spec_path=spec, stack_dir=pg_stack.folder)
 
 
 def test_a_champion_is_served_before_the_shift(demo_outcome: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from experiments.stack import Stack
 from experiments.traffic import free_port, wait_for_http
 from serving.prediction_log import LogEntry, LogRow, PredictionLog
 from serving.store import Actual, PredictionStore, utc_now
-from tests.serving.conftest import MlflowStore, Registered
+from tests.serving.conftest import MlflowStore, register_toy
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -380,15 +380,15 @@ def test_workers_starting_together_on_a_fresh_database_all_open_it(
         opened.dispose()
 
 
-def _serve_two_workers(store_url: str, tracking_uri: str, workdir: Path, port: int
-                       ) -> subprocess.Popen[bytes]:
+def _serve_two_workers(store_url: str, tracking_uri: str, workdir: Path, port: int,
+                       model: str = "toy", poll_seconds: float = 0) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "SALESCAST_TRACKING_URI": tracking_uri, "SALESCAST_STORE_URL": store_url,
-        "SALESCAST_LOCAL_MODEL_DIR": str(workdir / "champion"), "SALESCAST_POLL_SECONDS": "0",
-        "SALESCAST_ROLL_SECONDS": "0.2",
+        "SALESCAST_LOCAL_MODEL_DIR": str(workdir / "champion"),
+        "SALESCAST_POLL_SECONDS": str(poll_seconds), "SALESCAST_ROLL_SECONDS": "0.2",
     }
     command = [sys.executable, "-m", "experiments.commands_serve", "--port", str(port),
-               "--model-name", "toy", "--workers", "2"]
+               "--model-name", model, "--workers", "2"]
     with (workdir / "api.log").open("wb") as log_file:
         return subprocess.Popen(command, cwd=workdir, env=env, stdout=log_file,
                                 stderr=subprocess.STDOUT)
@@ -406,19 +406,39 @@ def _origins_by_worker(api: str, series_id: str, wanted: str, timeout: float = 3
     return seen
 
 
+POLL = 2.0  # the alias poll of the two-worker test
+
+
+def _versions_by_worker(api: str, wanted: str, timeout: float) -> dict[str, str]:
+    """Ask on fresh connections until both workers serve version ``wanted``."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = httpx.post(f"{api}/v1/forecast", json={"series": [{"series_id": "S01|C1"}]})
+        seen[answer.headers["x-salescast-worker"]] = str(answer.json()["model"]["version"])
+        if len(seen) == 2 and set(seen.values()) == {wanted}:
+            break
+        time.sleep(0.05)
+    return seen
+
+
 def test_two_api_workers_on_postgresql_keep_every_actual_posted_at_once(
-    mlflow_store: MlflowStore, toy_champion: Registered, pg_stack: Stack, tmp_path: Path,
+    mlflow_store: MlflowStore, pg_stack: Stack, tmp_path: Path,
 ) -> None:
     """`salescast serve --workers 2` on a new PostgreSQL database (both worker processes
     create its tables at once); 100 actuals posted concurrently, one per request: all are
-    stored, and both workers roll the series to the newest week."""
+    stored, and both workers roll the series to the newest week; a new champion is served
+    by both within one poll."""
+    model = f"toy_pg_{uuid.uuid4().hex[:8]}"
+    register_toy(mlflow_store, model, offset=0.0)
     store_url = pg_stack.new_database(f"api_{uuid.uuid4().hex[:16]}")
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     weeks = [date(2024, 6, 10) + timedelta(weeks=k) for k in range(25)]
     actuals = [{"series_id": s, "ds": w.isoformat(), "y": 100.0 + k}
                for s in ("S01|C1", "S01|C2", "S02|C1", "S02|C2") for k, w in enumerate(weeks)]
-    process = _serve_two_workers(store_url, mlflow_store.tracking_uri, tmp_path, port)
+    process = _serve_two_workers(store_url, mlflow_store.tracking_uri, tmp_path, port, model,
+                                 poll_seconds=POLL)
     try:
         wait_for_http(f"{api}/readyz", process, 90, lambda: (tmp_path / "api.log").read_text())
         with ThreadPoolExecutor(max_workers=10) as pool:
@@ -426,6 +446,8 @@ def test_two_api_workers_on_postgresql_keep_every_actual_posted_at_once(
                 lambda a: httpx.post(f"{api}/v1/actuals", json={"actuals": [a]}).status_code,
                 actuals))
         origins = _origins_by_worker(api, "S01|C1", weeks[-1].isoformat())
+        new = register_toy(mlflow_store, model, offset=100.0)
+        versions = _versions_by_worker(api, new.version, timeout=POLL + 30)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -434,3 +456,5 @@ def test_two_api_workers_on_postgresql_keep_every_actual_posted_at_once(
     assert len(stored.read_actuals()) == 100
     stored.dispose()
     assert origins == dict.fromkeys(origins, weeks[-1].isoformat()) and len(origins) == 2
+    # both serve it within one poll plus the new version's load and roll (generous bound)
+    assert versions == dict.fromkeys(versions, new.version) and len(versions) == 2
