@@ -282,7 +282,8 @@ def _revenue_shares(codes: LineCodes, line_segment: np.ndarray, names: tuple[str
     coded = line_segment >= 0
     by_segment = np.bincount(cells[coded] * len(names) + line_segment[coded],
                              weights=positive[coded], minlength=size * len(names))
-    by_segment = by_segment.reshape(size, len(names))
+    # float even when no line is coded (numpy's bincount of nothing is int64)
+    by_segment = by_segment.astype(np.float64).reshape(size, len(names))
     shares = np.divide(by_segment, total[:, None], out=np.zeros_like(by_segment),
                        where=total[:, None] > 0)
     return {f"{prefix}{_column_name(name)}": shares[:, k] for k, name in enumerate(names)}

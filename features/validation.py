@@ -151,6 +151,11 @@ def require_rows(frame: pd.DataFrame, source: str, *, after: str = "") -> None:
         raise DataValidationError(source, "not_empty", problem)
 
 
+# pandas' nanosecond timestamps span 1677-09-21 .. 2262-04-11: whole years inside
+FIRST_DATE, LAST_DATE = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
+MAX_ABS_NUMBER = 1e15  # as the API's actuals: sums of millions of such values stay finite
+
+
 def parse_dates(
     values: pd.Series, source: str, *, date_format: str | None, row_note: str | None
 ) -> pd.Series:
@@ -173,6 +178,10 @@ def parse_dates(
     fail_rows(values, parsed.isna(), source, "parseable_date",
               ("has a date that cannot be parsed", "have a date that cannot be parsed"),
               row_note=row_note, hint=fmt_note)
+    outside = (parsed < FIRST_DATE) | (parsed > LAST_DATE)
+    fail_rows(values, outside, source, "date_in_range",
+              ("has a date outside 1678-2261", "have a date outside 1678-2261"),
+              row_note=row_note, hint="a typo in the year?")
     return parsed.astype("datetime64[ns]")
 
 
@@ -195,6 +204,11 @@ def parse_numbers(values: pd.Series, source: str, *, row_note: str | None) -> pd
     fail_rows(values, pd.Series(bad, index=values.index, copy=False), source, "numeric",
               ("is empty or not a finite number", "are empty or not a finite number"),
               row_note=row_note)
+    huge = np.abs(numbers.to_numpy()) > MAX_ABS_NUMBER
+    fail_rows(values, pd.Series(huge, index=values.index, copy=False), source,
+              "plausible_number", (f"is larger than {MAX_ABS_NUMBER:.0e} in magnitude",
+                                   f"are larger than {MAX_ABS_NUMBER:.0e} in magnitude"),
+              row_note=row_note, hint="a typo, or a value that would overflow the sums")
     return numbers
 
 
@@ -335,6 +349,40 @@ def check_unique(
     )
 
 
+def check_not_future(dates: pd.Series, source: str, *, row_note: str | None,
+                     today: pd.Timestamp | None = None) -> None:
+    """Sales are realised: a line dated after today (a typo in the year, a planning file
+    mixed in) would append empty periods to every series. ``today`` for tests."""
+    latest = (today or pd.Timestamp.now().normalize()) + pd.Timedelta(days=1)
+    fail_rows(dates, dates > latest, source, "not_in_future",
+              (f"is dated after {latest.date()}", f"are dated after {latest.date()}"),
+              row_note=row_note, hint="sales lines are realised sales: a typo in the year? "
+              "(data.end trains on an earlier cut of a file)")
+
+
+def check_not_all_zero(values: pd.Series, source: str) -> None:
+    """A target that is zero on every line is a column mapping mistake, not a business."""
+    if len(values) and not values.to_numpy().any():
+        raise DataValidationError(source, "not_all_zero", "every line's sales value is zero",
+                                  column=str(values.name),
+                                  hint="check data.sales_columns (target, quantity, price)")
+
+
+def warn_duplicate_lines(frame: pd.DataFrame, source: str, *, row_note: str | None) -> int:
+    """Lines identical in every column are kept (two equal purchases happen) but said:
+    an export that repeats lines doubles the sales. Returns how many repeat another."""
+    repeated = frame.duplicated(keep="first")
+    count = int(repeated.sum())
+    if count:
+        rows = [int(r) for r in frame.index[repeated][:MAX_EXAMPLES]]
+        log.warning("%s: %d line%s repeat%s an earlier line in every column (e.g. rows %s%s); "
+                    "they are kept and add to the sales: remove them if the export repeated "
+                    "lines", source, count, "" if count == 1 else "s",
+                    "s" if count == 1 else "", ", ".join(map(str, rows)),
+                    f", {row_note}" if row_note else "")
+    return count
+
+
 def check_history(n_periods: int, needed: int, source: str, *, reason: str = "") -> None:
     """Fail when the data span fewer periods than the lags, windows and backtest need.
 
@@ -342,7 +390,8 @@ def check_history(n_periods: int, needed: int, source: str, *, reason: str = "")
     """
     if n_periods >= needed:
         return
-    problem = f"the history has {n_periods} periods but {needed} are needed"
+    problem = (f"the history has {n_periods} period{'' if n_periods == 1 else 's'} but "
+               f"{needed} are needed")
     hint = (f"needed for {reason}; " if reason else "") + (
         "use fewer or shorter lags, fewer backtest windows or a shorter horizon")
     raise DataValidationError(source, "enough_history", problem, hint=hint)

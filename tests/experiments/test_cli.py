@@ -111,3 +111,22 @@ def test_train_on_an_unreachable_dask_scheduler_fails_in_one_line_before_any_run
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "127.0.0.1:1" in errors[0], result.output
     assert not tracking.exists()  # nothing was started in MLflow
+
+
+@pytest.mark.parametrize("shape", ["three-lines", "one-date"])
+def test_a_file_too_short_to_train_on_is_one_clear_error(tiny_data: Path, tmp_path: Path,
+                                                         shape: str) -> None:
+    """Before: a casting traceback in the customer features (no line had a segment)."""
+    import pandas as pd
+
+    sales = pd.read_parquet(tiny_data / "sales.parquet")
+    sales = sales.head(3) if shape == "three-lines" else sales.assign(date=sales["date"].min())
+    sales.to_parquet(tmp_path / "short.parquet")
+    spec = _tiny_spec(tmp_path, tiny_data)
+    raw = yaml.safe_load(spec.read_text())
+    raw["data"]["sales"]["path"] = str(tmp_path / "short.parquet")
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["features", "build", "--spec", str(spec)])
+    assert result.exit_code == 1
+    assert "the history has 1 period but" in result.output and "enough_history" in result.output
+    assert "Traceback" not in result.output

@@ -14,6 +14,8 @@ from features.validation import (
     DataValidationError,
     as_text,
     check_history,
+    check_not_all_zero,
+    check_not_future,
     check_unique,
     drop_rows,
     parse_dates,
@@ -21,6 +23,7 @@ from features.validation import (
     parse_numbers,
     require_columns,
     require_rows,
+    warn_duplicate_lines,
 )
 
 
@@ -224,3 +227,43 @@ def test_drop_rows_removes_and_counts(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="features.validation"):
         kept = drop_rows(frame, frame["price"] > 5, "s.csv", "price_positive", "too dear")
     assert kept.index.tolist() == [2, 3, 4, 5] and caplog.text == ""
+
+
+def test_dates_outside_the_supported_years_are_reported_not_a_traceback() -> None:
+    with pytest.raises(DataValidationError) as info:
+        parse_dates(_cells(["2021-01-04", "1600-01-03", "2999-05-01"], name="date"),
+                    "sales.csv", date_format=None, row_note=CSV_ROWS)
+    assert info.value.rule == "date_in_range" and info.value.rows == (3, 4)
+
+
+def test_numbers_too_large_to_sum_are_reported() -> None:
+    with pytest.raises(DataValidationError) as info:
+        parse_numbers(_cells([3, 1e308, -2e15], name="quantity"), "sales.csv",
+                      row_note=CSV_ROWS)
+    assert info.value.rule == "plausible_number" and info.value.rows == (3, 4)
+    assert parse_numbers(_cells([3, 1e15]), "s.csv", row_note=CSV_ROWS).tolist() == [3, 1e15]
+
+
+def test_sales_dated_in_the_future_are_reported_by_row() -> None:
+    dates = pd.Series(pd.to_datetime(["2024-01-01", "2030-01-07", "2024-01-08"]),
+                      index=[2, 3, 4], name="date")
+    with pytest.raises(DataValidationError) as info:
+        check_not_future(dates, "sales.csv", row_note=CSV_ROWS,
+                         today=pd.Timestamp("2024-06-01"))
+    assert info.value.rule == "not_in_future" and info.value.rows == (3,)
+    check_not_future(dates.head(1), "sales.csv", row_note=CSV_ROWS,
+                     today=pd.Timestamp("2024-06-01"))  # the past is fine
+
+
+def test_all_zero_sales_are_a_mapping_mistake() -> None:
+    with pytest.raises(DataValidationError, match="every line's sales value is zero"):
+        check_not_all_zero(pd.Series([0.0, 0.0], name="quantity"), "sales.csv")
+    check_not_all_zero(pd.Series([0.0, 2.0], name="quantity"), "sales.csv")
+
+
+def test_repeated_lines_are_kept_and_said(caplog: pytest.LogCaptureFixture) -> None:
+    frame = pd.DataFrame({"date": ["d1", "d1", "d2", "d1"], "qty": [1, 1, 1, 1]},
+                         index=[2, 3, 4, 5])
+    with caplog.at_level(logging.WARNING):
+        assert warn_duplicate_lines(frame, "sales.csv", row_note=CSV_ROWS) == 2
+    assert "2 lines repeat an earlier line in every column (e.g. rows 3, 5" in caplog.text
