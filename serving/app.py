@@ -135,6 +135,8 @@ def _start_prediction_log(
     prediction_log = PredictionLog(
         store, batch_size=settings.log_batch_size, flush_seconds=settings.log_flush_seconds,
         max_pending=settings.log_queue_size, on_written=metrics.predictions_logged.inc,
+        compact=settings.log_compact, retention=settings.log_retention,
+        on_purged=metrics.predictions_purged.inc,
     )
     prediction_log.start()
     return prediction_log

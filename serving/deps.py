@@ -108,7 +108,10 @@ def request_id_for(request: Request) -> str:
 def log_predictions(
     request: Request, request_id: str, champion: Champion, rows: Iterable[LogRow], n_rows: int
 ) -> None:
-    """Hand the answered rows to the prediction log (non-blocking; off when disabled)."""
+    """Hand the answered rows to the prediction log (non-blocking; off when disabled).
+
+    ``rows`` answered from the forecast table (:func:`serving.forecast_table.log_rows`)
+    are logged as one compact row per request; ``n_rows`` counts the answered rows."""
     prediction_log: PredictionLog | None = request.app.state.prediction_log
     if prediction_log is not None:
         ref = champion.ref

@@ -10,6 +10,10 @@ with no pandas and no model call on the request path.
 Validity rule: an entry is the forecast of (model version, series, origin). An entry is
 replaced whole (one dict assignment: atomic) when its series' origin or actuals change; a
 request takes its series' entries once, at planning, so all its rows come from one origin.
+Each entry carries a ``snapshot_id``, the digest of the rows it logs: the prediction log
+stores an entry once under it and logs a cached answer as runs of steps of entries
+(:mod:`serving.compact_log`), so a recomputed entry is a new snapshot and an answer
+already given still reads back as it was.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from features.origin import SeriesOrigin, data_clock, forecast_dates
+from serving.compact_log import CachedAnswer, LogRow, snapshot_id
 from serving.encoding import features_json, forecast_point_json, mlflow_record_json
-from serving.prediction_log import LogRow
 from serving.store import HistoryRow
 
 FREQ_NAMES = {"W": "weekly", "D": "daily", "M": "monthly"}
@@ -54,10 +58,12 @@ class SeriesForecast:
     points: tuple[TablePoint, ...]
     step_of_date: dict[date, int] = field(init=False)  # ds -> step index
     step_of_iso: dict[str, int] = field(init=False)  # ISO ds -> step index
+    snapshot_id: str = field(init=False)  # names the logged rows (serving.compact_log)
 
     def __post_init__(self) -> None:
         steps = {p.ds: i for i, p in enumerate(self.points)}
         object.__setattr__(self, "step_of_iso", steps)
+        object.__setattr__(self, "snapshot_id", snapshot_id(p.log_row for p in self.points))
         object.__setattr__(self, "step_of_date",
                            {date.fromisoformat(ds): i for ds, i in steps.items()})
 
@@ -94,14 +100,26 @@ class ForecastTable:
         return data_clock(e.origin for e in self.series.values())
 
 
-def log_rows(snapshot: Snapshot, cells: Iterable[Cell]) -> Iterator[LogRow]:
-    """Prediction-log rows of ``cells`` (lazy: expanded by the log's writer thread).
+def log_rows(snapshot: Snapshot, cells: Iterable[Cell]) -> CachedAnswer:
+    """The prediction-log form of the answer of ``cells``: runs of consecutive steps of
+    each series' entry (one run per series for a series x horizon request), which the
+    log stores once per request; iterating it gives the per-cell rows.
 
     Their features are not repeated on every row: they are the baseline features the
     store keeps once per model version, series and origin (see :func:`baseline_features`).
     """
-    for series_id, step in cells:
-        yield snapshot[series_id].points[step].log_row
+    cells = cells if isinstance(cells, list) else list(cells)
+    runs: list[tuple[SeriesForecast, int, int]] = []
+    series, first, start, expected = "", 0, 0, -1
+    for i, (series_id, step) in enumerate(cells):  # on the request path: kept lean
+        if step != expected or series_id != series:
+            if i:
+                runs.append((snapshot[series], first, i - start))
+            series, first, start = series_id, step, i
+        expected = step + 1
+    if cells:
+        runs.append((snapshot[series], first, len(cells) - start))
+    return CachedAnswer(tuple(runs), len(cells))
 
 
 def baseline_features(entries: Snapshot) -> Iterator[tuple[str, str, str, str | None]]:

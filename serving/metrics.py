@@ -46,6 +46,10 @@ class ServingMetrics:
             "salescast_prediction_log_dropped", "Prediction rows not logged (queue full).",
             registry=self.registry,
         )
+        self.predictions_purged = Counter(
+            "salescast_prediction_log_purged", "Stored prediction-log rows deleted by "
+            "retention (SALESCAST_LOG_RETENTION_DAYS).", registry=self.registry,
+        )
 
         self.series_origins = Gauge(
             "salescast_series", "Series by the status of their forecast origin (current, "

@@ -6,6 +6,7 @@ worker) and passed down; nothing reads the environment at import time.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -62,7 +63,18 @@ class ServingSettings(BaseSettings):
     log_batch_size: int = Field(2000, ge=1, description="Rows per prediction-log insert.")
     log_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a write.")
     log_queue_size: int = Field(
-        200_000, ge=1, description="Prediction rows waiting to be written; beyond, dropped."
+        200_000, ge=1, description="Prediction-log rows waiting to be written (a cached "
+        "answer counts one per series, a what-if answer one per row); beyond, dropped."
+    )
+    log_compact: bool = Field(
+        True, description="Log a cached (no-scenario) answer as one row per request that "
+        "points at the forecast it was taken from, stored once (read back per row as "
+        "before). False: one row per answered row (~10x larger; for comparison)."
+    )
+    log_retention_days: int | None = Field(
+        None, ge=1, description="Delete prediction-log rows older than this many days (the "
+        "log's writer thread checks every 5 minutes and deletes in small batches; forecast "
+        "history, baseline features and actuals are kept). Default: keep everything."
     )
     gc_freeze: bool = Field(
         True, description="Move the loaded model out of Python's cyclic GC (gc.freeze): "
@@ -70,6 +82,12 @@ class ServingSettings(BaseSettings):
         "many apps in one process.",
     )
     reports_dir: Path = Field(Path("reports"), description="Monitoring reports (JSON + HTML).")
+
+    @property
+    def log_retention(self) -> timedelta | None:
+        """``log_retention_days`` as a duration (None: keep everything)."""
+        days = self.log_retention_days
+        return timedelta(days=days) if days is not None else None
 
     @field_validator("api_key", mode="before")
     @classmethod

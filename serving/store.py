@@ -20,13 +20,21 @@ Tables (timestamps are UTC):
   reached (model_name, model_version, series_id, origin, ds, yhat, yhat_lower,
   yhat_upper, made_at) — what accuracy by forecast lag is measured on, whether or not an
   application asked for it. A recomputed origin (a corrected actual) replaces its rows.
+* ``prediction_requests`` and ``forecast_snapshots``: the compact log of cached
+  (no-scenario) answers (:mod:`serving.compact_log`): one row per request (request_id,
+  created_at, model_name, model_version, n_rows, runs: JSON ``[[snapshot_id, first step,
+  steps], ...]``) pointing at each precomputed forecast, stored once per model version and
+  snapshot_id (model_name, model_version, snapshot_id, step, series_id, origin, ds, yhat,
+  yhat_lower, yhat_upper, last_used). What-if answers stay in ``predictions``.
 * ``actuals``: series_id, ds, y, received_at, exog (JSON: realised promo / price ... of the
   period, when posted); unique on (series_id, ds), written by upsert. They also move each
   series' forecast origin (:mod:`features.origin`).
 
-The monitoring code reads them through :meth:`PredictionStore.read_predictions` (which
-puts the baseline features back on their rows), :meth:`read_actuals`,
-:meth:`read_features` and :meth:`joined` (DataFrames).
+The monitoring code reads them through :meth:`PredictionStore.read_predictions` (per-cell
+and compact rows as one per-cell frame, the baseline features back on their rows),
+:meth:`read_actuals`, :meth:`read_features` and :meth:`joined` (DataFrames).
+:meth:`purge_predictions` deletes log rows older than a date (retention, in small batches);
+forecast history, baseline features and actuals are kept.
 """
 
 from __future__ import annotations
@@ -46,6 +54,16 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from serving.compact_log import (
+    REQUEST_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    SNAPSHOT_TOUCH,
+    RequestRow,
+    SnapshotRow,
+    expand,
+    runs_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +113,36 @@ forecast_history_table = _per_cell(
     "forecast_history", sa.Column("yhat", sa.Float), sa.Column("yhat_lower", sa.Float),
     sa.Column("yhat_upper", sa.Float), sa.Column("made_at", sa.DateTime, nullable=False))
 
+prediction_requests_table = sa.Table(
+    "prediction_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("runs", sa.Text, nullable=False),
+)
+forecast_snapshots_table = sa.Table(
+    "forecast_snapshots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("snapshot_id", sa.String(32), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("series_id", sa.String(255), nullable=False),
+    sa.Column("origin", sa.Date),
+    sa.Column("ds", sa.Date, nullable=False),
+    sa.Column("yhat", sa.Float),
+    sa.Column("yhat_lower", sa.Float),
+    sa.Column("yhat_upper", sa.Float),
+    sa.Column("last_used", sa.DateTime, nullable=False, index=True),
+    sa.UniqueConstraint("model_name", "model_version", "snapshot_id", "step",
+                        name="uq_forecast_snapshots_cell"),
+)
+
 actuals_table = sa.Table(
     "actuals",
     metadata,
@@ -125,6 +173,8 @@ HistoryRow = tuple[str, str, str, float, float, float]
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 # Rows per multi-row INSERT, within SQLite's limit on parameters (999 before 3.32).
 _SQLITE_CHUNK = 400 if sqlite3.sqlite_version_info >= (3, 32, 0) else 90
+PURGE_BATCH_ROWS = 5000  # rows per retention DELETE (a short transaction)
+SNAPSHOT_CHUNK = 500  # snapshot ids per query (SQL parameter limits)
 
 
 @functools.lru_cache(maxsize=4)
@@ -387,6 +437,22 @@ class PredictionStore:
             else:
                 conn.execute(predictions_table.insert(), _typed_rows(rows))
 
+    def write_requests(self, requests: Sequence[RequestRow],
+                       snapshots: Sequence[SnapshotRow] = ()) -> None:
+        """Log cached answers compactly (:mod:`serving.compact_log`), in one transaction:
+        the forecast snapshots they point at (added, or their ``last_used`` refreshed),
+        then one row per request."""
+        used = utc_now()
+        cells = [dict(zip(SNAPSHOT_COLUMNS, (*row[:5], _date_or_none(row[5]),
+                                             date.fromisoformat(row[6]), *row[7:]), strict=True))
+                 | {"last_used": used} for row in snapshots]
+        answers = [dict(zip(REQUEST_COLUMNS, row, strict=True)) for row in requests]
+        with self.engine.begin() as conn:
+            if cells:
+                _refresh_snapshots(conn, cells)
+            if answers:
+                conn.execute(prediction_requests_table.insert(), answers)
+
     def save_baseline_features(
         self, model_name: str, model_version: str,
         rows: Iterable[tuple[str, str, str, str | None]],
@@ -453,11 +519,25 @@ class PredictionStore:
         return self._insert_new(actuals_table, rows, do_update=True)
 
     def read_predictions(self, since: datetime | None = None) -> pd.DataFrame:
-        """Logged predictions created at or after ``since`` (UTC), oldest first.
+        """Logged predictions created at or after ``since`` (UTC), oldest first: one row per
+        answered cell, whether it was logged per cell or as a compact answer (expanded).
 
         Columns: ``PREDICTION_COLUMNS``; ``features`` holds dicts (or None); ``ds`` and
         ``origin`` are datetime64, ``created_at`` datetime64 UTC.
         """
+        per_cell, cached = self._read_per_cell(since), self._read_cached(since)
+        both = not per_cell.empty and not cached.empty
+        frame = pd.concat([per_cell, cached], ignore_index=True) if both else (
+            per_cell if cached.empty else cached)
+        frame["ds"] = pd.to_datetime(frame["ds"])
+        frame["features"] = [_features(value) for value in frame["features"]]
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        frame["origin"] = pd.to_datetime(frame["origin"])
+        if both:  # two tables: merge them by time (each keeps its own order)
+            frame = frame.sort_values("created_at", kind="stable").reset_index(drop=True)
+        return frame
+
+    def _read_per_cell(self, since: datetime | None) -> pd.DataFrame:
         table, shared = predictions_table, baseline_features_table
         features = sa.func.coalesce(table.c.features, shared.c.features).label("features")
         columns = [features if name == "features" else table.c[name]
@@ -466,13 +546,26 @@ class PredictionStore:
         query = sa.select(*columns).select_from(table.outerjoin(shared, on))
         if since is not None:
             query = query.where(table.c.created_at >= _as_utc_naive(since))
-        frame = self._read(query.order_by(table.c.id), PREDICTION_COLUMNS)
-        frame["features"] = [
-            json.loads(text) if isinstance(text, str) and text else None
-            for text in frame["features"]
-        ]
-        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-        frame["origin"] = pd.to_datetime(frame["origin"])
+        return self._rows(query.order_by(table.c.id), PREDICTION_COLUMNS)
+
+    def _read_cached(self, since: datetime | None) -> pd.DataFrame:
+        """The compactly logged answers since ``since``, expanded to per-cell rows."""
+        table = prediction_requests_table
+        names = ["request_id", "created_at", "model_name", "model_version", "runs"]
+        query = sa.select(*[table.c[name] for name in names])
+        if since is not None:
+            query = query.where(table.c.created_at >= _as_utc_naive(since))
+        with self.engine.connect() as conn:
+            requests = pd.DataFrame.from_records(
+                conn.execute(query.order_by(table.c.id)).all(), columns=names)
+            if requests.empty:
+                return pd.DataFrame(columns=PREDICTION_COLUMNS)
+            runs = runs_frame(requests)
+            cells = _snapshot_cells(conn, list(runs["snapshot_id"].unique()))
+        frame, missing = expand(requests, runs, cells, PREDICTION_COLUMNS)
+        if missing:
+            log.warning("%d logged rows point at forecast snapshots no longer stored "
+                        "(purged?): left out", missing)
         return frame
 
     def read_actuals(self, since: datetime | None = None,
@@ -495,39 +588,123 @@ class PredictionStore:
         return _expand_exog(frame) if exog else frame
 
     def read_features(self, since: datetime | None = None) -> pd.DataFrame:
-        """Logged model inputs, one column per feature (the *current* data for drift).
-
-        Rows: one per logged prediction with features; columns request_id, created_at,
-        model_version, series_id, ds, then the feature names.
-        """
-        predictions = self.read_predictions(since)
-        predictions = predictions[predictions["features"].notna()].reset_index(drop=True)
-        ids = predictions[["request_id", "created_at", "model_version", "series_id", "ds"]]
-        values = pd.DataFrame.from_records(predictions["features"].tolist(), index=ids.index)
-        return pd.concat([ids, values], axis=1)
+        """Logged model inputs, one column per feature (the *current* data for drift):
+        :func:`features_of` the predictions created since ``since``."""
+        return features_of(self.read_predictions(since))
 
     def joined(self, since: datetime | None = None, latest_only: bool = True) -> pd.DataFrame:
-        """Predictions (created since ``since``) next to the actual of their (series_id, ds).
+        """Predictions (created since ``since``) next to the actual of their (series_id, ds):
+        :func:`join_actuals`."""
+        return join_actuals(self.read_predictions(since), self.read_actuals(), latest_only)
 
-        Only predictions whose actual has arrived. With ``latest_only`` the most recent
-        prediction per (model_version, series_id, ds) stands for its forecast (a series
-        asked for many times is scored once per model version).
-        """
-        predictions = self.read_predictions(since)
-        actuals = self.read_actuals()
-        frame = predictions.merge(actuals, on=["series_id", "ds"], how="inner")
-        if latest_only and not frame.empty:
-            frame = frame.sort_values("created_at", kind="stable")
-            keys = ["model_version", "series_id", "ds"]
-            frame = frame.drop_duplicates(keys, keep="last").sort_values(["series_id", "ds"])
-        return frame.reset_index(drop=True)
+    def purge_predictions(self, older_than: datetime, max_seconds: float | None = None,
+                          batch_rows: int = PURGE_BATCH_ROWS) -> Purged:
+        """Delete the prediction log created before ``older_than`` (UTC): per-cell rows,
+        compact answers, then the forecast snapshots no kept answer can point at (unused
+        for ``SNAPSHOT_TOUCH`` longer). Transactions of ``batch_rows`` rows, so other
+        writers wait for one at most; with ``max_seconds`` it stops after the batch that
+        passes it (``finished`` False: call again). Nothing else is deleted."""
+        cutoff = older_than if older_than.tzinfo is None else (
+            older_than.astimezone(UTC).replace(tzinfo=None))
+        deadline = time.monotonic() + max_seconds if max_seconds is not None else float("inf")
+        plan = ((predictions_table.c.created_at, cutoff),
+                (prediction_requests_table.c.created_at, cutoff),
+                (forecast_snapshots_table.c.last_used, cutoff - SNAPSHOT_TOUCH))
+        removed: list[int] = []
+        for column, before in plan:
+            count, finished = self._delete_before(column, before, batch_rows, deadline)
+            removed.append(count)
+            if not finished:
+                break
+        return Purged(*removed, *[0] * (3 - len(removed)), finished=finished)
+
+    def _delete_before(self, column: sa.Column, before: datetime, batch_rows: int,
+                       deadline: float) -> tuple[int, bool]:
+        """Delete the rows whose ``column`` is before ``before``, ``batch_rows`` per
+        transaction: (rows deleted, whether none is left)."""
+        table = column.table
+        ids = sa.select(table.c.id).where(column < before).limit(batch_rows)
+        statement = table.delete().where(table.c.id.in_(ids.scalar_subquery()))
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                deleted = conn.execute(statement).rowcount
+            total += deleted
+            if deleted < batch_rows:
+                return total, True
+            if time.monotonic() >= deadline:
+                return total, False
 
     def _read(self, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        frame = pd.DataFrame.from_records(rows, columns=columns)
+        frame = self._rows(query, columns)
         frame["ds"] = pd.to_datetime(frame["ds"])
         return frame
+
+    def _rows(self, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one :meth:`PredictionStore.purge_predictions` removed."""
+
+    predictions: int = 0  # per-cell rows
+    requests: int = 0  # compactly logged answers
+    snapshots: int = 0  # forecast-snapshot cells
+    finished: bool = True  # False: its time ran out with rows left
+
+    @property
+    def total(self) -> int:
+        return self.predictions + self.requests + self.snapshots
+
+
+def features_of(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :meth:`PredictionStore.read_predictions` that carry features, one column
+    per feature: request_id, created_at, model_version, series_id, ds, then the names."""
+    predictions = predictions[predictions["features"].notna()].reset_index(drop=True)
+    ids = predictions[["request_id", "created_at", "model_version", "series_id", "ds"]]
+    values = pd.DataFrame.from_records(predictions["features"].tolist(), index=ids.index)
+    return pd.concat([ids, values], axis=1)
+
+
+def join_actuals(predictions: pd.DataFrame, actuals: pd.DataFrame,
+                 latest_only: bool = True) -> pd.DataFrame:
+    """Predictions next to the actual of their (series_id, ds): only those whose actual
+    has arrived. With ``latest_only`` the most recent prediction per (model_version,
+    series_id, ds) stands for its forecast (a series asked for many times is scored once
+    per model version)."""
+    frame = predictions.merge(actuals, on=["series_id", "ds"], how="inner")
+    if latest_only and not frame.empty:
+        frame = frame.sort_values("created_at", kind="stable")
+        keys = ["model_version", "series_id", "ds"]
+        frame = frame.drop_duplicates(keys, keep="last").sort_values(["series_id", "ds"])
+    return frame.reset_index(drop=True)
+
+
+def _features(value: Any) -> dict[str, Any] | None:
+    """Logged features as a dict (stored as JSON text), or None."""
+    if isinstance(value, dict):
+        return value
+    return json.loads(value) if isinstance(value, str) and value else None
+
+
+def _snapshot_cells(conn: sa.Connection, snapshot_ids: list[str]) -> pd.DataFrame:
+    """The stored cells of these forecast snapshots, with their baseline features."""
+    snapshots, shared = forecast_snapshots_table, baseline_features_table
+    names = ["model_name", "model_version", "snapshot_id", "step", "series_id", "ds", "yhat",
+             "yhat_lower", "yhat_upper", "origin"]
+    on = sa.and_(*(snapshots.c[k] == shared.c[k] for k in CELL_KEY))
+    query = sa.select(*[snapshots.c[name] for name in names], shared.c.features).select_from(
+        snapshots.outerjoin(shared, on))
+    rows = []
+    for start in range(0, len(snapshot_ids), SNAPSHOT_CHUNK):
+        chunk = snapshot_ids[start:start + SNAPSHOT_CHUNK]
+        rows += conn.execute(query.where(snapshots.c.snapshot_id.in_(chunk))).all()
+    cells = pd.DataFrame.from_records(rows, columns=[*names, "features"])
+    cells["features"] = [_features(text) for text in cells["features"]]  # once per cell
+    return cells
 
 
 def _expand_exog(frame: pd.DataFrame) -> pd.DataFrame:
@@ -537,6 +714,16 @@ def _expand_exog(frame: pd.DataFrame) -> pd.DataFrame:
     for name in sorted({key for given in values for key in given}):
         frame[name] = [float(given.get(name, "nan")) for given in values]
     return frame
+
+
+def _refresh_snapshots(conn: sa.Connection, cells: list[dict[str, Any]]) -> None:
+    """Insert snapshot cells; a cell already there gets the new ``last_used``."""
+    table = forecast_snapshots_table
+    statement = _on_conflict(conn.dialect.name, table, do_update=True)
+    if statement is None:  # a database without ON CONFLICT: delete, then insert
+        _delete_matching(conn, table, cells)
+        statement = table.insert()
+    conn.execute(statement, cells)
 
 
 def _unique_key(table: sa.Table) -> list[str]:

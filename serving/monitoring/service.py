@@ -46,7 +46,7 @@ from serving.monitoring.lag import LagAccuracy, LagOptions, lag_accuracy
 from serving.monitoring.matched import level_column, level_relative, matched_reference
 from serving.monitoring.promise import Promise
 from serving.monitoring.verdict import MonitorResult, VerdictRule, build_result
-from serving.store import PredictionStore
+from serving.store import PredictionStore, features_of, join_actuals
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +204,11 @@ def _in_window(frame: pd.DataFrame, model_version: str | None, periods: Periods)
 
 def _read_window(store: PredictionStore, since: datetime, model_version: str | None,
                  periods: Periods) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Latest forecasts, logged inputs, and forecasts joined with actuals, of the window."""
-    frames = (store.read_predictions(since), store.read_features(since),
-              store.joined(since, latest_only=True))
+    """Latest forecasts, logged inputs, and forecasts joined with actuals, of the window
+    (the log is read, and compact answers expanded, once)."""
+    predictions = store.read_predictions(since)
+    frames = (predictions, features_of(predictions),
+              join_actuals(predictions, store.read_actuals(), latest_only=True))
     predictions, features, joined = (_in_window(f, model_version, periods) for f in frames)
     return latest_forecasts(predictions), features, joined
 

@@ -400,6 +400,8 @@ def _origins_by_worker(api: str, series_id: str, wanted: str, timeout: float = 3
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         answer = httpx.post(f"{api}/v1/forecast", json={"series": [{"series_id": series_id}]})
+        if answer.status_code != 200:  # a worker swapping or rolling: ask again
+            continue
         seen[answer.headers["x-salescast-worker"]] = answer.json()["forecasts"][0]["origin"]
         if len(seen) == 2 and set(seen.values()) == {wanted}:
             break
@@ -415,7 +417,8 @@ def _versions_by_worker(api: str, wanted: str, timeout: float) -> dict[str, str]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         answer = httpx.post(f"{api}/v1/forecast", json={"series": [{"series_id": "S01|C1"}]})
-        seen[answer.headers["x-salescast-worker"]] = str(answer.json()["model"]["version"])
+        if answer.status_code == 200:  # a worker swapping or rolling: ask again
+            seen[answer.headers["x-salescast-worker"]] = str(answer.json()["model"]["version"])
         if len(seen) == 2 and set(seen.values()) == {wanted}:
             break
         time.sleep(0.05)
