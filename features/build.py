@@ -1,7 +1,8 @@
 """build_training_set: raw tables -> the leakage-free TrainingSet every forecaster fits on.
 
 Steps: encode the lines once (series, period, customer codes), aggregate them to the base
-panel (:mod:`features.aggregate`; gaps found and made missing, :mod:`features.gaps`), join
+panel (:mod:`features.aggregate`; gaps found and made missing, :mod:`features.gaps`; lines
+that stayed in a warehouse are aggregated there, :mod:`features.pushdown`), join
 the known-future table (:mod:`features.known_future`), add the customer covariates
 (:mod:`features.customers`; missing in gaps too), choose the exogenous columns the spec
 enables, check there is enough history, and let the
@@ -26,6 +27,7 @@ from features.gaps import GapReport
 from features.known_future import add_known_future
 from features.lags import resolve_lags
 from features.pipeline import FeaturePipeline
+from features.pushdown import AggregatedSales, WarehouseRawData, aggregate_in_warehouse
 from features.raw import RawData
 from features.training_set import TrainingSet, TrainingSetMetadata
 
@@ -43,10 +45,9 @@ def build_training_set(raw: RawData, features: FeatureConfig, freq: str, horizon
     """
     check_freq(freq)
     lags = resolve_lags(features.lags, horizon, freq, season_length)
-    codes = encode_lines(raw, freq)
-    base, gaps = aggregate_with_gaps(raw, freq, codes)
-    base, known_future = add_known_future(base, raw, freq)
-    covariates = _customer_columns(raw, freq, features, codes)
+    sales = _aggregate(raw, freq, features)
+    base, known_future = add_known_future(sales.base, raw, freq)
+    covariates = sales.covariates
     if covariates is not None:
         base = base.merge(covariates, on=["series_id", "ds"], how="left", validate="1:1")
     covariate_columns = tuple(covariates.columns[2:]) if covariates is not None else ()
@@ -58,11 +59,23 @@ def build_training_set(raw: RawData, features: FeatureConfig, freq: str, horizon
     _check_history(base, pipeline, raw.labels.get("sales", "sales"))
     panel = pipeline.transform(base)
     metadata = _metadata(base, panel, pipeline, spec_hash,
-                         season_length or SEASON_LENGTHS[freq], gaps)
+                         season_length or SEASON_LENGTHS[freq], sales.gaps)
     log.info("training set: %d series x %d periods, %d features", metadata.n_series,
              metadata.n_periods, len(metadata.feature_columns))
     return TrainingSet(panel=panel, base=base, pipeline=pipeline, metadata=metadata,
-                       series_attributes=series_attributes(raw, codes))
+                       series_attributes=sales.attributes)
+
+
+def _aggregate(raw: RawData, freq: str, features: FeatureConfig) -> AggregatedSales:
+    """Base panel, gaps, customer covariates and series attributes of the sales lines:
+    aggregated where they are stored when they stayed in a warehouse (features.pushdown),
+    else from the lines in memory (encoded once, shared by the builders)."""
+    if isinstance(raw, WarehouseRawData):
+        return aggregate_in_warehouse(raw, freq, features)
+    codes = encode_lines(raw, freq)
+    base, gaps = aggregate_with_gaps(raw, freq, codes)
+    return AggregatedSales(base, gaps, _customer_columns(raw, freq, features, codes),
+                           series_attributes(raw, codes))
 
 
 def _make_pipeline(raw: RawData, base: pd.DataFrame, features: FeatureConfig, freq: str,

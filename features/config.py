@@ -8,6 +8,7 @@ builders run. `experiments.spec.ExperimentSpec` composes them; `features` never 
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ from features.calendar import calendar_feature_names
 
 Frequency = Literal["D", "W", "M"]
 FileFormat = Literal["auto", "csv", "parquet", "sql"]
+Engine = Literal["auto", "pandas", "duckdb"]
 Aggregate = Literal["mean", "sum", "max", "min"]
 GapFill = Literal["missing", "zero"]
 
@@ -36,14 +38,21 @@ class StrictModel(BaseModel):
 
 
 class SourceConfig(StrictModel):
-    """One raw table: a CSV/Parquet file, or a SQL table/query read through SQLAlchemy."""
+    """One raw table: a CSV/Parquet file (a Parquet folder or glob too), or a SQL
+    table/query read through SQLAlchemy (a ``duckdb:///`` database through DuckDB)."""
 
-    path: str | None = Field(None, description="CSV or Parquet file (relative to the CWD).")
+    path: str | None = Field(None, description="CSV or Parquet file, Parquet folder or glob "
+                             "(relative to the CWD).")
     format: FileFormat = "auto"
-    url: str | None = Field(None, description="SQLAlchemy URL when format is 'sql'.")
+    url: str | None = Field(None, description="SQLAlchemy URL when format is 'sql', or "
+                            "duckdb:///<file> for a DuckDB database.")
     table: str | None = None
     query: str | None = None
     csv_options: dict[str, str | int | bool] = Field(default_factory=dict)
+    engine: Engine = Field(
+        "auto", description="Sales only: 'duckdb' aggregates the lines where they are "
+        "stored (Parquet, a DuckDB database; features.pushdown), 'pandas' reads them into "
+        "memory; 'auto' pushes down a Parquet folder or glob and a duckdb:/// URL.")
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceConfig:
@@ -52,7 +61,27 @@ class SourceConfig(StrictModel):
                 raise ValueError("a SQL source needs 'url' and one of 'table' or 'query'")
         elif not self.path:
             raise ValueError("a file source needs 'path'")
+        if self.engine == "duckdb" and not self._duckdb_readable():
+            raise ValueError("engine 'duckdb' reads Parquet files (a file, folder or glob) "
+                             "or a duckdb:/// database; CSV and other SQL databases are read "
+                             "by pandas (engine: auto or pandas)")
         return self
+
+    def _duckdb_readable(self) -> bool:
+        if self.url:
+            return self.url.startswith("duckdb:///")
+        return self.resolved_format() == "parquet"
+
+    def pushdown(self) -> bool:
+        """Whether DuckDB aggregates the lines of this (sales) source where they are."""
+        if self.engine != "auto":
+            return self.engine == "duckdb"
+        if self.url:
+            return self.url.startswith("duckdb:///")
+        return self.resolved_format() == "parquet" and self._many_files()
+
+    def _many_files(self) -> bool:
+        return glob.has_magic(self.path or "") or Path(self.path or "").is_dir()
 
     @property
     def label(self) -> str:
@@ -64,6 +93,8 @@ class SourceConfig(StrictModel):
             return self.format
         if self.url:
             return "sql"
+        if Path(self.path or "").is_dir():
+            return "parquet"  # a folder of Parquet parts
         suffix = Path(self.path or "").suffix.lower()
         return "parquet" if suffix in {".parquet", ".pq"} else "csv"
 

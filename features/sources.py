@@ -22,12 +22,18 @@ Decisions about messy sales exports (the UCI Online Retail file has all of them)
 * Text columns that arrive categorical (the simulator's; Parquet files written by
   pandas) stay categorical, their categories cleaned once each: ten million lines of
   keys and customer ids cost a small integer a line, and no string conversion.
+
+Sales in a Parquet folder or glob or a DuckDB database (``engine: auto``), or any Parquet
+source with ``engine: duckdb``, are not read into memory: :func:`load_raw` validates them
+in DuckDB and returns a :class:`features.pushdown.WarehouseRawData` (the same rules and
+messages; see :mod:`features.pushdown`, which also says what falls back to pandas).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +41,16 @@ import pandas as pd
 
 from features.config import DataConfig, SourceConfig, StrictModel
 from features.known_future import OTHER, standardize_known_future
+from features.pushdown import PushdownUnsupported, WarehouseRawData, load_sales, open_sales
+from features.pushdown_sql import duckdb_database, import_duckdb, parquet_files, quote_table
 from features.raw import RawData
 from features.validation import (
     CSV_ROWS,
     DATA_ROWS,
     DataValidationError,
     as_text,
+    check_not_all_zero,
+    check_not_future,
     check_unique,
     drop_rows,
     parse_dates,
@@ -49,6 +59,7 @@ from features.validation import (
     require_columns,
     require_rows,
     require_values,
+    warn_duplicate_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +87,9 @@ def read_table(source: SourceConfig, text_columns: Sequence[str] = ()) -> pd.Dat
 
 def _read_file(source: SourceConfig, fmt: str, text_columns: Sequence[str]) -> pd.DataFrame:
     path = Path(source.path or "")
+    parts = parquet_files(source.path or "") if fmt == "parquet" else []
+    if len(parts) > 1 or (parts and not path.is_file()):  # a folder or glob of parts
+        return pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
     if not path.is_file():
         where = "" if path.is_absolute() else f" (looked for {path.resolve()})"
         raise DataValidationError(source.label, "file_exists", f"file not found{where}")
@@ -93,9 +107,12 @@ def _read_file(source: SourceConfig, fmt: str, text_columns: Sequence[str]) -> p
 
 
 def _read_sql(source: SourceConfig) -> pd.DataFrame:
-    """A SQL table or query through SQLAlchemy (imported lazily: it is only needed here)."""
+    """A SQL table or query through SQLAlchemy (imported lazily: it is only needed here);
+    a duckdb:/// database through DuckDB."""
     import sqlalchemy as sa
 
+    if duckdb_database(source.url or "") is not None:
+        return _read_duckdb(source)
     _require_sqlite_file(source)
     try:
         engine = sa.create_engine(source.url or "")
@@ -111,6 +128,22 @@ def _read_sql(source: SourceConfig) -> pd.DataFrame:
             source.label, "readable_format", f"cannot be read from SQL: {exc}") from exc
 
 
+def _read_duckdb(source: SourceConfig) -> pd.DataFrame:
+    """A table or query of a DuckDB database file, read whole."""
+    duckdb = import_duckdb()
+    database = duckdb_database(source.url or "") or ""
+    if not Path(database).is_file():
+        raise DataValidationError(
+            source.label, "file_exists", f"DuckDB database not found: {database}")
+    try:
+        with duckdb.connect(database, read_only=True) as connection:
+            query = source.query or f"SELECT * FROM {quote_table(source.table or '')}"
+            return connection.execute(query).df()
+    except duckdb.Error as exc:
+        raise DataValidationError(
+            source.label, "readable_format", f"cannot be read by DuckDB: {exc}") from exc
+
+
 def _require_sqlite_file(source: SourceConfig) -> None:
     """SQLite would silently create a missing database file: say it is missing instead."""
     from sqlalchemy.engine import make_url
@@ -124,21 +157,73 @@ def _require_sqlite_file(source: SourceConfig) -> None:
 
 
 def load_raw(config: DataConfig) -> RawData:
-    """Read the spec's sales (and customers, calendar when configured) and standardise."""
+    """Read the spec's sales (and customers, calendar when configured) and standardise.
+
+    Sales the spec pushes down (``SourceConfig.pushdown``) stay where they are: the
+    result is a :class:`~features.pushdown.WarehouseRawData`. A column DuckDB cannot read
+    as pandas does sends them to pandas, with a warning saying why."""
+    if config.sales.pushdown():
+        try:
+            return _load_in_warehouse(config)
+        except PushdownUnsupported as exc:
+            log.warning("%s: not aggregated in DuckDB (%s): the lines are read into memory",
+                        config.sales.label, exc)
+        except ImportError:
+            if config.sales.engine == "duckdb":
+                raise
+            log.warning("%s: DuckDB is not installed (pip install 'salescast[warehouse]'): "
+                        "the lines are read into memory", config.sales.label)
     columns = config.sales_columns
     ids = [*columns.keys, *config.filters, *([columns.customer_id] if columns.customer_id else [])]
     sales = read_table(config.sales, text_columns=ids)
-    customers = calendar = None
+    return standardize(sales, config, **_other_tables(config))
+
+
+def _other_tables(config: DataConfig) -> dict[str, pd.DataFrame | None]:
+    """The customers, calendar and known-future tables as read (None: not configured)."""
+    tables: dict[str, pd.DataFrame | None] = {
+        "customers": None, "calendar": None, "known_future": None}
     if config.customers is not None:
         customer_id = config.customer_columns.customer_id
-        customers = read_table(config.customers, text_columns=[customer_id])
+        tables["customers"] = read_table(config.customers, text_columns=[customer_id])
     if config.calendar is not None:
-        calendar = read_table(config.calendar, text_columns=columns.keys)
-    known_future = None
+        tables["calendar"] = read_table(config.calendar, text_columns=config.sales_columns.keys)
     if config.known_future is not None and config.known_future_columns is not None:
-        known_future = read_table(config.known_future,
-                                  text_columns=config.known_future_columns.keys)
-    return standardize(sales, config, customers, calendar, known_future=known_future)
+        tables["known_future"] = read_table(config.known_future,
+                                            text_columns=config.known_future_columns.keys)
+    return tables
+
+
+def _load_in_warehouse(config: DataConfig) -> RawData:
+    """Sales validated and aggregated to daily cells in DuckDB (features.pushdown); the
+    other tables read and standardised as usual."""
+    label = config.sales.label
+    warehouse, types = open_sales(config.sales)
+    with warehouse:
+        columns = pd.DataFrame(columns=list(types))
+        mapping = _sales_mapping(columns, config, label)
+        if config.filters:
+            require_columns(columns, {f"filter {c}": c for c in config.filters}, label)
+        sales = load_sales(warehouse, config, mapping, types)
+    tables = _other_tables(config)
+    labels = _default_labels(config, tables)
+    keys = list(config.sales_columns.keys)
+    raw = WarehouseRawData(_no_lines(mapping, keys, config), tuple(keys), labels=labels,
+                           gaps=config.gaps, gap_periods=config.gap_periods, warehouse=sales)
+    return _with_other_tables(raw, config, tables, sales.series_keys[keys])
+
+
+def _no_lines(mapping: dict[str, str], keys: list[str], config: DataConfig) -> pd.DataFrame:
+    """The standard sales columns without lines (those stay in the warehouse)."""
+    numbers = {role: pd.Series(dtype="float64") for role in ("target", "quantity", "price")
+               if role in mapping}
+    frame = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"),
+                          **{key: pd.Series(dtype="str") for key in keys},
+                          **_values(numbers, config)})
+    for role, dtype in (("promo", "float64"), ("customer_id", "str"), ("channel", "str")):
+        if role in mapping:
+            frame[role] = pd.Series(dtype=dtype)
+    return frame
 
 
 # --- standardising -------------------------------------------------------------------
@@ -162,18 +247,29 @@ def standardize(
     tables = {"customers": customers, "calendar": calendar, "known_future": known_future}
     labels = {**_default_labels(config, tables), **(labels or {})}
     raw_sales = _standard_sales(sales, config, labels["sales"])
-    raw_customers = raw_calendar = raw_known = None
+    keys = list(config.sales_columns.keys)
+    raw = RawData(raw_sales, tuple(keys), labels=labels, gaps=config.gaps,
+                  gap_periods=config.gap_periods)
+    return _with_other_tables(raw, config, tables, raw_sales[keys])
+
+
+def _with_other_tables(raw: RawData, config: DataConfig,
+                       tables: dict[str, pd.DataFrame | None], key_values: pd.DataFrame
+                       ) -> RawData:
+    """``raw`` with the customers, calendar and known-future tables standardised;
+    ``key_values``: the sales' series keys (a known-future key must be one of them)."""
+    labels = raw.labels
+    customers, calendar, known = (tables.get(name) for name in
+                                  ("customers", "calendar", "known_future"))
     if customers is not None:
-        raw_customers = _standard_customers(customers, config, labels["customers"])
+        customers = _standard_customers(customers, config, labels["customers"])
     if calendar is not None:
-        raw_calendar = _standard_calendar(calendar, config, labels["calendar"])
-    if known_future is not None:
-        raw_known = _standard_known_future(known_future, config, raw_sales,
-                                           labels["known_future"])
-    return RawData(raw_sales, tuple(config.sales_columns.keys), raw_customers, raw_calendar,
-                   labels, known_future=raw_known,
-                   known_future_columns=config.known_future_columns if raw_known is not None
-                   else None, gaps=config.gaps, gap_periods=config.gap_periods)
+        calendar = _standard_calendar(calendar, config, labels["calendar"])
+    if known is not None:
+        known = _standard_known_future(known, config, key_values, labels["known_future"])
+    return replace(raw, customers=customers, calendar=calendar, known_future=known,
+                   known_future_columns=config.known_future_columns if known is not None
+                   else None)
 
 
 def _default_labels(config: DataConfig, tables: dict[str, pd.DataFrame | None]
@@ -231,17 +327,25 @@ def _value_roles(config: DataConfig, label: str) -> list[str]:
 # --- sales ---------------------------------------------------------------------------
 
 
+def _sales_mapping(frame: pd.DataFrame, config: DataConfig, label: str) -> dict[str, str]:
+    """Role -> column of the sales table (missing mapped columns are an error)."""
+    return _resolve_columns(
+        config.sales_columns, frame, ["date", *_value_roles(config, label)], SALES_ROLES,
+        label, also={f"series key {key}": key for key in config.sales_columns.keys})
+
+
 def _standard_sales(frame: pd.DataFrame, config: DataConfig, label: str) -> pd.DataFrame:
     note = _row_note(config.sales)
     frame = _numbered(frame, note)
     keys = list(config.sales_columns.keys)
-    mapping = _resolve_columns(
-        config.sales_columns, frame, ["date", *_value_roles(config, label)], SALES_ROLES,
-        label, also={f"series key {key}": key for key in keys})
+    mapping = _sales_mapping(frame, config, label)
     n_read = len(frame)
     frame = _apply_filters(frame, config.filters, label)
     sales = _sales_frame(frame, mapping, keys, config, label, note)
+    check_not_future(sales["date"], label, row_note=note)
+    warn_duplicate_lines(sales, label, row_note=note)
     sales = _drop_non_sales(sales, config, label, note)
+    check_not_all_zero(sales["y"], label, mapping.get("target") or mapping.get("quantity"))
     if config.top_series:
         sales = _pool_small_series(sales, keys, config.top_series, label)
     log.info("%s: %d of %d rows kept as sales lines, %d series, %s .. %s",

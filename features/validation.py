@@ -349,22 +349,33 @@ def check_unique(
     )
 
 
+FUTURE_HINT = ("sales lines are realised sales: a typo in the year? (data.end trains on an "
+               "earlier cut of a file)")
+
+
+def latest_sales_date(today: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The last date a realised sale can carry: tomorrow (today in any time zone)."""
+    return (today or pd.Timestamp.now().normalize()) + pd.Timedelta(days=1)
+
+
+def future_what(latest: pd.Timestamp) -> tuple[str, str]:
+    return f"is dated after {latest.date()}", f"are dated after {latest.date()}"
+
+
 def check_not_future(dates: pd.Series, source: str, *, row_note: str | None,
                      today: pd.Timestamp | None = None) -> None:
     """Sales are realised: a line dated after today (a typo in the year, a planning file
     mixed in) would append empty periods to every series. ``today`` for tests."""
-    latest = (today or pd.Timestamp.now().normalize()) + pd.Timedelta(days=1)
-    fail_rows(dates, dates > latest, source, "not_in_future",
-              (f"is dated after {latest.date()}", f"are dated after {latest.date()}"),
-              row_note=row_note, hint="sales lines are realised sales: a typo in the year? "
-              "(data.end trains on an earlier cut of a file)")
+    latest = latest_sales_date(today)
+    fail_rows(dates, dates > latest, source, "not_in_future", future_what(latest),
+              row_note=row_note, hint=FUTURE_HINT)
 
 
-def check_not_all_zero(values: pd.Series, source: str) -> None:
+def check_not_all_zero(values: pd.Series, source: str, column: str | None = None) -> None:
     """A target that is zero on every line is a column mapping mistake, not a business."""
     if len(values) and not values.to_numpy().any():
         raise DataValidationError(source, "not_all_zero", "every line's sales value is zero",
-                                  column=str(values.name),
+                                  column=column or str(values.name),
                                   hint="check data.sales_columns (target, quantity, price)")
 
 
