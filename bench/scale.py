@@ -4,9 +4,10 @@ A weekly panel of ``--series`` store x category series over ``--weeks`` weeks (o
 series and week: period-level input, as a warehouse export gives it) is written to Parquet;
 a spec trains the global families on it (seasonal naive, regression and LightGBM with the
 direct strategy, and their ensemble; the per-series statistical families are off: at
-~0.17 s per series and fit they alone would take hours here). The whole CLI runs as a subprocess into a fresh SQLite store, once per
-worker count, side by side; wall seconds and the peak RSS of the process tree (leader and
-its tuning workers, polled every 0.2 s) are printed.
+~0.17 s per series and fit they alone would take hours here). The whole CLI runs as a
+subprocess into a fresh SQLite store, once per worker count, side by side; wall seconds
+and the peak RSS of the process tree (leader and its tuning workers, polled every 0.2 s)
+are printed.
 
     python bench/scale.py [--series 10000] [--weeks 156] [--workers 1 2] [--trials 2]
 """
