@@ -3,14 +3,13 @@ key (bench/fuzz_api.py at a small example count: the benchmark runs >= 1,000 req
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.bench.loader import load_bench
 from tests.serving.conftest import MlflowStore, Registered
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,12 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def fuzz_api() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_fuzz_api", REPO / "bench" / "fuzz_api.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("fuzz_api")
 
 
 def test_fuzzing_finds_no_5xx_and_no_contract_violation(
