@@ -28,9 +28,11 @@ from serving.errors import install_error_handlers
 from serving.living import LivingForecasts
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.middleware import BodyLimitMiddleware
+from serving.override_schemas import OverrideRequest
+from serving.overrides import OverrideBook
 from serving.prediction_log import PredictionLog
 from serving.registry import ModelSource
-from serving.routes import actuals, forecast, health, invocations, model
+from serving.routes import actuals, forecast, health, invocations, model, overrides
 from serving.schemas import ActualsRequest, ForecastRequest
 from serving.settings import ServingSettings
 from serving.store import PredictionStore
@@ -47,6 +49,9 @@ Forecasts from the champion model of the MLflow Model Registry.
 * `POST /v1/actuals` — realised sales: they move each series' forecast origin to its newest
   complete period (no refit) and feed accuracy monitoring (API key when configured).
 * `GET /v1/origins` — where each series' forecast starts, and why there.
+* `POST /v1/overrides`, `GET /v1/overrides`, `DELETE /v1/overrides/{id}` — people's
+  adjustments (author, reason) of series and periods: `/v1/forecast` serves them as
+  `yhat`, the model's number beside it (`yhat_model`); `/invocations` stays the raw model.
 * `GET /v1/model`, `POST /v1/model/reload` — the champion, and an immediate alias check.
 
 Errors are always `{"error": {"code", "message", "field"?}}`.
@@ -66,11 +71,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.living = None
     app.state.store = None
     app.state.prediction_log = None
+    app.state.overrides = None
     install_error_handlers(app)
-    for module in (forecast, invocations, actuals, model, health):
+    for module in (forecast, invocations, actuals, overrides, model, health):
         app.include_router(module.router)
     _include_optional_routers(app)
-    document_json_bodies(app, [ForecastRequest, ActualsRequest])
+    document_json_bodies(app, [ForecastRequest, ActualsRequest, OverrideRequest])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees all
     return app
@@ -103,6 +109,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: ServingMetrics = app.state.metrics
     app.state.store = store = PredictionStore(settings.store_url)
     app.state.prediction_log = prediction_log = _start_prediction_log(settings, store, metrics)
+    app.state.overrides = book = OverrideBook(store, settings.override_refresh_seconds)
+    await asyncio.to_thread(book.refresh, True)
     app.state.living = living = LivingForecasts(store, metrics, settings.roll_seconds)
     on_swap = _on_swap(metrics, settings.gc_freeze)
     manager = ChampionManager(ModelSource(settings), on_swap=on_swap, prepare=living.prepare)

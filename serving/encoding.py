@@ -27,9 +27,11 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def forecast_point_json(
-    series_id: str, ds: str, origin: str | None, yhat: Any, yhat_lower: Any, yhat_upper: Any
+    series_id: str, ds: str, origin: str | None, yhat: Any, yhat_lower: Any, yhat_upper: Any,
+    yhat_model: Any = None, override_id: int | None = None,
 ) -> str:
-    """One forecast row of the /v1/forecast answer, encoded."""
+    """One forecast row of the /v1/forecast answer, encoded: ``yhat`` is the final number,
+    ``yhat_model`` the model's (the same unless a person's override applies: ``override_id``)."""
     return json.dumps(
         {
             "series_id": series_id,
@@ -38,6 +40,8 @@ def forecast_point_json(
             "yhat": finite_or_none(yhat),
             "yhat_lower": finite_or_none(yhat_lower),
             "yhat_upper": finite_or_none(yhat_upper),
+            "yhat_model": finite_or_none(yhat if override_id is None else yhat_model),
+            "override_id": override_id,
         },
         separators=COMPACT,
     )

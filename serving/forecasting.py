@@ -318,6 +318,8 @@ def origins_json(plan: ForecastPlan, champion: Champion, clock: date | None) -> 
                 "status": status.status}
         if status.detail:
             item["detail"] = status.detail
+        if series_id not in champion.series_ids:  # a new series (serving.cold_start)
+            item["cold_start"] = True
         out.append(item)
     return json.dumps(out, separators=COMPACT)
 

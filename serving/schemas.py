@@ -86,29 +86,45 @@ class ScenarioValues(RequestModel):
 
 
 class ForecastRequest(RequestModel):
-    """Series and a horizon, or explicit rows; optionally a scenario."""
+    """Series and a horizon, explicit rows, or a key level; optionally a scenario."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": FORECAST_EXAMPLES,
-        "oneOf": [{"required": ["series"]}, {"required": ["rows"]}],  # exactly one
+        "oneOf": [{"required": ["series"]}, {"required": ["rows"]},
+                  {"required": ["level"]}],  # exactly one
     })
 
     series: list[SeriesRef] | None = Field(None, min_length=1)
     horizon: int | None = Field(
         None, ge=1, description="Periods ahead of each series' origin; default: the model's.")
     rows: list[ForecastRow] | None = Field(None, min_length=1)
+    level: dict[str, str] | None = Field(
+        None, description="A key level: the roll-up (sum) of every series under it, e.g. "
+        '{"store": "S01"}; {} is the total (serving.hierarchy).',
+        examples=[{"store": "S01"}, {}])
     scenario: list[ScenarioValues] = Field(default_factory=list)
     as_of: date | None = Field(
         None, description="Answer as the forecast was made at this earlier date: from each "
         "series' newest complete period then (an audit of what an application saw).",
         examples=["2024-09-02"])
+    explain: bool = Field(
+        False, description="Also return each row's drivers (why the number is what it is: "
+        "features, components or members, see serving.explain); at most 1,000 rows.")
+    explain_top: int = Field(5, ge=1, le=50, description="Drivers listed per row with "
+                             "explain; the rest are summed as 'other'.")
 
     @model_validator(mode="after")
     def _series_or_rows(self) -> ForecastRequest:
-        if (self.series is None) == (self.rows is None):
-            raise ValueError("give exactly one of 'series' (with an optional horizon) or 'rows'")
+        given = [self.series is not None, self.rows is not None, self.level is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of 'series' (with an optional horizon), 'rows' "
+                             "or 'level' (with an optional horizon)")
         if self.rows is not None and self.horizon is not None:
             raise ValueError("'horizon' goes with 'series'; 'rows' name their periods")
+        if self.level is not None and self.scenario:
+            raise ValueError("'scenario' is not available with 'level': ask the series")
+        if self.level is not None and self.explain:
+            raise ValueError("'explain' goes with 'series' or 'rows', not 'level'")
         return self
 
 
@@ -120,15 +136,40 @@ class ModelRefOut(BaseModel):
     run_id: str | None = Field(None, examples=["2f3f437237ad41058c9eb3f692bc0e12"])
 
 
+class DriverOut(BaseModel):
+    """One reason for a forecast: a feature, a component, a member or the period read."""
+
+    name: str = Field(examples=["promo"])
+    value: float | str | None = Field(
+        description="What the model read: a feature's value, a key, a date; null for a "
+        "component (level, trend, season) or 'other'.", examples=[1.0])
+    contribution: float | None = Field(description="Its share of the forecast, in units "
+                                       "of y.", examples=[412.3])
+
+
 class ForecastPoint(BaseModel):
     series_id: str = Field(examples=["S01|grocery"])
     ds: date = Field(examples=["2025-01-06"])
     origin: date | None = Field(
         description="The period the forecast was made from: the series' newest complete "
         "actual (or the end of the training data).", examples=["2024-12-30"])
-    yhat: float | None = Field(description="Point forecast.", examples=[1520.4])
+    yhat: float | None = Field(description="Point forecast: the final number (a person's "
+                               "override when one applies, else the model's).",
+                               examples=[1520.4])
     yhat_lower: float | None = Field(description="Lower bound of the interval.")
     yhat_upper: float | None = Field(description="Upper bound of the interval.")
+    yhat_model: float | None = Field(description="The model's point forecast (= yhat "
+                                     "without an override).", examples=[1520.4])
+    override_id: int | None = Field(description="The override applied (GET /v1/overrides), "
+                                     "or null.", examples=[None])
+    drivers: list[DriverOut] | None = Field(
+        None, description="With explain: the largest contributions to yhat_model, largest "
+        "|contribution| first, the rest summed as 'other'; null for a cold-start series.")
+    base: float | None = Field(None, description="With explain: what the drivers add to; "
+                               "base + sum(contribution) = yhat_model.")
+    family: str | None = Field(None, description="With explain: the model family.")
+    method: str | None = Field(None, description="With explain: how the drivers were "
+                               "computed, and in what units.")
 
 
 class ErrorItem(BaseModel):
@@ -150,6 +191,9 @@ class SeriesOriginOut(BaseModel):
         "period is not over yet; gap: a period's actual is missing; stale: the origin is "
         "more than the horizon behind the newest origin of any series.")
     detail: str | None = Field(None, description="Why, in words, when not current.")
+    cold_start: bool | None = Field(
+        None, description="True for a series the model has not seen: its forecast is the "
+        "mean of its siblings' (serving.cold_start), named in ``detail``.")
 
 
 class ForecastResponse(BaseModel):
@@ -157,6 +201,36 @@ class ForecastResponse(BaseModel):
     model: ModelRefOut
     forecasts: list[ForecastPoint]
     origins: list[SeriesOriginOut] = Field(description="One per answered series.")
+    errors: list[ErrorItem] = Field(default_factory=list)
+
+
+class LevelPointOut(BaseModel):
+    """One period of a roll-up: the sum of its series' forecasts, the interval of the sum."""
+
+    ds: date = Field(examples=["2025-01-06"])
+    yhat: float | None = Field(description="Sum of the series' point forecasts.")
+    yhat_lower: float | None = Field(description="Lower bound of the sum's interval.")
+    yhat_upper: float | None = Field(description="Upper bound of the sum's interval.")
+    correlation: float = Field(description="Effective error correlation used (0..1).")
+
+
+class LevelIntervalOut(BaseModel):
+    method: str = Field(description="How the sum's interval was computed.")
+    nominal_level: float | None
+    correlation: float | None = Field(description="Mean effective correlation over periods.")
+
+
+class LevelForecastResponse(BaseModel):
+    """The answer to a ``level`` request (serving.hierarchy)."""
+
+    request_id: str
+    model: ModelRefOut
+    level: dict[str, str] = Field(examples=[{"store": "S01"}])
+    n_series: int = Field(description="Series summed.")
+    series_ids: list[str]
+    interval: LevelIntervalOut
+    forecasts: list[LevelPointOut]
+    origins: list[SeriesOriginOut] = Field(description="One per series summed.")
     errors: list[ErrorItem] = Field(default_factory=list)
 
 

@@ -46,6 +46,10 @@ class ServingSettings(BaseSettings):
         2.0, gt=0, description="How often to look for actuals other workers accepted and roll "
         "those series' forecasts forward (actuals posted to this worker roll at once)."
     )
+    override_refresh_seconds: float = Field(
+        1.0, ge=0, description="How often a worker checks the store for overrides other "
+        "workers accepted or revoked (its own apply at once); 0 = on every forecast."
+    )
     connect_timeout: float = Field(
         3.0, gt=0, description="Seconds to wait for an http(s) tracking server before using "
         "the local copy."

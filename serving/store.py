@@ -11,7 +11,12 @@ Tables (timestamps are UTC):
 * ``predictions``: one row per forecast row served — request_id, created_at, model_name,
   model_version, series_id, ds, yhat, yhat_lower, yhat_upper, features (JSON text: the
   feature values the model used when it exposes them, else the scenario inputs, else
-  null), origin (the period the forecast was made from).
+  null), origin (the period the forecast was made from), and for a cell a person's
+  override changed (:mod:`serving.overrides`) yhat_final (the number served) and
+  override_id; ``yhat`` and its bounds stay the model's, so drift and the accuracy
+  against the model's promise judge the model (null = the model's number was served);
+  ``cold_start`` is true on the rows of a new series' forecast (:mod:`serving.cold_start`,
+  logged per cell), null otherwise.
 * ``baseline_features``: the features of each champion's no-scenario forecast, once per
   (model_name, model_version, series_id, origin, ds). Rows answered from that forecast
   leave ``predictions.features`` null and share these (~1 kB of JSON per row otherwise,
@@ -29,6 +34,9 @@ Tables (timestamps are UTC):
 * ``actuals``: series_id, ds, y, received_at, exog (JSON: realised promo / price ... of the
   period, when posted); unique on (series_id, ds), written by upsert. They also move each
   series' forecast origin (:mod:`features.origin`).
+* ``overrides``: people's adjustments of (series, periods): id, series_id, periods (JSON
+  list of ISO dates), first_ds, last_ds, value or pct_change, author, reason, note,
+  created_at, revoked_at, revoked_by. Rows are never deleted: a revocation is recorded.
 
 The monitoring code reads them through :meth:`PredictionStore.read_predictions` (per-cell
 and compact rows as one per-cell frame, the baseline features back on their rows),
@@ -86,6 +94,9 @@ predictions_table = sa.Table(
     sa.Column("yhat_upper", sa.Float),
     sa.Column("features", sa.Text),
     sa.Column("origin", sa.Date),
+    sa.Column("yhat_final", sa.Float),  # set when a person's override changed the answer
+    sa.Column("override_id", sa.Integer),  # which override (serving.overrides)
+    sa.Column("cold_start", sa.Boolean),  # a new series' forecast (serving.cold_start)
 )
 
 CELL_KEY = ("model_name", "model_version", "series_id", "origin", "ds")
@@ -155,18 +166,38 @@ actuals_table = sa.Table(
     sa.UniqueConstraint("series_id", "ds", name="uq_actuals_series_ds"),
 )
 
+overrides_table = sa.Table(  # people's adjustments: serving.overrides (rows never deleted)
+    "overrides",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("series_id", sa.String(255), nullable=False, index=True),
+    sa.Column("periods", sa.Text, nullable=False),  # JSON list of ISO period dates
+    sa.Column("first_ds", sa.Date, nullable=False),
+    sa.Column("last_ds", sa.Date, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("pct_change", sa.Float),
+    sa.Column("author", sa.String(255), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+    sa.Column("revoked_by", sa.String(255)),
+)
+
 PREDICTION_COLUMNS = [
     "request_id", "created_at", "model_name", "model_version", "series_id", "ds",
-    "yhat", "yhat_lower", "yhat_upper", "features", "origin",
+    "yhat", "yhat_lower", "yhat_upper", "features", "origin", "yhat_final", "override_id",
 ]
+PLAIN_WIDTH = 11  # a row without the override columns (yhat_final, override_id) is this long
 ACTUAL_COLUMNS = ["series_id", "ds", "y", "received_at"]
 HISTORY_COLUMNS = ["model_name", "model_version", "series_id", "origin", "ds", "yhat",
                    "yhat_lower", "yhat_upper", "made_at"]
 
 
 # request_id, created_at, model_name, model_version, series_id, ds, yhat, yhat_lower,
-# yhat_upper, features (JSON text or None), origin (ISO date or None)
-PredictionRow = tuple[str, datetime, str, str, str, str, Any, Any, Any, str | None, str | None]
+# yhat_upper, features (JSON text or None), origin (ISO date or None); an overridden cell
+# adds yhat_final and override_id (``yhat`` stays the model's number)
+PredictionRow = tuple[Any, ...]
 # series_id, origin (ISO), ds (ISO), yhat, yhat_lower, yhat_upper: one no-scenario forecast row
 HistoryRow = tuple[str, str, str, float, float, float]
 
@@ -177,12 +208,21 @@ PURGE_BATCH_ROWS = 5000  # rows per retention DELETE (a short transaction)
 SNAPSHOT_CHUNK = 500  # snapshot ids per query (SQL parameter limits)
 
 
-@functools.lru_cache(maxsize=4)
-def _sqlite_insert(n_rows: int) -> str:
-    row = "(" + ", ".join("?" for _ in PREDICTION_COLUMNS) + ")"
-    return f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) VALUES " + ", ".join(
+@functools.lru_cache(maxsize=8)
+def _sqlite_insert(n_rows: int, width: int = PLAIN_WIDTH) -> str:
+    columns = PREDICTION_COLUMNS[:width]
+    row = "(" + ", ".join("?" for _ in columns) + ")"
+    return f"INSERT INTO predictions ({', '.join(columns)}) VALUES " + ", ".join(
         [row] * n_rows
     )
+
+
+def _by_width(rows: Sequence[PredictionRow]) -> list[Sequence[PredictionRow]]:
+    """Plain rows, then overridden ones (longer): one INSERT shape each. Only what-if
+    answers and overridden cells are logged per cell, so the split is cheap."""
+    if all(len(row) == PLAIN_WIDTH for row in rows):
+        return [rows]
+    return [[r for r in rows if len(r) == PLAIN_WIDTH], [r for r in rows if len(r) > PLAIN_WIDTH]]
 
 
 def _sqlite_write(conn: sa.Connection, rows: Sequence[PredictionRow]) -> None:
@@ -198,17 +238,17 @@ def _sqlite_write(conn: sa.Connection, rows: Sequence[PredictionRow]) -> None:
         values.append(row[0])
         values.append(stamp)
         values.extend(row[2:])
-    width = len(PREDICTION_COLUMNS)
+    width = len(rows[0]) if rows else PLAIN_WIDTH  # one width per call (_by_width)
     for start in range(0, len(rows), _SQLITE_CHUNK):
         n_rows = min(_SQLITE_CHUNK, len(rows) - start)
         chunk = tuple(values[start * width:(start + n_rows) * width])
-        conn.exec_driver_sql(_sqlite_insert(n_rows), chunk)
+        conn.exec_driver_sql(_sqlite_insert(n_rows, width), chunk)
 
 
 def _typed_rows(rows: Sequence[PredictionRow]) -> list[dict[str, Any]]:
     return [
         dict(zip(PREDICTION_COLUMNS, (*row[:5], date.fromisoformat(row[5]), *row[6:10],
-                                      _date_or_none(row[10])), strict=True))
+                                      _date_or_none(row[10]), *row[11:]), strict=False))
         for row in rows
     ]
 
@@ -385,7 +425,9 @@ def _set_aside_old_baseline(engine: Engine) -> None:
 
 
 # Columns added since a table was first created: (table, column, SQL type).
-ADDED_COLUMNS = (("predictions", "origin", "DATE"), ("actuals", "exog", "TEXT"))
+ADDED_COLUMNS = (("predictions", "origin", "DATE"), ("actuals", "exog", "TEXT"),
+                 ("predictions", "yhat_final", "FLOAT"), ("predictions", "override_id", "INTEGER"),
+                 ("predictions", "cold_start", "BOOLEAN"))
 
 
 def _add_new_columns(engine: Engine) -> None:
@@ -432,10 +474,13 @@ class PredictionStore:
         if not rows:
             return
         with self.engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                _sqlite_write(conn, rows)
-            else:
-                conn.execute(predictions_table.insert(), _typed_rows(rows))
+            for same_width in _by_width(rows):
+                if not same_width:
+                    continue
+                if conn.dialect.name == "sqlite":
+                    _sqlite_write(conn, same_width)
+                else:
+                    conn.execute(predictions_table.insert(), _typed_rows(same_width))
 
     def write_requests(self, requests: Sequence[RequestRow],
                        snapshots: Sequence[SnapshotRow] = ()) -> None:
@@ -562,11 +607,32 @@ class PredictionStore:
                 return pd.DataFrame(columns=PREDICTION_COLUMNS)
             runs = runs_frame(requests)
             cells = _snapshot_cells(conn, list(runs["snapshot_id"].unique()))
-        frame, missing = expand(requests, runs, cells, PREDICTION_COLUMNS)
+        frame, missing = expand(requests, runs, cells, PREDICTION_COLUMNS[:PLAIN_WIDTH])
+        frame = frame.assign(yhat_final=float("nan"), override_id=float("nan"))  # no override
         if missing:
             log.warning("%d logged rows point at forecast snapshots no longer stored "
                         "(purged?): left out", missing)
         return frame
+
+    def write_cold_start(self, rows: Sequence[PredictionRow]) -> None:
+        """Log the rows of cold-start forecasts (:mod:`serving.cold_start`) per cell, with
+        ``cold_start`` set (rare: plain typed inserts, whatever the row width elsewhere)."""
+        names = PREDICTION_COLUMNS[:11]
+        typed = [dict(zip(names, (*row[:5], date.fromisoformat(row[5]), *row[6:10],
+                                  _date_or_none(row[10])), strict=True)) | {"cold_start": True}
+                 for row in rows]
+        if typed:
+            with self.engine.begin() as conn:
+                conn.execute(predictions_table.insert(), typed)
+
+    def read_cold_start(self, since: datetime | None = None) -> pd.DataFrame:
+        """(request_id, series_id, ds) of the cold-start rows logged since ``since``."""
+        table = predictions_table
+        names = ["request_id", "series_id", "ds"]
+        query = sa.select(*[table.c[n] for n in names]).where(table.c.cold_start.is_(True))
+        if since is not None:
+            query = query.where(table.c.created_at >= _as_utc_naive(since))
+        return self._read(query, names)
 
     def read_actuals(self, since: datetime | None = None,
                      series_ids: Sequence[str] | None = None,

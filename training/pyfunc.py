@@ -21,7 +21,8 @@ or NaN means the planned / last known value). Output: ``series_id, ds, yhat,
 yhat_lower, yhat_upper, origin`` in input order. The optional ``level`` param changes the
 interval level. Unknown series or a ds outside the horizon raise a ValueError naming
 them. ``predict_with_features`` also returns the feature rows behind each forecast (for
-the prediction log), and ``reference_sample()`` reads the drift reference.
+the prediction log), ``reference_sample()`` reads the drift reference, and
+``explain(rows)`` says why each forecast is what it is (:mod:`training.forecasters.explain`).
 
 **Living origins.** A loaded model forecasts from its training origin. ``roll(actuals)``
 returns a copy whose series forecast from their newest actual (the forecaster's
@@ -32,7 +33,8 @@ training origin.
 
 The model is logged with ``code_paths`` = the ``features`` and ``training`` package
 directories, so it loads in a process where salescast is not installed (``mlflow models
-serve``, the serving app) without that process importing ``training`` itself.
+serve``, the serving app) without that process importing ``training`` itself. It is
+logged "from code" (:mod:`training.pyfunc_model`), not as a pickled ``SalescastModel``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from features.calendar import (
 from training.base import FORECAST_COLUMNS
 from training.families import requirements as family_requirements
 from training.forecasters.cells import predict_cells
+from training.forecasters.explain import TOP, explain_rows
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -80,6 +83,7 @@ ARTIFACT_FILES = {
     "metadata": "metadata.json",
     "reference_sample": "reference_sample.parquet",
 }
+MODEL_CODE = str(Path(__file__).with_name("pyfunc_model.py"))  # builds SalescastModel
 # What the pickled forecaster and its code need (mlflow brings cloudpickle, pydantic, yaml),
 # from the family table; kept short: MLflow checks each pin when it saves and loads.
 _REQUIREMENTS = family_requirements()
@@ -182,6 +186,17 @@ class SalescastModel(mlflow.pyfunc.PythonModel):
         iso = {s: pd.Timestamp(d).date().isoformat() for s, d in origins[series_ids].items()}
         out["origin"] = [iso[s] for s in out["series_id"]]
         return out[OUTPUT_COLUMNS], rows, used, scenario
+
+    def explain(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+                ) -> pd.DataFrame:
+        """Why each input row's forecast is what it is: the drivers frame of
+        :mod:`training.forecasters.explain` (one row per driver; ``cell`` = the input row),
+        with the input's scenario values; ``params``: ``top`` drivers per row (default 5,
+        0: all of them)."""
+        rows = validate_input(model_input, self.metadata, self.forecaster.origins())
+        top = int((params or {}).get("top", TOP))
+        return explain_rows(self.forecaster, rows, int(self.metadata["horizon"]),
+                            scenario_exog(rows, self.metadata), top or None)
 
     def reference_sample(self) -> pd.DataFrame:
         """The training feature rows logged as the drift reference."""
@@ -461,7 +476,7 @@ def log_forecaster(
                                     reference_sample(training_set, seed))
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=SalescastModel(),
+            python_model=MODEL_CODE,  # models from code: no pickled object, no warning
             artifacts=artifacts,
             code_paths=code_paths(),
             signature=model_signature(training_set.exog_columns, level),

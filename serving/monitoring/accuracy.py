@@ -38,6 +38,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from serving.monitoring.levels import cold_start_accuracy, level_groups, level_summary
 from serving.monitoring.promise import Promise, PromiseCheck, check_promise
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class AccuracyReport:
     chance_alarms_sd: float = 0.0
     promise_check: PromiseCheck | None = None
     chance_basis: str = "unbiased forecasts over the periods observed"
+    # roll-up accuracy per level and per key value, new series apart (monitoring.levels)
+    by_level: pd.DataFrame | None = None
+    by_level_group: dict[str, pd.DataFrame] | None = None
+    cold_start: pd.DataFrame | None = None
 
 
 def wape(actual: np.ndarray | pd.Series, forecast: np.ndarray | pd.Series) -> float:
@@ -263,5 +268,7 @@ def evaluate_accuracy(
         tracking_signal_limit=tracking_signal_limit,
         n_series=len(by_series), n_alarms=int(signals["alarm"].sum()),
         chance_alarms=chance, chance_alarms_sd=chance_sd, promise_check=check,
-        chance_basis=basis,
+        chance_basis=basis, by_level=level_summary(data, keys),
+        by_level_group={k: level_groups(data, k) for k in keys if k in data.columns},
+        cold_start=cold_start_accuracy(data),
     )

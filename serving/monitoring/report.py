@@ -27,6 +27,7 @@ import pandas as pd
 
 from serving.monitoring.accuracy import AccuracyReport
 from serving.monitoring.drift import ColumnDrift, DatasetDrift
+from serving.monitoring.fva import FvaReport
 from serving.monitoring.lag import PERIOD_WORDS, LagAccuracy
 from serving.monitoring.verdict import MonitorResult, describe_score
 
@@ -392,6 +393,40 @@ def lag_section(lag: LagAccuracy) -> str:
     return "\n".join(parts)
 
 
+# --- forecast value added ------------------------------------------------------------
+
+_FVA_KINDS = {"n": "count", "n_overridden": "count", "n_naive": "count", "wape_naive": "ratio",
+              "wape_model": "ratio", "wape_final": "ratio", "bias_model": "share",
+              "bias_final": "share", "fva_model": "ratio", "fva_override": "ratio"}
+_TITLES.update({"n_overridden": "overridden", "n_naive": "with naive", "wape_naive":
+                "WAPE naive", "wape_model": "WAPE model", "wape_final": "WAPE final",
+                "bias_model": "bias model", "bias_final": "bias final",
+                "fva_model": "FVA model vs naive", "fva_override": "FVA overrides"})
+
+
+def _fva_table(table: pd.DataFrame, by: str) -> str:
+    return people_table(table, {by: "", **_FVA_KINDS})
+
+
+def fva_section(fva: FvaReport) -> str:
+    """Naive vs model vs final (overridden): the value each step added, by author,
+    reason and key (positive FVA = the step lowered WAPE)."""
+    overall = pd.DataFrame([{"forecasts": "all", **fva.overall}])
+    if fva.overridden is not None:
+        overall = pd.concat([overall, pd.DataFrame([{"forecasts": "overridden",
+                                                     **fva.overridden}])])
+    parts = ["<h2>Forecast value added</h2>", f"<p>{html.escape(fva.summary)}</p>",
+             f'<p class="note">Naive: {html.escape(fva.naive_basis)}. FVA = WAPE before '
+             "the step - WAPE after it: positive means the step helped.</p>",
+             _fva_table(overall, "forecasts")]
+    for title, table, by in (("author", fva.by_author, "author"),
+                             ("reason", fva.by_reason, "reason"),
+                             *((key, t, key) for key, t in fva.by_key.items())):
+        if not table.empty:
+            parts += [f"<h3>By {html.escape(title)}</h3>", _fva_table(table, by)]
+    return "\n".join(parts)
+
+
 # --- the page and the files -----------------------------------------------------------
 
 
@@ -429,6 +464,8 @@ def render_html(result: MonitorResult) -> str:
         body.append(accuracy_section(result.accuracy))
     if result.lag_accuracy is not None:
         body.append(lag_section(result.lag_accuracy))
+    if result.fva is not None:
+        body.append(fva_section(result.fva))
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             "<title>salescast monitoring report</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")

@@ -107,6 +107,10 @@ class AccuracyReport(BaseModel):
         "any actuals arrived.")
     lag_accuracy: LagAccuracy | None = Field(
         None, description="Accuracy by forecast lag; null in reports made without it.")
+    fva: dict[str, Any] | None = Field(
+        None, description="Forecast value added: seasonal naive vs model vs final "
+        "(overridden) WAPE and bias, overall, by author, reason and key; null without "
+        "actuals or in reports made without it.")
 
 
 Report = TypeVar("Report", DriftReport, AccuracyReport)
@@ -166,7 +170,7 @@ def get_drift(settings: SettingsDep) -> DriftReport:
 def get_accuracy(settings: SettingsDep) -> AccuracyReport:
     document = read_document(Path(settings.reports_dir))
     return _build(AccuracyReport, document, accuracy=document.get("accuracy"),
-                  lag_accuracy=document.get("lag_accuracy"))
+                  lag_accuracy=document.get("lag_accuracy"), fva=document.get("fva"))
 
 
 @router.get("/reports/latest", response_class=HTMLResponse,

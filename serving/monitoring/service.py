@@ -25,6 +25,9 @@ training feature rows) and its backtest promise (``expected``, e.g. the model's
   history (each series' forecast at every origin it reached, not only the window's) joined
   with the actuals, by lag and in the month / quarter review at the review lag
   (:mod:`serving.monitoring.lag`). Reported; the verdict does not use it.
+* **forecast value added**: the same forecasts with actuals as seasonal naive vs the
+  model vs the final number after people's overrides, by author, reason and key
+  (:mod:`serving.monitoring.fva`). Reported; the verdict does not use it.
 
 An empty window raises :class:`NoPredictionsError` (a clear message, no crash). This
 module reads the store only: no MLflow, no training code.
@@ -39,13 +42,16 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from features.calendar import SEASON_LENGTHS
 from serving.monitoring.accuracy import AccuracyReport, evaluate_accuracy
 from serving.monitoring.drift import ColumnDrift, DatasetDrift, DriftThresholds, column_drift
 from serving.monitoring.drift import dataset_drift as compare_columns
+from serving.monitoring.fva import FvaReport, forecast_value_added, fva_frame
 from serving.monitoring.lag import LagAccuracy, LagOptions, lag_accuracy
 from serving.monitoring.matched import level_column, level_relative, matched_reference
 from serving.monitoring.promise import Promise
 from serving.monitoring.verdict import MonitorResult, VerdictRule, build_result
+from serving.overrides import read_overrides
 from serving.store import PredictionStore, features_of, join_actuals
 
 log = logging.getLogger(__name__)
@@ -206,11 +212,35 @@ def _read_window(store: PredictionStore, since: datetime, model_version: str | N
                  periods: Periods) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Latest forecasts, logged inputs, and forecasts joined with actuals, of the window
     (the log is read, and compact answers expanded, once)."""
-    predictions = store.read_predictions(since)
+    predictions = mark_cold_start(store.read_predictions(since), store.read_cold_start(since))
     frames = (predictions, features_of(predictions),
               join_actuals(predictions, store.read_actuals(), latest_only=True))
     predictions, features, joined = (_in_window(f, model_version, periods) for f in frames)
     return latest_forecasts(predictions), features, joined
+
+
+def mark_cold_start(predictions: pd.DataFrame, cold: pd.DataFrame) -> pd.DataFrame:
+    """``predictions`` with a ``cold_start`` column: True on the rows of new series'
+    forecasts (serving.cold_start), matched by request, series and ds."""
+    keys = set(zip(cold["request_id"], cold["series_id"], pd.to_datetime(cold["ds"]),
+                   strict=True))
+    flags = [(r, s, d) in keys for r, s, d in zip(
+        predictions["request_id"], predictions["series_id"], pd.to_datetime(predictions["ds"]),
+        strict=True)] if keys else False
+    return predictions.assign(cold_start=flags)
+
+
+def read_fva(store: PredictionStore, joined: pd.DataFrame, keys: Sequence[str],
+             series_attributes: pd.DataFrame | None, freq: str | None) -> FvaReport | None:
+    """Forecast value added of the window's forecasts with actuals (None when none):
+    naive (seasonal, from the store's actuals) vs model vs final, with the overrides'
+    authors and reasons (:mod:`serving.monitoring.fva`)."""
+    if joined.empty:
+        return None
+    season = SEASON_LENGTHS[freq] if freq is not None else None
+    frame = fva_frame(with_keys(joined, keys, series_attributes), store.read_actuals(),
+                      read_overrides(store), freq, season)
+    return forecast_value_added(frame, keys, season)
 
 
 def read_lag_accuracy(store: PredictionStore, options: LagOptions,
@@ -282,6 +312,8 @@ def monitor_store(
         context=_context(now, window, forecasts, features, joined, drift, periods),
         rule=rule, served=True,
     )
+    result = replace(result, fva=read_fva(store, joined, keys, series_attributes,
+                                          lag.freq if lag is not None else None))
     if lag is None:
         return result
     return replace(result, lag_accuracy=read_lag_accuracy(store, lag, model_version))

@@ -40,6 +40,7 @@ from typing import Literal
 
 from serving.monitoring.accuracy import AccuracyReport
 from serving.monitoring.drift import ColumnDrift, DatasetDrift, DriftThresholds
+from serving.monitoring.fva import FvaReport
 from serving.monitoring.lag import LagAccuracy
 from serving.monitoring.promise import Comparison
 
@@ -105,6 +106,7 @@ class MonitorResult:
     context: dict[str, str] = field(default_factory=dict)
     lag_accuracy: LagAccuracy | None = None
     history_drift: DatasetDrift | None = None
+    fva: FvaReport | None = None  # forecast value added of overrides (monitoring.fva)
 
 
 Finding = tuple[Status, str]

@@ -1,7 +1,9 @@
 """POST /v1/actuals: realised sales, upserted by (series_id, ds), committed before the 2xx.
 
 Accepted actuals move each series' forecast origin (``serving.living``, off the request
-path). A request is checked whole before anything is written: an unknown series, a date
+path). A request is checked whole before anything is written: an unknown series (one
+sharing a key value with a known series is a new series, :mod:`serving.cold_start`: its
+actuals are kept for its accuracy and have no training origin), a date
 that is not the first day of a period, or a period at or before the series' training
 origin (the model's history is fixed when it is trained: :mod:`features.origin`), a
 period after today, or an
@@ -21,9 +23,11 @@ from fastapi import APIRouter, Depends
 from features.origin import is_period_start
 from serving.body import json_body, request_body_openapi
 from serving.champion import Champion
+from serving.cold_start import find_siblings
 from serving.deps import ApiKeyRequired, ChampionDep, LivingDep, SettingsDep, StoreDep
 from serving.errors import ApiError
 from serving.forecast_table import FREQ_NAMES
+from serving.key_index import key_index
 from serving.schemas import ActualIn, ActualsRequest, ActualsResponse, error_responses
 from serving.store import Actual
 
@@ -67,7 +71,8 @@ def check_actuals(actuals: Sequence[ActualIn], champion: Champion) -> None:
     today = datetime.now(UTC).date() + timedelta(days=1)  # any time zone's today
     for i, actual in enumerate(actuals):
         where = f"actuals[{i}]"
-        if actual.series_id not in trained:
+        known = actual.series_id in trained
+        if not known and find_siblings(actual.series_id, key_index(champion)) is None:
             raise ApiError(422, "unknown_series", f"{where}: unknown series "
                            f"{actual.series_id!r}: the model was not trained on it; nothing "
                            "was stored", f"{where}.series_id")
@@ -84,6 +89,8 @@ def check_actuals(actuals: Sequence[ActualIn], champion: Champion) -> None:
             raise ApiError(422, "in_the_future", f"{where}: {actual.ds} is after today "
                            f"({today}): actuals are realised sales; nothing was stored",
                            f"{where}.ds")
+        if not known:  # a new series (serving.cold_start): kept for its accuracy
+            continue
         origin = trained[actual.series_id]
         if actual.ds <= origin:
             raise ApiError(422, "before_origin", f"{where}: {actual.ds} is not after the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.body import json_body, request_body_openapi
 from serving.champion import Champion
-from serving.deps import ChampionDep, LivingDep, SettingsDep, log_predictions, request_id_for
+from serving.cold_start import cold_starts, siblings_of, with_cold_entries, without_cold
+from serving.deps import ChampionDep, LivingDep, SettingsDep, request_id_for
+from serving.explain import explanations, with_drivers
 from serving.forecasting import (
     Answer,
     ForecastPlan,
@@ -22,7 +25,14 @@ from serving.forecasting import (
     requested_series,
     take_entries,
 )
-from serving.schemas import ForecastRequest, ForecastResponse, error_responses
+from serving.routes.level import answer_level, log_cold_start
+from serving.routes.overrides import log_final_answer
+from serving.schemas import (
+    ForecastRequest,
+    ForecastResponse,
+    LevelForecastResponse,
+    error_responses,
+)
 
 router = APIRouter(tags=["forecast"])
 
@@ -40,6 +50,10 @@ OPENAPI_EXAMPLES = {
         "summary": "Explicit (series_id, ds) rows",
         "value": {"rows": [{"series_id": "S01|grocery", "ds": "2025-01-06"},
                            {"series_id": "S02|toys", "ds": "2025-01-13"}]},
+    },
+    "level": {
+        "summary": "The roll-up of a store (all its categories), 4 periods ahead",
+        "value": {"level": {"store": "S01"}, "horizon": 4},
     },
     "scenario": {
         "summary": "What if: price 9.5 everywhere, a promotion in one week",
@@ -64,7 +78,7 @@ ForecastBody = Annotated[ForecastRequest, Depends(json_body(ForecastRequest))]
 
 @router.post(
     "/v1/forecast",
-    response_model=ForecastResponse,
+    response_model=ForecastResponse | LevelForecastResponse,
     responses=error_responses(404, 413, 415, 422, 503),
     openapi_extra=request_body_openapi(ForecastRequest, OPENAPI_EXAMPLES),
     summary="Forecast series (with an optional what-if scenario)",
@@ -76,7 +90,8 @@ async def forecast(
     living: LivingDep,
     settings: SettingsDep,
 ) -> Response:
-    """Per row: series_id, ds, origin, yhat, yhat_lower, yhat_upper; the model version;
+    """Per row: series_id, ds, origin, yhat, yhat_lower, yhat_upper, yhat_model (the
+    model's number) and override_id (a person's override, else null); the model version;
     per series its origin and status (current, incomplete, gap, stale).
 
     Each series is forecast for the periods after its origin: its newest complete actual.
@@ -84,25 +99,45 @@ async def forecast(
     scenario the answer comes from the forecast precomputed for the series' origin;
     scenario rows are predicted by the model. ``as_of`` answers as the forecast was made at
     an earlier date (not logged: it is an audit, not a new forecast).
+
+    ``level`` (e.g. ``{"store": "S01"}``, ``{}`` for the total) answers the sum of every
+    series under it with the interval of the sum (serving.hierarchy). A new series whose
+    key values are partly known gets its siblings' mean forecast, flagged ``cold_start``
+    in ``origins`` (serving.cold_start). ``explain`` adds each row's drivers: ``drivers``,
+    ``base``, ``family``, ``method``, with base + contributions = yhat_model (serving.explain).
     """
     request_id = request_id_for(request)
-    series_ids = requested_series(payload, champion)
+    headers = {"x-request-id": request_id, "x-salescast-worker": WORKER}
+    if payload.level is not None:  # a roll-up (serving.hierarchy)
+        body = await answer_level(payload, request, request_id, champion, living, settings)
+        return Response(body, media_type="application/json", headers=headers)
+    colds = cold_starts(payload, champion)  # new series (serving.cold_start)
+    series_ids = list(dict.fromkeys(requested_series(payload, champion) + siblings_of(colds)))
     if payload.as_of is None:
         state, entries, clock = take_entries(champion, living, series_ids, None)
     else:
         state, entries, clock = await run_in_threadpool(take_entries, champion, living,
                                                         series_ids, payload.as_of)
+    entries = with_cold_entries(entries, colds)
     plan = plan_forecast(payload, champion, Limits(settings.max_rows, settings.max_horizon),
                          entries, state)
+    # each row's drivers (serving.explain): computed before anything is logged
+    explained = (await explanations(plan, champion, payload.explain_top) if payload.explain
+                 else {})
     if plan.overrides:
         answer = await _answer_with_model(plan, champion)
     else:
         answer = answer_from_table(plan)
-    if payload.as_of is None:
-        log_predictions(request, request_id, champion, answer.log_rows, len(plan.cells))
+    if payload.as_of is None:  # people's overrides (serving.overrides); logged with them
+        known = replace(answer, log_rows=without_cold(answer.log_rows, colds))  # logged apart
+        answer = await log_final_answer(request, request_id, champion, known, plan)
+    if payload.explain:
+        answer = with_drivers(answer, plan, explained)
     body = forecast_body(request_id, champion, answer, plan, clock)
-    headers = {"x-request-id": request_id, "x-salescast-worker": WORKER}
-    return Response(body, media_type="application/json", headers=headers)
+    response = Response(body, media_type="application/json", headers=headers)
+    if payload.as_of is None:
+        log_cold_start(request, request_id, champion, plan, colds, response)
+    return response
 
 
 async def _answer_with_model(plan: ForecastPlan, champion: Champion) -> Answer:

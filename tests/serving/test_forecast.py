@@ -228,7 +228,8 @@ def test_a_body_declared_as_something_else_than_json_is_415(client: TestClient,
 def test_openapi_says_exactly_one_of_series_or_rows(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["ForecastRequest"]["oneOf"] == [{"required": ["series"]},
-                                                   {"required": ["rows"]}]
+                                                   {"required": ["rows"]},
+                                                   {"required": ["level"]}]
     for both_or_none in ({"series": [{"series_id": "S01|C1"}], "rows": [
             {"series_id": "S01|C1", "ds": ORIGIN_DATES[0]}]}, {}):
         assert _forecast(client, both_or_none, 422)["error"]["code"] == "validation_error"

@@ -52,7 +52,7 @@ def test_entries_index_rows_by_series_and_step_whatever_the_output_order() -> No
     assert entries["B"].step_of_date == {date(2024, 6, 17): 0, date(2024, 6, 24): 1}
     assert entries["B"].points[0].point_json == (
         '{"series_id":"B","ds":"2024-06-17","origin":"2024-06-10","yhat":3.0,'
-        '"yhat_lower":2.0,"yhat_upper":null}'
+        '"yhat_lower":2.0,"yhat_upper":null,"yhat_model":3.0,"override_id":null}'
     )
     assert entries["B"].points[0].mlflow_json.endswith('"origin": "2024-06-10"}')
     assert '"yhat_upper": NaN' in entries["B"].points[0].mlflow_json  # as MLflow writes
