@@ -1,9 +1,23 @@
-"""Small helpers shared by the CLI commands: logging set-up and clean failures."""
+"""Small helpers shared by the CLI commands: logging set-up and clean failures.
+
+**Quiet tools.** A command prints its own lines (and salescast's log lines) only. Without
+``--verbose`` the libraries are told to keep quiet before they are imported: MLflow's
+loggers at ERROR (``MLFLOW_LOGGING_LEVEL``, read when mlflow is imported; alembic follows
+it) and no artifact download bars (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``); the other
+chatty loggers at ERROR; Python warnings ignored except those salescast's own code raises
+(deprecations ignored whoever raises them), in this process and (``PYTHONWARNINGS``) in
+the processes it starts. A variable already set in the environment wins. ``--verbose``
+puts the libraries at INFO (MLflow's own default) with their warnings, and salescast at
+DEBUG. Salescast's own progress display (the per-family tuning bar on a terminal) is not
+a library's and stays.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,9 +25,21 @@ import typer
 
 log = logging.getLogger("salescast")
 
+LIBRARY_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "numexpr", "optuna", "httpx",
+                   "lightgbm", "sqlalchemy", "huey", "distributed", "fsspec")
+VERBOSE_LIBRARIES = ("mlflow", "optuna", "alembic", "lightgbm")  # INFO with --verbose
+OWN_PACKAGES = r"(features|training|serving|experiments|bench)(\.|$)"
+QUIET_ENV = {
+    "MLFLOW_LOGGING_LEVEL": "ERROR",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "PYTHONWARNINGS": "ignore",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # a server's "View run ... at" lines
+}
+
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Log lines to stderr, short and timestamped; quieten chatty libraries."""
+    """Log lines to stderr, short and timestamped; chatty libraries at WARNING (a CLI
+    command quietens them further, :func:`library_output`)."""
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -21,8 +47,50 @@ def setup_logging(level: int = logging.INFO) -> None:
         stream=sys.stderr,
         force=True,
     )
-    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numexpr", "optuna", "httpx"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+@contextmanager
+def library_output(verbose: bool) -> Iterator[None]:
+    """For the duration of a command: the libraries quiet, or with ``verbose`` at their
+    own INFO level (see the module docstring); the process's environment, logger levels
+    and warning filters are put back afterwards (commands run in-process in the tests)."""
+    saved_env = {name: os.environ.get(name) for name in QUIET_ENV}
+    saved_levels = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    with warnings.catch_warnings():
+        _show_libraries() if verbose else _quiet_libraries()
+        try:
+            yield
+        finally:
+            for name, value in saved_env.items():
+                _restore_env(name, value)
+            for name, level in saved_levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def _quiet_libraries() -> None:
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
+    warnings.filterwarnings("default", module=OWN_PACKAGES)
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)  # for developers: see -v
+
+
+def _show_libraries() -> None:
+    for name in VERBOSE_LIBRARIES:  # not sqlalchemy: at INFO it echoes every statement
+        logging.getLogger(name).setLevel(logging.INFO)
+    warnings.simplefilter("default")
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -13,7 +13,6 @@ libraries inside, so ``salescast --help`` stays instant. Errors print one line
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -94,7 +93,6 @@ def train(
     """Tune each family, log to MLflow, register the models and apply the promotion rule
     (with --join: only add tuning trials to a running training run)."""
     with _one_line_errors("training"), ExitStack() as stack:
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log lines only
         from experiments.settings import Settings
         from experiments.spec import load_spec
         from experiments.training_job import run_training
@@ -109,8 +107,18 @@ def train(
                                n_jobs, workers=workers, spec_file=str(spec))
         typer.echo(outcome.leaderboard_text())
         typer.echo(f"promotion: {outcome.decision.summary()}")
-        typer.echo(f"parent run {outcome.parent_run_id} in experiment '{outcome.spec_name}' "
-                   f"({settings.tracking_uri})")
+        typer.echo(f"parent run '{outcome.run_name}' ({outcome.parent_run_id}) in experiment "
+                   f"'{outcome.spec_name}' ({settings.tracking_uri})")
+        typer.echo(families_link(outcome.ui_url, settings.tracking_uri))
+
+
+def families_link(url: str, tracking_uri: str) -> str:
+    """The line that gives the MLflow UI link of a training run's families (and, for a
+    local store, the command that starts the UI)."""
+    from training.mlflow_ui import how_to_open
+
+    start = how_to_open(tracking_uri)
+    return f"compare the families in MLflow: {url}" + (f"  (after: {start})" if start else "")
 
 
 def _join(spec: Path, settings: Settings, run_id: str, families: str | None,

@@ -27,7 +27,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,9 +223,22 @@ def result_metrics(result: MonitorResult) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 
+def monitoring_run_name(periods: Periods, window: timedelta, now: datetime) -> str:
+    """``monitor 2024-09-09..2024-10-28`` (the periods judged) or, without periods,
+    ``monitor last 28 days to 2024-10-30`` (the logging window)."""
+    from serving.monitoring.service import describe_window
+
+    first, last = periods
+    if first is not None and last is not None:
+        return f"monitor {first:%Y-%m-%d}..{last:%Y-%m-%d}"
+    return f"monitor last {describe_window(window)} to {now:%Y-%m-%d}"
+
+
 def log_monitoring_run(spec: ExperimentSpec, settings: Settings, outcome_parts: dict[str, Any],
-                       result: MonitorResult, paths: tuple[Path, Path]) -> str:
-    """One run in the experiment ``<spec name>-monitoring``; returns its run id."""
+                       result: MonitorResult, paths: tuple[Path, Path],
+                       run_name: str | None = None) -> str:
+    """One run in the experiment ``<spec name>-monitoring`` (named ``run_name``, else
+    after the report file); returns its run id."""
     import mlflow
 
     from training.tracking import ensure_experiment, tracking
@@ -234,7 +247,7 @@ def log_monitoring_run(spec: ExperimentSpec, settings: Settings, outcome_parts: 
         ensure_experiment(f"{spec.name}-monitoring", settings.artifact_location)
         tags = {"verdict": result.verdict.status, "decided_by": result.verdict.decided_by,
                 "spec_name": spec.name, **outcome_parts}
-        with mlflow.start_run(run_name=paths[0].stem, tags=tags) as run:
+        with mlflow.start_run(run_name=run_name or paths[0].stem, tags=tags) as run:
             mlflow.log_metrics(result_metrics(result))
             mlflow.log_param("window", result.context.get("window", ""))
             if result.lag_accuracy is not None:
@@ -272,9 +285,11 @@ def run_monitoring(spec: ExperimentSpec, settings: Settings, window: str | None 
                                promise=champion.promise)
     finally:
         store.dispose()
-    paths = write_reports(result, out or settings.reports_dir, now or datetime.now(UTC))
+    when = now or datetime.now(UTC)
+    paths = write_reports(result, out or settings.reports_dir, when)
     parts = {"model_name": champion.name, "model_version": champion.version}
-    run_id = log_monitoring_run(spec, settings, parts, result, paths)
+    run_id = log_monitoring_run(spec, settings, parts, result, paths,
+                                monitoring_run_name(periods, span, when))
     return MonitoringOutcome(result, *paths, run_id, champion.name, champion.version)
 
 
@@ -282,7 +297,7 @@ def retrain(spec: ExperimentSpec, settings: Settings) -> TrainingOutcome:
     """Train the spec again; the promotion rule decides whether the challenger wins."""
     from experiments.training_job import run_training
 
-    return run_training(spec, settings)
+    return run_training(spec, settings, purpose="retrain")
 
 
 def describe_retrain(training: TrainingOutcome, before: str) -> str:

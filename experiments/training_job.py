@@ -90,6 +90,8 @@ class TrainingOutcome:
     parent_run_id: str
     families: dict[str, FamilyOutcome]
     decision: PromotionDecision
+    run_name: str = ""
+    ui_url: str = ""  # the MLflow UI's runs table of this run's families
 
     @property
     def versions(self) -> dict[str, str]:
@@ -150,12 +152,15 @@ def run_training(
     n_jobs: int | None = None,
     workers: int = 1,
     spec_file: str | None = None,
+    purpose: str = "train",
 ) -> TrainingOutcome:
     """Train, log, register and promote (see the module docstring), tuning with
     ``workers - 1`` local joiner processes too; ``spec_file`` names the spec in the line
-    that tells how to add workers on other machines."""
+    that tells how to add workers on other machines. The parent run is named
+    ``<purpose> as of <data cut date>``."""
     import mlflow
 
+    from training.mlflow_ui import runs_view_url, save_family_view, ui_base_url
     from training.registry import client_for
     from training.tracking import ensure_experiment, probe_tracking_server, tracking
 
@@ -167,17 +172,36 @@ def run_training(
     with tracking(settings.tracking_uri, settings.registry_uri):
         experiment_id = ensure_experiment(spec.name, settings.artifact_location)
         client = client_for(settings.tracking_uri, settings.registry_uri)
-        with mlflow.start_run(run_name=f"train-{spec.name}",
+        with mlflow.start_run(run_name=purpose,
                               tags={"spec_name": spec.name, "spec_hash": spec.spec_hash()}) as run:
             try:
                 job = _prepare(spec, settings, client, experiment_id, chosen)
+                run_name = _name_parent_run(job, purpose)
                 job.trials, job.timeout, job.n_jobs = trials, timeout, n_jobs
                 decision = _lead(job, run.info.run_id, chosen, workers, spec_file)
             except BaseException as exc:
                 mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
                 raise
+        key = save_family_view(client, experiment_id, run.info.run_id)
+        url = runs_view_url(ui_base_url(settings.tracking_uri), experiment_id, key)
         return TrainingOutcome(spec.name, spec.registered_model_name, experiment_id,
-                               run.info.run_id, job.outcomes, decision)
+                               run.info.run_id, job.outcomes, decision, run_name, url)
+
+
+def data_cut_date(spec: ExperimentSpec, training_set: TrainingSet) -> str:
+    """The date the training data stop at: the spec's ``data.end``, else the last period."""
+    return pd.Timestamp(spec.data.end or training_set.metadata.end).date().isoformat()
+
+
+def _name_parent_run(job: _Job, purpose: str) -> str:
+    """Name the active parent run for what it does, once its data are known."""
+    import mlflow
+
+    from training.tracking import parent_run_name
+
+    name = parent_run_name(purpose, data_cut_date(job.spec, job.training_set))
+    mlflow.set_tag("mlflow.runName", name)
+    return name
 
 
 def _prepare(spec: ExperimentSpec, settings: Settings, client: MlflowClient,
@@ -452,6 +476,7 @@ def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDec
         register_version,
         version_tags,
     )
+    from training.tracking import mlflow_notices_follow_its_logger
 
     name, meta = job.spec.registered_model_name, job.training_set.metadata
     existed, before, created = model_exists(job.client, name), aliases(job.client, name), []
@@ -459,7 +484,8 @@ def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDec
         for outcome in job.outcomes.values():
             tags = version_tags(outcome.family, outcome.metrics, meta.data_digest,
                                 meta.spec_hash, outcome.run_id, meta.end)
-            outcome.version = register_version(name, outcome.model_uri, tags)
+            with mlflow_notices_follow_its_logger():
+                outcome.version = register_version(name, outcome.model_uri, tags)
             created.append(outcome.version)
         candidates = [Candidate(o.family, o.version or "", o.metrics["wape"], o.run_id,
                                 data_end=meta.end) for o in job.outcomes.values()]

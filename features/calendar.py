@@ -89,9 +89,9 @@ def calendar_features(ds: pd.Series, freq: str, start: pd.Timestamp) -> pd.DataF
         "quarter": dates.quarter.to_numpy(np.int64),
     }
     if freq == "D":
-        out["day_of_week"] = dates.dayofweek.to_numpy(np.int64)
+        out["day_of_week"] = dates.day_of_week.to_numpy(np.int64)
         out["day_of_month"] = dates.day.to_numpy(np.int64)  # paydays, month-start orders
-    year_fraction = (dates.dayofyear.to_numpy(np.float64) - 1.0) / _DAYS_PER_YEAR
+    year_fraction = (dates.day_of_year.to_numpy(np.float64) - 1.0) / _DAYS_PER_YEAR
     for k in (1, 2):
         out[f"sin_year_{k}"] = np.sin(2 * np.pi * k * year_fraction)
         out[f"cos_year_{k}"] = np.cos(2 * np.pi * k * year_fraction)

@@ -1,10 +1,13 @@
 """The MLflow layout of a training invocation, as a data scientist reads it in the UI.
 
-* Experiment = the spec's name. One **parent run** per training invocation, tagged with
+* Experiment = the spec's name. One **parent run** per training invocation, named for
+  what it did (``train as of 2024-08-25``: the data's cut date; ``retrain as of ...``
+  when the monitor asked for it), tagged with
   ``spec_name``, ``spec_hash``, ``data_digest`` and ``git_commit`` (when known); it
   carries the spec YAML (``spec.yaml``), the dataset input, the leaderboard
   (``leaderboard.json`` table + ``plots/leaderboard_wape.png``) and the best family's
-  metrics under the shared names.
+  metrics under the shared names. The link that opens its families side by side in the
+  UI: :mod:`training.mlflow_ui`.
 * One **family run** per model family (nested; tag ``family``): its best params, the
   backtest metrics and ``train_seconds`` (the final refit on the full training set).
 * One **trial run** per Optuna trial, nested under its family run: the trial's params,
@@ -29,13 +32,14 @@ but keeping the import local makes that a property of this module too.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -114,17 +118,40 @@ def tracking(tracking_uri: str, registry_uri: str | None = None) -> Iterator[Non
         mlflow.set_registry_uri(previous[1])
 
 
+@contextmanager
+def mlflow_notices_follow_its_logger() -> Iterator[None]:
+    """MLflow prints a few notices past its loggers, straight to ``sys.stderr``
+    (``Created version '2' of model ...`` when registering): drop them while the
+    ``mlflow`` logger is above INFO (the quiet CLI, :mod:`experiments.cli_support`).
+    Log handlers keep the stream they were given, so log lines still show."""
+    if logging.getLogger("mlflow").isEnabledFor(logging.INFO):
+        yield
+        return
+    with redirect_stderr(io.StringIO()):
+        yield
+
+
 def ensure_experiment(name: str, artifact_location: str | None = None) -> str:
-    """The experiment's id, creating it (with its artifact root) on first use."""
+    """The experiment's id, creating it (with its artifact root) on first use; tagged as
+    a machine-learning experiment (:mod:`training.mlflow_ui`)."""
     import mlflow
+
+    from training.mlflow_ui import mark_ml_experiment
 
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         experiment_id = found.experiment_id
     else:
         experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location)
+    mark_ml_experiment(mlflow.MlflowClient(), experiment_id)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def parent_run_name(purpose: str, as_of: str) -> str:
+    """A parent run named for what it did, e.g. ``train as of 2024-08-25`` (the data's
+    cut date) or ``retrain as of 2024-11-03``."""
+    return f"{purpose} as of {as_of}"
 
 
 def git_commit() -> str | None:

@@ -10,7 +10,6 @@ server is told to accept that host name and origin.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -27,7 +26,6 @@ from tests.conftest import MlflowStore
 
 UI_HOST = "mlflow-ui.test"
 API = "/api/2.0/mlflow"
-SHARED_VIEW_TAG = "mlflow.sharedViewState."  # what the UI's "Share" button writes
 SERVER_ENV = {
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no huey job runners: starts in seconds
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -142,13 +140,6 @@ class MlflowRest:
         for item in listing.get("files", []):
             found |= self.artifacts(run_id, item["path"]) if item["is_dir"] else {item["path"]}
         return found
-
-    def share_view(self, experiment_id: str, key: str, view: dict[str, Any]) -> None:
-        """Save a runs-table view (filter, sort, columns) as the UI's "Share" button does;
-        ``#/experiments/<id>/runs?viewStateShareKey=<key>`` opens it."""
-        self.post("experiments/set-experiment-tag", {
-            "experiment_id": experiment_id, "key": SHARED_VIEW_TAG + key,
-            "value": json.dumps(view)})
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:

@@ -3,18 +3,19 @@ naive + regression, 2 Optuna trials), then the real ``mlflow server`` serves the
 store. Through its REST API — what the UI's pages call — a data scientist finds the
 experiment, the parent run, one run per family with the same metric names, the trials
 nested under their family, the training dataset, the plots and leaderboard, and the
-registered model with its ``champion``. Headless Chromium then renders the family
-comparison and the registered model; the rendered pages must show those runs and that
-alias. ``SALESCAST_UPDATE_DOCS_IMAGES=1`` copies the screenshots to ``docs/img/``."""
+registered model with its ``champion``. Headless Chromium then opens the link
+``salescast train`` prints (:mod:`training.mlflow_ui`) and the registered model: the
+link must land on the runs table — not MLflow 3's GenAI overview — with the family runs
+side by side, best WAPE first, and wape, mase, bias_pct and coverage as columns; the model
+page must show the versions and the alias. (The README's screenshots are the demo's:
+``bench/screenshots.py``.)"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import date
 from typing import Any
 
 import pytest
@@ -34,14 +35,18 @@ from tests.experiments._browser import (
     tags,
 )
 from training.metrics import METRIC_NAMES
+from training.mlflow_ui import (
+    EXPERIMENT_KIND_TAG,
+    LOCAL_UI,
+    ML_EXPERIMENT,
+    VIEW_COLUMNS,
+)
 
 pytestmark = pytest.mark.slow
 
 NAME = "ui_retail"
 FAMILIES = ["seasonal_naive", "regression"]
 N_WINDOWS = 2  # the tiny spec's backtest
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
-FAMILY_VIEW = "families-by-wape"
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +97,16 @@ def test_the_experiment_is_found_by_the_spec_name(rest: MlflowRest, trained) -> 
     experiment = rest.get("experiments/get-by-name", experiment_name=NAME)["experiment"]
     assert experiment["experiment_id"] == trained.experiment_id
     assert experiment["lifecycle_stage"] == "active"
+    assert tags(experiment)[EXPERIMENT_KIND_TAG] == ML_EXPERIMENT  # not a GenAI one
+
+
+def test_the_parent_run_is_named_for_what_it_did(runs, trained) -> None:
+    parent = next(r for r in runs if r["info"]["run_id"] == trained.parent_run_id)
+    assert parent["info"]["run_name"] == trained.run_name
+    as_of = trained.run_name.removeprefix("train as of ")  # the training data's last week
+    assert date.fromisoformat(as_of).isoformat() == as_of
+    assert sorted(r["info"]["run_name"] for r in _family_runs(runs, trained).values()) == \
+        sorted(FAMILIES)  # family runs keep the family's name
 
 
 def test_a_parent_run_and_one_run_per_family_with_the_same_metric_names(runs, trained) -> None:
@@ -174,33 +189,21 @@ def chromium() -> str:
     return binary
 
 
-def _family_view() -> dict[str, Any]:
-    """The runs table a data scientist compares families in: family runs only (those
-    with a final refit), best WAPE first, the shared metrics and the registered model."""
-    columns = [f"metrics.`{m}`" for m in ("wape", "mase", "coverage", "bias_pct", "pinball")]
-    columns.append("attributes.`Models`")
-    return {"searchFilter": "metrics.train_seconds >= 0", "orderByKey": "metrics.`wape`",
-            "orderByAsc": True, "startTime": "ALL", "lifecycleFilter": "Active",
-            "modelVersionFilter": "All Runs", "datasetsFilter": [],
-            "selectedColumns": columns, "columnOrder": columns}
+def _printed_link_on(server: MlflowServer, trained: TrainingOutcome) -> str:
+    """The link ``salescast train`` printed, on the test's server instead of `mlflow ui`."""
+    assert trained.ui_url.startswith(f"{LOCAL_UI}/#/experiments/{trained.experiment_id}/runs?")
+    return server.ui_url + trained.ui_url.removeprefix(LOCAL_UI)
 
 
 @pytest.fixture(scope="module")
 def pages(chromium: str, server: MlflowServer, rest: MlflowRest, trained,
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, RenderedPage]:
-    rest.share_view(trained.experiment_id, FAMILY_VIEW, _family_view())
     mode = "workflowType=machine_learning"  # the UI's "Model training" side bar
     urls = {
-        "experiment": f"{server.ui_url}/#/experiments/{trained.experiment_id}/runs"
-                      f"?viewStateShareKey={FAMILY_VIEW}&{mode}",
+        "experiment": _printed_link_on(server, trained),
         "model": f"{server.ui_url}/#/models/{trained.model_name}?{mode}",
     }
-    rendered = render_pages(chromium, urls, tmp_path_factory.mktemp("mlflow_ui_pages"))
-    if os.environ.get("SALESCAST_UPDATE_DOCS_IMAGES") == "1":
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        for name, page in rendered.items():
-            shutil.copyfile(page.png, DOCS_IMG / f"mlflow-{name}.png")
-    return rendered
+    return render_pages(chromium, urls, tmp_path_factory.mktemp("mlflow_ui_pages"))
 
 
 def _assert_not_blank(page: RenderedPage) -> None:
@@ -211,13 +214,23 @@ def _assert_not_blank(page: RenderedPage) -> None:
     assert spread > 8, f"{page.png} is almost one flat colour (grey std {spread:.1f})"
 
 
-def test_the_experiment_page_ranks_the_families_by_wape(pages, runs, trained) -> None:
+def test_the_printed_link_opens_the_runs_table_not_the_genai_overview(pages) -> None:
     page = pages["experiment"]
     _assert_not_blank(page)
+    assert "matching runs" in page.dom, f"no runs table in {page.url}"  # its footer
+    for name in VIEW_COLUMNS:  # (the grid's DOM order is not the columns' order)
+        assert f">{name}<" in page.dom, f"no {name} column in {page.url}"
+
+
+def test_the_printed_link_ranks_the_families_side_by_side(pages, runs, trained) -> None:
+    page = pages["experiment"]
     families = _family_runs(runs, trained)
     ranked = _ranked(families)
     for family in ranked:
         assert f">{family}<" in page.dom, f"run {family!r} not rendered in {page.url}"
+    assert f">{trained.run_name}<" not in page.dom  # flat: the families only, no parent row
+    text = re.sub(r"<[^>]+>", "", page.dom)
+    assert f"{len(families)} matching runs" in text  # and none more (no trials)
     # the UI prints a metric with JavaScript's shortest round trip, as Python's repr does
     shown = [page.dom.find(repr(_metrics(families[f])["wape"])) for f in ranked]
     assert -1 not in shown, f"WAPE values not rendered in {page.url}"
