@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from experiments.cli_support import fail_cleanly, setup_logging
+from experiments.cli_support import fail_cleanly, library_output, setup_logging
 
 app = typer.Typer(
     name="salescast",
@@ -40,10 +40,14 @@ StackDir = Annotated[Path, typer.Option(
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Debug logging, and the libraries' own log lines, progress "
+        "bars and warnings (MLflow, Optuna, ...), quiet otherwise.")] = False,
 ) -> None:
     """salescast: sales forecasting from raw transactions to a monitored champion."""
     setup_logging(logging.DEBUG if verbose else logging.INFO)
+    ctx.with_resource(library_output(verbose))
 
 
 @data_app.command("generate")
@@ -160,12 +164,13 @@ def stack_env(folder: StackDir = Path(".salescast-stack")) -> None:
 
 def _register_stage_commands() -> None:
     """The training, serving and monitoring commands live beside their orchestration."""
-    from experiments import commands_monitor, commands_serve, commands_train
+    from experiments import commands_monitor, commands_review, commands_serve, commands_train
 
     for name in ("train", "compare", "promote", "rollback"):
         app.command(name)(getattr(commands_train, name))
     app.command("serve")(commands_serve.serve)
     app.command("monitor")(commands_monitor.monitor)
+    app.command("review")(commands_review.review)
 
 
 _register_stage_commands()

@@ -46,6 +46,8 @@ SHIFT_AT = "2024-09-09"  # the regime shift: eight quiet weeks after training
 RETRAIN_AS_OF = "2024-11-03"  # eight weeks after the shift
 QUIET_WEEKS = list(pd.date_range("2024-07-15", periods=8, freq="7D"))
 SHIFT_WEEKS = list(pd.date_range(SHIFT_AT, periods=8, freq="7D"))
+OVERRIDE_WEEKS = ["2024-08-05", "2024-08-12"]  # one person's adjustment, inside the review
+REVIEW_MONTH = "2024-08"  # a month of the quiet weeks: the demo's forecast review
 CURL_EXAMPLE = (
     "curl -s localhost:8000/v1/forecast -H 'content-type: application/json' -d "
     """'{"series": [{"keys": {"store": "S01", "category": "grocery"}}], "horizon": 8}'"""
@@ -176,7 +178,7 @@ def run_demo(workdir: Path, spec_path: Path | None = None,
     settings = stack_settings(workdir, stack_dir, spec) if stack_dir else demo_settings(workdir)
     with working_directory(workdir):
         _clean(workdir)
-        clock = StageClock(total=8)
+        clock = StageClock(total=9)
         outcome = DemoRun(spec, settings, clock, workdir).run()
     _print_summary(outcome, clock, workdir, settings, stack_dir)
     return outcome
@@ -205,7 +207,7 @@ class DemoRun:
         from experiments.traffic import ApiProcess
 
         realised = self.generate_and_build()
-        self.train("train as of " + TRAINED_AS_OF, TRAINED_AS_OF, key="first")
+        self.train("train", TRAINED_AS_OF, key="first")
         api = ApiProcess(env=self._api_env(), cwd=self.workdir)
         try:
             with self.clock.stage("start the API; an application asks and posts for 8 weeks"):
@@ -213,9 +215,12 @@ class DemoRun:
                 self.outcome["api_url"] = api.url
                 typer.echo(f"API: {api.url} (docs {api.url}/docs), model "
                            f"{self.spec.registered_model_name}@champion; log {api.cwd / 'api.log'}")
+                self.override(api, realised)
                 self.traffic(api, realised, QUIET_WEEKS, "quiet")
             with self.clock.stage("monitor the quiet weeks"):
                 self.monitor(QUIET_WEEKS, "quiet")
+            with self.clock.stage(f"review {REVIEW_MONTH}: levels, deviations, value added"):
+                self.review(REVIEW_MONTH)
             with self.clock.stage(f"the market shifts on {SHIFT_AT}: 8 more weeks of traffic"):
                 self.traffic(api, realised, SHIFT_WEEKS, "shift")
             with self.clock.stage("monitor the weeks after the shift"):
@@ -244,13 +249,17 @@ class DemoRun:
         data = self.spec.data.model_copy(update={"end": end})
         return self.spec.model_copy(update={"data": data})
 
-    def train(self, label: str, end: str, key: str) -> None:
+    def train(self, purpose: str, end: str, key: str) -> None:
+        """Train on the data up to ``end``: the parent run ``<purpose> as of <end>``."""
         from experiments.training_job import run_training
+        from training.tracking import parent_run_name
 
-        with self.clock.stage(f"{label}: tune every family, compare, promote"):
-            result = run_training(self._spec_as_of(end), self.settings)
+        with self.clock.stage(f"{parent_run_name(purpose, end)}: tune every family, compare, "
+                              "promote"):
+            result = run_training(self._spec_as_of(end), self.settings, purpose=purpose)
             typer.echo(result.leaderboard_text())
             typer.echo(f"promotion: {result.decision.summary()}")
+        self.outcome["ui_url"] = result.ui_url  # the latest training's families
         self.outcome[f"{key}_leaderboard"] = result.leaderboard.to_dict(orient="records")
         self.outcome[f"{key}_decision"] = result.decision
         self.outcome[f"{key}_champion_version"] = result.decision.champion_version
@@ -280,6 +289,35 @@ class DemoRun:
         self.outcome[f"{key}_traffic"] = summary
         time.sleep(1.0)  # let the background writer flush the last batch of the log
 
+    def override(self, api: Any, realised: pd.DataFrame) -> None:
+        """A sales manager raises one series by 10 % in two August weeks (an order)."""
+        series_id = str(sorted(realised["series_id"].unique())[0])
+        body = {"series_id": series_id, "ds": OVERRIDE_WEEKS, "pct_change": 10,
+                "author": "demo.planner", "reason": "customer_order",
+                "note": "a customer announced a larger order"}
+        with self._client(api.url) as client:
+            response = client.post("/v1/overrides", json=body)
+            response.raise_for_status()
+        typer.echo(f"override #{response.json()['id']}: {series_id} +10 % in "
+                   f"{' and '.join(OVERRIDE_WEEKS)} (demo.planner, customer_order)")
+        self.outcome["override"] = response.json()
+
+    def review(self, month: str) -> None:
+        """The month's forecast review, as `salescast review --period` writes it."""
+        from experiments.commands_review import build_document, write_review
+        from experiments.review import parse_period
+        from experiments.review_html import summary_lines
+
+        period = parse_period(month)
+        doc = build_document(period, list(self.spec.data.sales_columns.keys), self.spec.frequency,
+                             ["keep the model; check the overridden series next month"],
+                             self.settings.store_url)
+        json_path, html_path = write_review(doc, self.workdir / "reviews", period)
+        for line in summary_lines(doc):
+            typer.echo(f"  {line}")
+        typer.echo(f"  review: {html_path}")
+        self.outcome["review"] = {"json": str(json_path), "html": str(html_path), "doc": doc}
+
     def monitor(self, weeks: list[pd.Timestamp], key: str) -> None:
         from experiments.monitoring_job import run_monitoring
 
@@ -304,7 +342,7 @@ class DemoRun:
         if self.outcome["shift"]["verdict"] != "retrain":
             typer.echo("no retraining needed: the verdict is not `retrain`")
             return
-        self.train("retrain as of " + RETRAIN_AS_OF, RETRAIN_AS_OF, key="retrain")
+        self.train("retrain", RETRAIN_AS_OF, key="retrain")
         wanted = self.outcome["retrain_champion_version"]
         self.outcome["served_version_after"] = self._wait_for_version(api.url, wanted)
         if self.outcome["served_version_after"] != wanted:
@@ -341,21 +379,24 @@ def _print_summary(
         if key in outcome:
             typer.echo(f"monitor, {label}: {outcome[key]['verdict']}; report "
                        f"{outcome[key]['report_path']}")
-    _print_where_to_look(workdir, settings, stack_dir)
+    _print_where_to_look(workdir, settings, stack_dir, outcome.get("ui_url", ""))
 
 
-def _print_where_to_look(workdir: Path, settings: Settings, stack_dir: Path | None) -> None:
+def _print_where_to_look(workdir: Path, settings: Settings, stack_dir: Path | None,
+                         ui_url: str) -> None:
+    """The commands and links to look at what the demo did (``ui_url``: the runs table
+    of the latest training's families)."""
     typer.echo("look at it:")
     serve = f"cd {workdir} && SALESCAST_MODEL_NAME=retail_demo_forecaster salescast serve"
     if stack_dir is not None:  # the stack's mlflow server runs; its settings are in a file
         env_file = stack_dir / "stack.env"
-        typer.echo(f"  open {settings.tracking_uri}  # the stack's mlflow server")
+        typer.echo(f"  open {ui_url}  # the families in the stack's mlflow server")
         typer.echo(f"  source {env_file} && optuna-dashboard \"$SALESCAST_OPTUNA_STORAGE\""
                    "  # pip install optuna-dashboard")
         serve = f"source {env_file} && {serve}"
     else:
-        typer.echo(f"  mlflow ui --backend-store-uri {settings.tracking_uri}  # then open "
-                   "http://127.0.0.1:5000")
+        typer.echo(f"  mlflow ui --backend-store-uri {settings.tracking_uri}  # then open:")
+        typer.echo(f"  {ui_url}")
         typer.echo(f"  optuna-dashboard {settings.optuna_storage}  # pip install "
                    "optuna-dashboard")
     typer.echo(f"  {serve}  # then http://127.0.0.1:8000/docs")

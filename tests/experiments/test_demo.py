@@ -102,3 +102,38 @@ def test_the_api_was_stopped_cleanly(demo_outcome: dict[str, Any]) -> None:
     assert demo_outcome["api_exit_code"] == 0
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{demo_outcome['api_url']}/healthz", timeout=1)
+
+
+def test_runs_are_named_for_what_they_did_and_the_link_opens_the_families(
+        demo_outcome: dict[str, Any], pg_stack: Stack) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(pg_stack.tracking_uri)
+    names = {}
+    for experiment in ("retail_demo", "retail_demo-monitoring"):
+        found = client.get_experiment_by_name(experiment)
+        assert found is not None
+        runs = client.search_runs([found.experiment_id], "attributes.run_name LIKE '%'")
+        names[experiment] = {r.info.run_name for r in runs
+                             if "mlflow.parentRunId" not in r.data.tags}
+    assert {"train as of 2024-07-14", "retrain as of 2024-11-03"} <= names["retail_demo"]
+    assert names["retail_demo-monitoring"] == {"monitor 2024-07-15..2024-09-02",
+                                               "monitor 2024-09-09..2024-10-28"}
+    retrain = client.search_runs([client.get_experiment_by_name("retail_demo").experiment_id],
+                                 "attributes.run_name = 'retrain as of 2024-11-03'")[0]
+    assert demo_outcome["ui_url"].startswith(pg_stack.tracking_uri.rstrip("/") + "/#/")
+    assert f"viewStateShareKey=families-{retrain.info.run_id}" in demo_outcome["ui_url"]
+
+
+def test_the_review_shows_the_override_and_its_value_added(demo_outcome: dict[str, Any]
+                                                           ) -> None:
+    """Issue 14's "done when": the demo's review of August carries the one override."""
+    review = demo_outcome["review"]
+    override = demo_outcome["override"]
+    assert Path(review["html"]).is_file() and Path(review["json"]).is_file()
+    fva = review["doc"]["fva"]
+    assert fva["n_overrides"] == 1
+    scopes = {row["scope"]: row for row in fva["rows"]}
+    author = scopes[f"author: {override['author']}"]
+    assert author["wape_final"] != author["wape_model"]  # the +10 % changed the numbers
+    assert "demo.planner" in Path(review["html"]).read_text(encoding="utf-8")
