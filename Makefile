@@ -46,8 +46,10 @@ postgres:
 	    echo "note: install PostgreSQL (sudo apt-get install postgresql) for the PostgreSQL tests"; \
 	  fi; }
 
+# Two test processes (`--dist loadfile`: a file's tests stay in one process, with its module
+# fixtures); each has its own MLflow store and PostgreSQL stack (tests/conftest.py).
 test: install browser postgres
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The shared stack on this machine (PostgreSQL + mlflow server): `source .salescast-stack/stack.env`.
 stack-up: install postgres

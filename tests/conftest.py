@@ -1,6 +1,7 @@
-"""Session-wide fixtures: ONE real SQLite MLflow store per test session, and ONE shared
+"""Session-wide fixtures: ONE real SQLite MLflow store per test process, and ONE shared
 stack (PostgreSQL + `mlflow server` on it, `salescast stack up`) for the tests that run
-against PostgreSQL as well.
+against PostgreSQL as well. `make test` runs two processes (pytest-xdist, `--dist
+loadfile`): each has its own store and stack, in folders and on ports of its own.
 
 Creating a SQLite MLflow database runs its migrations (seconds here), so every package's
 tests share this one; each test uses its own experiment / registered-model names. The
