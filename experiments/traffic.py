@@ -70,11 +70,11 @@ class ApiProcess:
 
     def start(self, timeout: float = 90.0) -> None:
         command = [sys.executable, "-m", "experiments.cli", "serve", "--port", str(self.port)]
-        log_file = (self.cwd / "api.log").open("ab")
-        self.process = subprocess.Popen(
-            command, cwd=self.cwd, env={**os.environ, **self.env},
-            stdout=log_file, stderr=subprocess.STDOUT,
-        )
+        with (self.cwd / "api.log").open("ab") as log_file:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                command, cwd=self.cwd, env={**os.environ, **self.env},
+                stdout=log_file, stderr=subprocess.STDOUT,
+            )
         wait_for_http(f"{self.url}/readyz", self.process, timeout,
                       lambda: f"See {self.cwd / 'api.log'}.")
 
