@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -38,11 +39,12 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(code=1)
 
 
-def _keys_and_freq(spec: Path | None, keys: str | None,
-                   freq: str | None) -> tuple[list[str], str | None]:
-    """The key columns and frequency: the options first, then the spec's."""
+def _from_spec(spec: Path | None, keys: str | None, freq: str | None, model: str | None
+               ) -> tuple[list[str], str | None, str | None]:
+    """The key columns, frequency and registered model name: the options first, then the
+    spec's."""
     wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
-    if spec is not None and (wanted is None or freq is None):
+    if spec is not None:
         from experiments.cli_support import fail_cleanly
         from experiments.spec import load_spec
 
@@ -50,7 +52,8 @@ def _keys_and_freq(spec: Path | None, keys: str | None,
             loaded = load_spec(spec)
         wanted = wanted if wanted is not None else list(loaded.data.sales_columns.keys)
         freq = freq or loaded.frequency
-    return wanted or [], freq
+        model = model or loaded.registered_model_name
+    return wanted or [], freq, model
 
 
 def write_review(doc: dict[str, Any], out: Path, period: Period) -> tuple[Path, Path]:
@@ -63,18 +66,34 @@ def write_review(doc: dict[str, Any], out: Path, period: Period) -> tuple[Path, 
     return json_path, html_path
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """The registered model whose versions explain the top deviations, and where it lives."""
+
+    name: str
+    tracking_uri: str
+    registry_uri: str | None = None
+
+
 def build_document(period: Period, keys: list[str], freq: str | None, actions: list[str],
-                   store_url: str) -> dict[str, Any]:
-    """The review of ``period`` from the prediction store at ``store_url``."""
+                   store_url: str, model: ModelRef | None = None) -> dict[str, Any]:
+    """The review of ``period`` from the prediction store at ``store_url``; with ``model``,
+    the drivers of the top deviations too (:mod:`experiments.review_drivers`)."""
     from experiments.review import build_review, read_period
+    from experiments.review_drivers import drivers_section
     from serving.store import PredictionStore
 
     store = PredictionStore(store_url)
     try:
         frame, used_freq = read_period(store, period, keys, freq)
+        doc = build_review(frame, period, keys, actions, used_freq,
+                           source=_shown_url(store_url))
+        doc["drivers"] = drivers_section(store, doc, model and model.name,
+                                         model.tracking_uri if model else "",
+                                         model.registry_uri if model else None)
     finally:
         store.dispose()
-    return build_review(frame, period, keys, actions, used_freq, source=_shown_url(store_url))
+    return doc
 
 
 def _shown_url(url: str) -> str:
@@ -97,6 +116,9 @@ def review(
         help="D, W or M, for the seasonal naive (default: the spec's, else inferred).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for review-<period>.html/.json.")] = Path(
         "reviews"),
+    model: Annotated[str | None, typer.Option(
+        help="Registered model whose versions explain the top deviations (default: the "
+        "spec's).")] = None,
     action: Annotated[list[str] | None, typer.Option(
         "--action", help="An action decided in the review (repeat the option).")] = None,
 ) -> None:
@@ -111,9 +133,12 @@ def review(
     with fail_cleanly():
         try:
             parsed = parse_period(period)
-            chosen_keys, chosen_freq = _keys_and_freq(spec, keys, freq)
+            chosen_keys, chosen_freq, model_name = _from_spec(spec, keys, freq, model)
+            settings = Settings()
+            ref = (ModelRef(model_name, settings.tracking_uri, settings.registry_uri)
+                   if model_name else None)
             doc = build_document(parsed, chosen_keys, chosen_freq, list(action or []),
-                                 Settings().store_url)
+                                 settings.store_url, ref)
         except ReviewError as exc:
             _fail(str(exc))
         paths = write_review(doc, out, parsed)

@@ -304,14 +304,16 @@ class DemoRun:
 
     def review(self, month: str) -> None:
         """The month's forecast review, as `salescast review --period` writes it."""
-        from experiments.commands_review import build_document, write_review
+        from experiments.commands_review import ModelRef, build_document, write_review
         from experiments.review import parse_period
         from experiments.review_html import summary_lines
 
         period = parse_period(month)
         doc = build_document(period, list(self.spec.data.sales_columns.keys), self.spec.frequency,
                              ["keep the model; check the overridden series next month"],
-                             self.settings.store_url)
+                             self.settings.store_url,
+                             ModelRef(self.spec.registered_model_name, self.settings.tracking_uri,
+                                      self.settings.registry_uri))
         json_path, html_path = write_review(doc, self.workdir / "reviews", period)
         for line in summary_lines(doc):
             typer.echo(f"  {line}")

@@ -88,6 +88,9 @@ COLUMNS: dict[str, tuple[str, Formatter, bool]] = {
     "fva_model": ("FVA model vs naive", points, True),
     "fva_override": ("FVA override vs model", points, True),
     "fva_total": ("FVA total", points, True),
+    "ds": ("period", plain, False), "name": ("driver", plain, False),
+    "value": ("value", plain, False), "yhat": ("model", human_number, True),
+    "base": ("base", human_number, True), "contribution": ("contribution", human_number, True),
 }
 
 
@@ -131,6 +134,17 @@ def _cards(total: dict[str, Any]) -> str:
         f'<div class="card">{escape(k)}<b>{escape(v)}</b></div>' for k, v in items) + "</div>"
 
 
+def _drivers(drivers: str | list[dict[str, Any]]) -> list[str]:
+    """The model's drivers of the top series' forecasts (a table), or why there are none."""
+    if isinstance(drivers, str):
+        return [f'<p class="note">Drivers: {escape(drivers)}.</p>']
+    return ["<h3>Why the model said so: drivers of the top series' forecasts</h3>",
+            table(drivers, ["series_id", "ds", "yhat", "base", "name", "value", "contribution"],
+                  "None of their forecasts was within the model's reach."),
+            '<p class="note">base + the contributions = the model\'s number (yhat); the plan '
+            "at the start of the period, before overrides.</p>"]
+
+
 def _sections(doc: dict[str, Any]) -> list[str]:
     keys = [k for k in doc["keys"] if any(k in r for r in doc["deviations"])]
     fva = doc["fva"]
@@ -145,7 +159,7 @@ def _sections(doc: dict[str, Any]) -> list[str]:
         "<h3>The level groups behind them</h3>",
         table(doc["groups_behind"], ["level", "group", "top_series", "forecast", "actual",
                                      "wape", "bias"], "The series have no key columns."),
-        f'<p class="note">Drivers: {escape(doc["drivers"])}.</p>',
+        *_drivers(doc["drivers"]),
         "<h2>Bias by segment</h2>",
         table(doc["bias_by_segment"], ["level", "group", "forecast", "actual", "wape", "bias"],
               "No key column: no segments."),

@@ -137,3 +137,18 @@ def test_the_review_shows_the_override_and_its_value_added(demo_outcome: dict[st
     author = scopes[f"author: {override['author']}"]
     assert author["wape_final"] != author["wape_model"]  # the +10 % changed the numbers
     assert "demo.planner" in Path(review["html"]).read_text(encoding="utf-8")
+
+
+def test_the_review_explains_the_biggest_misses(demo_outcome: dict[str, Any]) -> None:
+    """The drivers of the top deviation series, by the version that forecast them: each
+    explained forecast adds up (base + contributions = the model's number)."""
+    doc = demo_outcome["review"]["doc"]
+    drivers = doc["drivers"]
+    assert isinstance(drivers, list) and drivers, drivers
+    assert doc["deviations"][0]["series_id"] in {d["series_id"] for d in drivers}
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in drivers:
+        cells.setdefault((row["series_id"], row["ds"]), []).append(row)
+    for rows in cells.values():
+        total = rows[0]["base"] + sum(r["contribution"] for r in rows)
+        assert total == pytest.approx(rows[0]["yhat"], rel=1e-6)
