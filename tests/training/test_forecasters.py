@@ -239,3 +239,19 @@ def test_search_space_samples_valid_params(family: str) -> None:
         assert {k: model.get_params()[k] for k in params} == params
     if family == "seasonal_naive":
         assert params == {}
+
+
+def test_the_tweedie_fallback_is_said_once_per_process(caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    """Every window and trial refits: the same warning 20 times is noise (issue 14, 8)."""
+    import logging
+
+    from training.forecasters import gbm
+
+    gbm._SAID.clear()
+    forecaster = gbm.LightGBMForecaster(objective="tweedie")
+    with caplog.at_level(logging.DEBUG, logger=gbm.__name__):
+        for _ in range(3):
+            assert forecaster._make_model(pd.Series([-1.0, 2.0])).objective == "l2"
+    said = [r.levelno for r in caplog.records if "tweedie objective replaced" in r.message]
+    assert said == [logging.WARNING, logging.DEBUG, logging.DEBUG]

@@ -31,6 +31,14 @@ if TYPE_CHECKING:
     from features import TrainingSet
 
 log = logging.getLogger(__name__)
+_SAID: set[str] = set()  # warnings already given in this process (then at DEBUG)
+
+
+def _say_once(message: str) -> None:
+    """A warning that would repeat for every window and trial: WARNING once, then DEBUG."""
+    log.log(logging.DEBUG if message in _SAID else logging.WARNING, message)
+    _SAID.add(message)
+
 
 
 class LightGBMForecaster(GlobalForecaster):
@@ -115,7 +123,7 @@ class LightGBMForecaster(GlobalForecaster):
     def _make_model(self, y: pd.Series) -> lgb.LGBMRegressor:
         objective = self.objective
         if objective == "tweedie" and (y < 0).any():
-            log.warning("negative y in the training data: tweedie objective replaced by l2")
+            _say_once("negative y in the training data: tweedie objective replaced by l2")
             objective = "l2"
         return lgb.LGBMRegressor(
             objective=objective,
