@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import pandas as pd
+
+from features.origin import forecast_dates
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +50,22 @@ def rolled_to(model: Any, actuals: pd.DataFrame, series: Sequence[str],
 
 
 def cells_in_reach(origins: dict[str, str], series: Sequence[str], dates: Sequence[pd.Timestamp],
-                   horizon: int, freq: str | None) -> pd.DataFrame:
-    """(series_id, ds) of ``dates`` within ``horizon`` periods after each series' origin."""
-    rows = []
-    for series_id in series:
-        if series_id not in origins:
-            continue
-        origin = pd.Timestamp(origins[series_id])
-        last = origin + horizon * pd.tseries.frequencies.to_offset(_offset(freq))
-        rows += [(series_id, ds) for ds in dates if origin < ds <= last]
+                   horizon: int, freq: str) -> pd.DataFrame:
+    """(series_id, ds) of ``dates`` within ``horizon`` periods after each series' origin
+    (:func:`features.origin.forecast_dates`)."""
+    wanted = {pd.Timestamp(ds).date(): pd.Timestamp(ds) for ds in dates}
+    rows = [(series_id, wanted[ds]) for series_id in series if series_id in origins
+            for ds in forecast_dates(date.fromisoformat(origins[series_id]), freq, horizon)
+            if ds in wanted]
     return pd.DataFrame(rows, columns=["series_id", "ds"])
 
 
-def _offset(freq: str | None) -> str:
-    return {"D": "D", "W": "7D", "M": "MS"}.get(freq or "W", "7D")
-
-
 def explain_period(model: Any, actuals: pd.DataFrame, series: Sequence[str],
-                   dates: Sequence[pd.Timestamp], freq: str | None) -> list[dict[str, Any]]:
+                   dates: Sequence[pd.Timestamp]) -> list[dict[str, Any]]:
     """The drivers of the ``series``' forecasts of ``dates`` (see the module docstring);
     ValueError when the model cannot explain them."""
     rolled = rolled_to(model, actuals, series, min(dates))
-    horizon = int(rolled.metadata["horizon"])
+    horizon, freq = int(rolled.metadata["horizon"]), str(rolled.metadata["freq"])
     cells = cells_in_reach(rolled.origins(), series, dates, horizon, freq)
     if cells.empty:
         return []
@@ -103,7 +100,7 @@ def drivers_section(store: Any, doc: dict[str, Any], model_name: str | None,
     try:
         model = load_version(model_name, version, tracking_uri, registry_uri)
         dates = sorted(pd.Timestamp(d) for d in mine["ds"].unique())
-        return explain_period(model, store.read_actuals(), series, dates, doc.get("freq"))
+        return explain_period(model, store.read_actuals(), series, dates)
     except Exception as exc:  # a report must not fail on its optional section
         log.warning("drivers not computed: %s", exc)
         return f"not computed: {model_name} v{version} could not explain ({exc})"
