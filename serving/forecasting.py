@@ -126,15 +126,21 @@ def _longest_horizon(champion: Champion, limits: Limits) -> int:
     return min(model_horizon, limits.max_horizon or model_horizon)
 
 
-def _plan_series(
-    plan: ForecastPlan, series: Sequence[SeriesRef], horizon: int | None, champion: Champion,
-    limits: Limits,
-) -> None:
+def requested_steps(horizon: int | None, champion: Champion, limits: Limits) -> int:
+    """The periods a request asks for (default: the longest served); 422 beyond that."""
     longest = _longest_horizon(champion, limits)
     steps = horizon or longest
     if steps > longest:
         raise ApiError(422, "horizon_too_long",
                        f"horizon {steps} exceeds the {longest} periods this API serves", "horizon")
+    return steps
+
+
+def _plan_series(
+    plan: ForecastPlan, series: Sequence[SeriesRef], horizon: int | None, champion: Champion,
+    limits: Limits,
+) -> None:
+    steps = requested_steps(horizon, champion, limits)
     if len(series) * steps > limits.max_rows:
         raise ApiError(413, "too_many_rows", f"{len(series)} series x {steps} periods exceed "
                        f"the limit of {limits.max_rows} rows per request", "series")

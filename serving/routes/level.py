@@ -20,9 +20,14 @@ from serving.champion import Champion
 from serving.cold_start import ColdStart, cold_log_rows
 from serving.deps import log_predictions
 from serving.error_correlation import CorrelationCache, ErrorCorrelation
-from serving.errors import ApiError
 from serving.forecast_table import log_rows
-from serving.forecasting import ForecastPlan, origins_json, take_entries
+from serving.forecasting import (
+    ForecastPlan,
+    Limits,
+    origins_json,
+    requested_steps,
+    take_entries,
+)
 from serving.hierarchy import (
     common_dates,
     level_body,
@@ -39,16 +44,6 @@ from serving.settings import ServingSettings
 from serving.store import PredictionRow, PredictionStore, utc_now
 
 log = logging.getLogger(__name__)
-
-
-def _horizon(payload: ForecastRequest, champion: Champion, settings: ServingSettings) -> int:
-    model_horizon = champion.metadata.horizon
-    longest = min(model_horizon, settings.max_horizon or model_horizon)
-    steps = payload.horizon or longest
-    if steps > longest:
-        raise ApiError(422, "horizon_too_long",
-                       f"horizon {steps} exceeds the {longest} periods this API serves", "horizon")
-    return steps
 
 
 def correlations(request: Request, champion: Champion) -> ErrorCorrelation | None:
@@ -76,7 +71,8 @@ async def answer_level(payload: ForecastRequest, request: Request, request_id: s
                        settings: ServingSettings) -> bytes:
     """The answer to a ``level`` request (logged as the member cells it sums)."""
     members = level_members(payload.level or {}, key_index(champion))
-    steps = _horizon(payload, champion, settings)
+    steps = requested_steps(payload.horizon, champion,
+                            Limits(settings.max_rows, settings.max_horizon))
     state, entries, clock = await run_in_threadpool(take_entries, champion, living, members,
                                                     payload.as_of)
     dates = common_dates(entries, members, steps)
