@@ -38,7 +38,7 @@ from serving.hierarchy import (
 )
 from serving.key_index import key_index
 from serving.living import LivingForecasts
-from serving.overrides import Cells
+from serving.routes.overrides import active_overrides
 from serving.schemas import ForecastRequest
 from serving.settings import ServingSettings
 from serving.store import PredictionRow, PredictionStore, utc_now
@@ -55,17 +55,6 @@ def correlations(request: Request, champion: Champion) -> ErrorCorrelation | Non
     return cache.get(champion)
 
 
-async def _overrides(request: Request, members: list[str]) -> Cells:
-    """The members' active overrides: a roll-up sums the same final numbers as the series'
-    answers (coherent with them); an ``as_of`` audit sums the model's."""
-    book = getattr(request.app.state, "overrides", None)
-    if book is None:
-        return {}
-    if book.due:
-        await run_in_threadpool(book.refresh)
-    return book.of(members)
-
-
 async def answer_level(payload: ForecastRequest, request: Request, request_id: str,
                        champion: Champion, living: LivingForecasts,
                        settings: ServingSettings) -> bytes:
@@ -78,7 +67,7 @@ async def answer_level(payload: ForecastRequest, request: Request, request_id: s
     dates = common_dates(entries, members, steps)
     correlation = await run_in_threadpool(correlations, request, champion)
     points = roll_up(entries, members, dates, correlation,
-                     await _overrides(request, members) if payload.as_of is None else None)
+                     await active_overrides(request, members) if payload.as_of is None else None)
     plan = ForecastPlan(cells=level_cells(entries, members, dates), entries=entries, state=state)
     if payload.as_of is None:
         log_predictions(request, request_id, champion, log_rows(entries, plan.cells),

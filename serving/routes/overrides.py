@@ -13,6 +13,7 @@ are in :mod:`serving.overrides`; how an answer shows them in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Annotated
 
@@ -35,6 +36,7 @@ from serving.override_schemas import (
     OverrideRequest,
 )
 from serving.overrides import (
+    Cells,
     NewOverride,
     OverrideBook,
     get_override,
@@ -172,17 +174,23 @@ def check_override(payload: OverrideRequest, champion: Champion) -> NewOverride:
                        payload.author, payload.reason, payload.note)
 
 
+async def active_overrides(request: Request, series_ids: Iterable[str]) -> Cells:
+    """This worker's active overrides of ``series_ids``, the store checked when due (off
+    the event loop); empty when the app has no store."""
+    book: OverrideBook | None = getattr(request.app.state, "overrides", None)
+    if book is None:
+        return {}
+    if book.due:
+        await run_in_threadpool(book.refresh)
+    return book.of(series_ids)
+
+
 async def log_final_answer(request: Request, request_id: str, champion: Champion,
                            answer: Answer, plan: ForecastPlan) -> Answer:
     """The answer with this worker's active overrides applied, handed to the prediction
     log (overridden cells per cell, with the model's and the final number)."""
-    book: OverrideBook | None = getattr(request.app.state, "overrides", None)
-    final = None
-    if book is not None:
-        if book.due:
-            await run_in_threadpool(book.refresh)
-        final = apply_overrides(answer, plan, book.of(plan.entries))
-    if final is None or not final.overridden:
+    final = apply_overrides(answer, plan, await active_overrides(request, plan.entries))
+    if not final.overridden:
         log_predictions(request, request_id, champion, answer.log_rows, len(plan.cells))
         return answer
     if final.n_rest:
