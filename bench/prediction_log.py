@@ -14,6 +14,11 @@ checkpoint), the server's peak RSS, then how long reading the log back
 (``PredictionStore.read_predictions``) and purging it (``purge_predictions``) take, and
 how many rows per second the log's writer stores alone, in process, in each mode.
 
+``--baseline TREE`` serves the same champion from another source tree too (e.g. ``git
+worktree add /tmp/base HEAD`` before a change), alternating with this one ``--rounds``
+times, so both are measured in the same time window of the shared machine; each run
+prints the 1-minute load average at its start.
+
 Target (issue 13): no forecast row dropped at ~100,000 logged rows/s, bounded memory.
 """
 
@@ -57,6 +62,8 @@ MODES = {"compact": "true", "per-cell": "false"}  # SALESCAST_LOG_COMPACT
 
 @dataclass(frozen=True)
 class LogRun:
+    code: str  # "this" tree or "baseline"
+    load: float  # 1-minute load average when the run started
     mode: str
     rps: float
     p99_ms: float
@@ -79,6 +86,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--workdir", type=Path, default=None,
                         help="Default: a temp dir; an earlier run's champion there is reused.")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="Another source tree to serve too, alternating (same champion).")
+    parser.add_argument("--rounds", type=int, default=1, help="Runs per tree and mode.")
     return parser.parse_args()
 
 
@@ -149,7 +159,9 @@ def read_back(url: str) -> tuple[int, float, int, float]:
         store.dispose()
 
 
-def run_mode(champion: Champion, mode: str, workdir: Path, args: argparse.Namespace) -> LogRun:
+def run_mode(champion: Champion, mode: str, workdir: Path, args: argparse.Namespace,
+             code: str = "this", tree: Path = REPO) -> LogRun:
+    """One timed run of ``mode`` against a server importing ``tree``."""
     modedir = workdir / mode
     shutil.rmtree(modedir, ignore_errors=True)
     modedir.mkdir(parents=True)
@@ -157,7 +169,8 @@ def run_mode(champion: Champion, mode: str, workdir: Path, args: argparse.Namesp
     os.environ["SALESCAST_LOG_COMPACT"] = MODES[mode]  # start_salescast passes os.environ
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_salescast(champion, modedir, port)
+    load = os.getloadavg()[0]
+    server = start_salescast(champion, modedir, port, tree)
     try:
         wait_for_http(f"{base}/readyz", server, 180)
         body, cells = batch_body(base)
@@ -174,7 +187,7 @@ def run_mode(champion: Champion, mode: str, workdir: Path, args: argparse.Namesp
     answered = result.requests * cells
     growth = (size_after - size_before) / max(seconds, 1e-9) * 60
     read_rows, read_seconds, purged, purge_seconds = read_back(f"sqlite:///{db}")
-    return LogRun(mode, result.rps, result.p99_ms, answered, int(after[0] - before[0]),
+    return LogRun(code, load, mode, result.rps, result.p99_ms, answered, int(after[0] - before[0]),
                   int(after[1] - before[1]), seconds, growth, peak, read_rows, read_seconds,
                   purged, purge_seconds)
 
@@ -213,18 +226,18 @@ def writer_capacity(compact: bool, requests: int, workdir: Path) -> float:
 
 
 def report(runs: list[LogRun], connections: int) -> None:
-    print(f"{'log mode':<10}{'req/s':>7}{'p99 ms':>8}{'answered rows/s':>17}"
-          f"{'logged rows/s':>15}{'dropped':>9}{'DB MB/min':>11}{'peak RSS MB':>13}"
-          f"  (960-row batches, {connections} connections)")
+    print(f"{'code':<10}{'load':>6}{'log mode':>10}{'req/s':>7}{'p99 ms':>8}"
+          f"{'answered rows/s':>17}{'logged rows/s':>15}{'dropped':>9}{'DB MB/min':>11}"
+          f"{'peak RSS MB':>13}  (960-row batches, {connections} connections)")
     for run in runs:
-        print(f"{run.mode:<10}{run.rps:>7.0f}{run.p99_ms:>8.0f}"
+        print(f"{run.code:<10}{run.load:>6.1f}{run.mode:>10}{run.rps:>7.0f}{run.p99_ms:>8.0f}"
               f"{run.answered / run.seconds:>17,.0f}{run.written / run.seconds:>15,.0f}"
               f"{run.dropped:>9,}{run.growth_mb_per_min:>11.1f}{run.peak_rss_mb:>13.0f}")
     for run in runs:  # the server's own count: wrk leaves out requests still in flight
         kept = run.written / max(run.written + run.dropped, 1)
-        print(f"{run.mode}: kept {kept:.1%} of {run.written + run.dropped:,} answered rows; "
-              f"read back "
-              f"{run.read_rows:,} rows (warm-up included) in {run.read_seconds:.1f} s; "
+        print(f"{run.code} {run.mode}: kept {kept:.1%} of {run.written + run.dropped:,} "
+              f"answered rows; read back {run.read_rows:,} rows (warm-up included) in "
+              f"{run.read_seconds:.1f} s; "
               f"purged {run.purged:,} stored rows in {run.purge_seconds:.1f} s; target (no row "
               f"dropped): {'ok' if run.dropped == 0 else 'MISSED'}")
 
@@ -240,7 +253,9 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"champion {champion.name} v{champion.version}; {os.cpu_count()} cores, load "
           f"average {load}; driver: {'wrk' if shutil.which('wrk') else 'httpx'}")
-    runs = [run_mode(champion, mode, workdir, args) for mode in args.modes]
+    trees = {"this": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    runs = [run_mode(champion, mode, workdir, args, code, tree)
+            for _ in range(args.rounds) for code, tree in trees.items() for mode in args.modes]
     report(runs, args.connections)
     compact = writer_capacity(True, 2000, workdir)
     per_cell = writer_capacity(False, 200, workdir)

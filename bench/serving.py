@@ -179,11 +179,13 @@ def reference_rows(reference: Reference, cells: list[tuple[str, int]]) -> tuple[
     return json.dumps(body).encode(), scale.tolist()
 
 
-def subprocess_env(champion: Champion, workdir: Path) -> dict[str, str]:
+def subprocess_env(champion: Champion, workdir: Path, repo: Path = REPO) -> dict[str, str]:
+    """The servers' environment; ``repo``: the source tree they import (another one, e.g. a
+    `git worktree` of an older commit, to compare code in the same time window)."""
     venv_bin = str(Path(sys.executable).parent)  # mlflow starts `uvicorn` by name
     return os.environ | {
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": str(repo),
         "MLFLOW_TRACKING_URI": champion.tracking_uri,
         "UVICORN_ACCESS_LOG": "false",  # mlflow's uvicorn: no access log, like ours
         "SALESCAST_TRACKING_URI": champion.tracking_uri,
@@ -193,10 +195,11 @@ def subprocess_env(champion: Champion, workdir: Path) -> dict[str, str]:
     }
 
 
-def start_salescast(champion: Champion, workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_salescast(champion: Champion, workdir: Path, port: int,
+                    repo: Path = REPO) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "experiments.commands_serve", "--port", str(port),
                "--model-name", champion.name, "--workers", "1"]
-    return _spawn(command, champion, workdir, "salescast.log")
+    return _spawn(command, champion, workdir, "salescast.log", repo)
 
 
 def start_mlflow(champion: Champion, model_uri: str, workdir: Path,
@@ -208,9 +211,9 @@ def start_mlflow(champion: Champion, model_uri: str, workdir: Path,
 
 
 def _spawn(command: list[str], champion: Champion, workdir: Path,
-           log_name: str) -> subprocess.Popen[bytes]:
+           log_name: str, repo: Path = REPO) -> subprocess.Popen[bytes]:
     logfile = (workdir / log_name).open("wb")
-    return subprocess.Popen(command, cwd=workdir, env=subprocess_env(champion, workdir),
+    return subprocess.Popen(command, cwd=workdir, env=subprocess_env(champion, workdir, repo),
                             stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ from serving.forecast_table import (
 from serving.living import LivingForecasts
 from serving.prediction_log import LogRow
 from serving.schemas import ForecastRequest, ScenarioValues, SeriesRef
+
+MEMO_KEYS = 4  # encoded origins items an entry keeps (one per clock it was asked with)
 
 
 @dataclass(frozen=True)
@@ -121,14 +124,15 @@ def _resolve(ref: SeriesRef | ScenarioValues, champion: Champion, where: str) ->
         raise ApiError(422, "invalid_keys", str(exc.args[0]), f"{where}.keys") from None
 
 
-def _longest_horizon(champion: Champion, limits: Limits) -> int:
+def longest_horizon(champion: Champion, limits: Limits) -> int:
+    """The most periods ahead this API serves: the model's horizon, capped by the limit."""
     model_horizon = champion.metadata.horizon
     return min(model_horizon, limits.max_horizon or model_horizon)
 
 
 def requested_steps(horizon: int | None, champion: Champion, limits: Limits) -> int:
     """The periods a request asks for (default: the longest served); 422 beyond that."""
-    longest = _longest_horizon(champion, limits)
+    longest = longest_horizon(champion, limits)
     steps = horizon or longest
     if steps > longest:
         raise ApiError(422, "horizon_too_long",
@@ -156,7 +160,7 @@ def _plan_series(
 
 def _outside_horizon(ds: date, entry: SeriesForecast, series_id: str, champion: Champion,
                      limits: Limits, where: str) -> ApiError:
-    dates = entry.dates[: _longest_horizon(champion, limits)]
+    dates = entry.dates[: longest_horizon(champion, limits)]
     return ApiError(422, "ds_outside_horizon", f"{ds.isoformat()} is not a forecastable date "
                     f"of {series_id!r}: from its origin {entry.origin_iso} this model "
                     f"forecasts {FREQ_NAMES[champion.metadata.freq]} periods "
@@ -169,7 +173,7 @@ def _plan_rows(plan: ForecastPlan, request: ForecastRequest, champion: Champion,
     if len(rows) > limits.max_rows:
         raise ApiError(413, "too_many_rows", f"{len(rows)} rows exceed the limit of "
                        f"{limits.max_rows} rows per request", "rows")
-    entries, longest = plan.entries, _longest_horizon(champion, limits)
+    entries, longest = plan.entries, longest_horizon(champion, limits)
     reported: set[str] = set()
     for i, row in enumerate(rows):  # the hot loop of batch requests: kept lean
         series_id = row.series_id
@@ -251,10 +255,12 @@ def _scenario_targets(
 
 
 def answer_from_table(plan: ForecastPlan) -> Answer:
-    """The no-scenario answer: precomputed rows, no model call."""
-    entries = plan.entries
-    points = [entries[s].points[step].point_json for s, step in plan.cells]
-    return Answer(points, log_rows(entries, plan.cells))
+    """The no-scenario answer: precomputed rows, no model call, a slice per run of steps."""
+    logged = log_rows(plan.entries, plan.cells)
+    points: list[str] = []
+    for entry, first, steps in logged.runs:
+        points += entry.points_json[first:first + steps]
+    return Answer(points, logged)
 
 
 def answer_with_scenario(plan: ForecastPlan, champion: Champion) -> Answer:
@@ -317,17 +323,29 @@ def _used_values(
 
 def origins_json(plan: ForecastPlan, champion: Champion, clock: date | None) -> str:
     """Per answered series: its origin and status (current, incomplete, gap, stale)."""
-    out = []
-    for series_id in dict.fromkeys(s for s, _ in plan.cells):
-        status = champion.status(plan.entries[series_id], clock)
+    series = dict.fromkeys(map(itemgetter(0), plan.cells))
+    return "[" + ",".join(_origin_item(s, plan.entries[s], champion, clock) for s in series) + "]"
+
+
+def _origin_item(series_id: str, entry: SeriesForecast, champion: Champion,
+                 clock: date | None) -> str:
+    """One series' ``origins`` item, encoded once per entry and clock (the entry keeps it)."""
+    cold = series_id not in champion.series_ids  # a new series (serving.cold_start)
+    key = (series_id, clock, champion.metadata.freq, champion.metadata.horizon, cold)
+    encoded = entry.origin_items.get(key)
+    if encoded is None:
+        status = champion.status(entry, clock)
         item = {"series_id": series_id, "origin": status.origin.isoformat(),
                 "status": status.status}
         if status.detail:
             item["detail"] = status.detail
-        if series_id not in champion.series_ids:  # a new series (serving.cold_start)
+        if cold:
             item["cold_start"] = True
-        out.append(item)
-    return json.dumps(out, separators=COMPACT)
+        encoded = json.dumps(item, separators=COMPACT)
+        if len(entry.origin_items) >= MEMO_KEYS:  # bounded: the clock rarely changes
+            entry.origin_items.clear()
+        entry.origin_items[key] = encoded
+    return encoded
 
 
 def forecast_body(request_id: str, champion: Champion, answer: Answer, plan: ForecastPlan,

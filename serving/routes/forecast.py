@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from serving.body import json_body, request_body_openapi
+from serving.body import request_body_openapi, require_json, validate_json_body
 from serving.champion import Champion
 from serving.cold_start import cold_starts, siblings_of, with_cold_entries, without_cold
 from serving.deps import ChampionDep, LivingDep, SettingsDep, request_id_for
@@ -27,6 +27,7 @@ from serving.forecasting import (
 )
 from serving.routes.level import answer_level, log_cold_start
 from serving.routes.overrides import log_final_answer
+from serving.rows_batch import RowsBatch, plan_rows_batch, read_rows_batch
 from serving.schemas import (
     ForecastRequest,
     ForecastResponse,
@@ -73,7 +74,16 @@ OPENAPI_EXAMPLES = {
 # CPU-bound work that a thread hand-off (and GIL contention between threads) made 2x slower.
 INLINE_CELLS = 64
 WORKER = str(os.getpid())  # which API worker answered (several share a port)
-ForecastBody = Annotated[ForecastRequest, Depends(json_body(ForecastRequest))]
+
+
+async def forecast_payload(request: Request) -> ForecastRequest | RowsBatch:
+    """The body: the batch shape read fast (serving.rows_batch), any other by pydantic."""
+    require_json(request.headers.get("content-type"))
+    raw = await request.body()
+    return read_rows_batch(raw) or validate_json_body(ForecastRequest, raw)
+
+
+ForecastBody = Annotated[ForecastRequest | RowsBatch, Depends(forecast_payload)]
 
 
 @router.post(
@@ -108,6 +118,12 @@ async def forecast(
     """
     request_id = request_id_for(request)
     headers = {"x-request-id": request_id, "x-salescast-worker": WORKER}
+    limits = Limits(settings.max_rows, settings.max_horizon)
+    if isinstance(payload, RowsBatch):  # known series at forecast dates: the batch path
+        plan = plan_rows_batch(payload, champion, limits)
+        if plan is not None:
+            return await _answer_rows_batch(request, request_id, champion, plan, headers)
+        payload = payload.validated()
     if payload.level is not None:  # a roll-up (serving.hierarchy)
         body = await answer_level(payload, request, request_id, champion, living, settings)
         return Response(body, media_type="application/json", headers=headers)
@@ -119,8 +135,7 @@ async def forecast(
         state, entries, clock = await run_in_threadpool(take_entries, champion, living,
                                                         series_ids, payload.as_of)
     entries = with_cold_entries(entries, colds)
-    plan = plan_forecast(payload, champion, Limits(settings.max_rows, settings.max_horizon),
-                         entries, state)
+    plan = plan_forecast(payload, champion, limits, entries, state)
     # each row's drivers (serving.explain): computed before anything is logged
     explained = (await explanations(plan, champion, payload.explain_top) if payload.explain
                  else {})
@@ -138,6 +153,16 @@ async def forecast(
     if payload.as_of is None:
         log_cold_start(request, request_id, champion, plan, colds, response)
     return response
+
+
+async def _answer_rows_batch(request: Request, request_id: str, champion: Champion,
+                             plan: ForecastPlan, headers: dict[str, str]) -> Response:
+    """The general path's answer of a plan without scenario, cold start or ``as_of``:
+    precomputed rows, people's overrides applied, logged."""
+    answer = await log_final_answer(request, request_id, champion, answer_from_table(plan),
+                                    plan)
+    body = forecast_body(request_id, champion, answer, plan, champion.clock)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def _answer_with_model(plan: ForecastPlan, champion: Champion) -> Answer:
