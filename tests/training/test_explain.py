@@ -118,7 +118,8 @@ def test_rows_come_back_in_the_order_asked(fitted) -> None:
     assert firsts["ds"].tolist() == cells["ds"].tolist()
 
 
-@pytest.mark.parametrize("kind", ["ets", "theta_optimised", "theta_dynamic", "mstl", "arima"])
+@pytest.mark.parametrize("kind", ["ets", "theta_optimised", "theta_dynamic", "mstl", "arima",
+                                  "auto_arima"])
 def test_statistical_components_sum_to_the_forecast(panel, kind: str) -> None:
     model = FAMILIES["time_series"](model=kind).fit(panel)
     forecast = _cells(model)

@@ -77,8 +77,8 @@ def chosen(daily: TrainingSet) -> TimeSeriesForecaster:
 @pytest.mark.parametrize(("series_id", "winners"), [
     ("two_seasons", {"mstl"}),
     ("promotions", {"arima"}),
-    ("trend_and_week", {"ets", "arima"}),
-    ("growing_week", {"theta_standard", "theta_optimised", "theta_dynamic"}),
+    ("trend_and_week", {"ets", "arima", "auto_arima"}),
+    ("growing_week", {"theta_standard", "theta_optimised", "theta_dynamic", "auto_arima"}),
 ])
 def test_each_series_gets_the_model_built_for_it(
     chosen: TimeSeriesForecaster, series_id: str, winners: set[str]

@@ -170,8 +170,9 @@ def arima_forecast(model: TimeSeriesForecaster, trained: TrainingSet, posted: pd
                    "price": np.full(H, rows["price"].iloc[start - 1])}
         return design(start, np.column_stack([planned[c] for c in fitted.flags]))
 
-    base = ARIMA(y[:n_train], exog=design(0, flags[:n_train]),
-                 order=fitted.order, trend=fitted.trend).filter(fitted.params)
+    seasonal_order = getattr(fitted, "seasonal_order", (0, 0, 0, 0))  # auto_arima's
+    base = ARIMA(y[:n_train], exog=design(0, flags[:n_train]), order=fitted.order,
+                 seasonal_order=seasonal_order, trend=fitted.trend).filter(fitted.params)
     extended = base.append(y[n_train:], exog=design(n_train, flags[n_train:]))
     return base.forecast(H, exog=future(n_train)), extended.forecast(H, exog=future(len(y)))
 
@@ -184,7 +185,7 @@ def oracle(model: TimeSeriesForecaster, trained: TrainingSet, posted: pd.DataFra
            series_id: str) -> tuple[np.ndarray, np.ndarray]:
     """The forecast at the training origin and after ``posted``, in level units."""
     fitted, scale = model.series_[series_id], model.scales_[series_id]
-    if fitted.kind == "arima":
+    if fitted.kind in ("arima", "auto_arima"):
         return tuple(path * scale for path in arima_forecast(model, trained, posted,
                                                              series_id))
     y = _scaled_history(model, trained, posted, series_id, [])["y"].to_numpy()

@@ -16,6 +16,10 @@ that sum to it exactly, re-running the model's own recursion over the same histo
   ARIMA errors forecasts x'beta plus the error forecast); ``level`` = the rest (constant
   or drift and the ARIMA error forecast together). Exogenous effects (a promotion) are
   separate drivers added by the caller.
+* ``auto_arima``: as ``arima`` when it kept the Fourier terms; when the season is in its
+  ARIMA dynamics (seasonal difference, AR or MA) no state splits it exactly, so the path is
+  described: ``level`` = its mean, ``trend`` = its least-squares slope over the steps
+  (centred), ``season`` = the rest.
 * a combination of the best few: the mean of its members' components.
 * ``naive`` (the fit fell back to seasonal naive): one driver, ``seasonal naive
   (fallback)``; so is any model whose components do not sum to its path (a check, not
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from training.forecasters.arima import ArimaParams, fourier_terms
+from training.forecasters.auto_arima import AutoArimaParams
 from training.forecasters.ets import EtsParams
 from training.forecasters.mstl import MstlParams
 from training.forecasters.statistical_select import quiet_single_thread
@@ -69,6 +74,8 @@ def split(model: Any, y: np.ndarray, exog: np.ndarray, horizon: int) -> Componen
         return mstl_components(model, y, horizon)
     if isinstance(model, ArimaParams):
         return arima_components(model, y, exog, horizon)
+    if isinstance(model, AutoArimaParams):
+        return auto_arima_components(model, y, exog, horizon)
     raise TypeError(f"no decomposition for {type(model).__name__}")
 
 
@@ -135,7 +142,7 @@ def mstl_components(model: MstlParams, y: np.ndarray, horizon: int) -> Component
     return parts
 
 
-def arima_components(model: ArimaParams, y: np.ndarray, exog: np.ndarray,
+def arima_components(model: ArimaParams | AutoArimaParams, y: np.ndarray, exog: np.ndarray,
                      horizon: int) -> Components:
     """The Fourier season (x'beta of the future periods) and the rest of the path."""
     path = model.path(y, exog, horizon)
@@ -144,3 +151,17 @@ def arima_components(model: ArimaParams, y: np.ndarray, exog: np.ndarray,
     terms = fourier_terms(t, model.season_length, model.fourier_k)
     season = terms @ model.params[first:first + terms.shape[1]]
     return {"level": path - season, "season": season}
+
+
+def auto_arima_components(model: AutoArimaParams, y: np.ndarray, exog: np.ndarray,
+                          horizon: int) -> Components:
+    """``arima``'s split when the season is Fourier terms; else the path's mean, centred
+    slope and the rest (module docstring)."""
+    if not model.seasonal:
+        return arima_components(model, y, exog, horizon)
+    path = model.path(y, exog, horizon)
+    steps = np.arange(horizon) - (horizon - 1) / 2.0
+    slope = float(steps @ path / (steps @ steps)) if horizon > 1 else 0.0
+    level = np.full(horizon, path.mean())
+    trend = slope * steps
+    return {"level": level, "trend": trend, "season": path - level - trend}

@@ -7,9 +7,10 @@ ones); the smallest error (``spec.criterion``: MAE or RMSE, missing periods skip
 AICc would not do: it is not comparable across a decomposition, Theta and ARIMA. The
 winner is *not* refitted: its state is rolled through the held-out periods with the
 fitted parameters, exactly as :meth:`update` rolls posted rows (so one fit per candidate,
-the cost of the choice). A single candidate is fitted on the whole history, no holdout;
-so is every candidate of a series too short to hold a horizon out (then the first that
-fits is used).
+the cost of the choice). A series too short for ``holdout`` horizons (the rest must be
+at least twice as long) holds out fewer, down to one. A single candidate is fitted on the
+whole history, no holdout; so is every candidate of a series too short to hold even one
+horizon out (then the first that fits is used).
 
 **Fallback.** A series with fewer than ``MIN_HISTORY`` periods, or whose every candidate
 fails, gets the seasonal-naive path (``kind="naive"``, ``error`` says why).
@@ -31,6 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from training.forecasters.arima import fit_arima
+from training.forecasters.auto_arima import fit_auto_arima
 from training.forecasters.ets import fit_ets
 from training.forecasters.mstl import fit_mstl
 from training.forecasters.naive import seasonal_naive_path
@@ -51,6 +53,7 @@ FITTERS: dict[str, Fitter] = {
     "theta_optimised": partial(fit_theta, variant="optimised"),
     "theta_dynamic": partial(fit_theta, variant="dynamic"),
     "arima": fit_arima,
+    "auto_arima": fit_auto_arima,
     "mstl": fit_mstl,
 }
 KINDS: tuple[str, ...] = tuple(FITTERS)
@@ -111,12 +114,23 @@ def holdout_error(model: SeriesModel, y: np.ndarray, exog: np.ndarray, raw: np.n
     return float(np.mean(np.abs(errors)))
 
 
+def holdout_length(n: int, spec: SeriesModelSpec) -> int:
+    """The periods held out to choose: ``spec.holdout`` horizons, fewer (down to one) when
+    the rest would be shorter than twice the holdout; 0 (no choice) when even one horizon
+    does not fit, or there is one candidate."""
+    if len(spec.candidates) == 1:
+        return 0
+    for horizons in range(spec.holdout, 0, -1):
+        held = horizons * spec.horizon
+        if n - held >= max(MIN_HISTORY, 2 * held):
+            return held
+    return 0
+
+
 def choose(y: np.ndarray, raw: np.ndarray, exog: np.ndarray,
            spec: SeriesModelSpec) -> tuple[SeriesModel, dict[str, float]]:
     """The winning fitted model and each candidate's holdout error (module docstring)."""
-    n, held = len(y), spec.holdout * spec.horizon
-    if len(spec.candidates) == 1 or n - held < max(MIN_HISTORY, 2 * held):
-        held = 0
+    n, held = len(y), holdout_length(len(y), spec)
     models: dict[str, SeriesModel] = {}
     scores: dict[str, float] = {}
     failures: list[str] = []
