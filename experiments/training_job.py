@@ -437,7 +437,8 @@ def _train_ensemble(job: _Job, family: str) -> FamilyOutcome | None:
         return None
     started = time.perf_counter()
     names, weights = choose_members({f: d.tuning.metrics["wape"] for f, d in done.items()},
-                                    lambda n, w: _combined(job, done, n, w).metrics["wape"])
+                                    lambda n, w: _combined(job, done, n, w).metrics["wape"],
+                                    scopes={f: families_table.BY_NAME[f].scope for f in done})
     tuning = _combined(job, done, names, weights)
     promise = (_combined(job, done, names, weights, prior=tuning) if job.plan.outer
                else tuning)
@@ -469,7 +470,6 @@ def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDec
     """Register every family's model, then promote; on failure undo the registration
     (delete the new versions, put the aliases back) and raise."""
     from training.registry import (
-        Candidate,
         aliases,
         model_exists,
         promote_challenger,
@@ -487,14 +487,30 @@ def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDec
             with mlflow_notices_follow_its_logger():
                 outcome.version = register_version(name, outcome.model_uri, tags)
             created.append(outcome.version)
-        candidates = [Candidate(o.family, o.version or "", o.metrics["wape"], o.run_id,
-                                data_end=meta.end) for o in job.outcomes.values()]
+        candidates = [candidate(job, o) for o in job.outcomes.values()]
         return promote_challenger(job.client, name, candidates, champion, job.spec.promotion)
     except BaseException:
         _undo_registration(job.client, name, created, before if existed else None)
         for outcome in job.outcomes.values():
             outcome.version = None
         raise
+
+
+def candidate(job: _Job, outcome: FamilyOutcome) -> Candidate:
+    """What the promotion rule judges a registered family by: its outer WAPE, its tuning
+    WAPE and both pooled (weighted by their windows)."""
+    from training.registry import Candidate
+
+    wape = outcome.metrics["wape"]
+    tuning = outcome.fitted.tuning.metrics["wape"] if outcome.fitted else None
+    pooled = None
+    if tuning is not None and job.plan.outer:
+        inner, outer = len(job.plan.inner), len(job.plan.outer)
+        pooled = (inner * tuning + outer * wape) / (inner + outer)
+    return Candidate(outcome.family, outcome.version or "", wape, outcome.run_id,
+                     data_end=job.training_set.metadata.end, tuning_wape=tuning,
+                     pooled_wape=pooled,
+                     combination=families_table.BY_NAME[outcome.family].combines)
 
 
 def _undo_registration(client: MlflowClient, name: str, created: list[str],

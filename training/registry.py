@@ -8,7 +8,9 @@ Aliases (MLflow stages are deprecated; we never use them):
 * ``challenger`` — the best version of the latest training run when it lost.
 
 Promotion rule (``PromotionConfig``): the challenger is the run's best family by backtest
-WAPE. It must beat seasonal naive's WAPE (when ``must_beat_naive``) and beat the current
+WAPE — the ensemble unless a family beats it by ``margin`` on both the outer and the tuning
+windows (:func:`best_candidate`). It must beat seasonal naive's WAPE (when
+``must_beat_naive``; over every window of a nested backtest) and beat the current
 champion's WAPE by ``margin`` (relative: new < old x (1 - margin)) ON THE SAME, LATEST
 BACKTEST: the champion's estimator is cloned with its params and re-backtested on the
 current windows. If that re-backtest fails (e.g. its code no longer loads) the champion's
@@ -55,6 +57,17 @@ class Candidate:
     run_id: str = ""
     basis: str = "the same backtest"  # where ``wape`` comes from, for the reason text
     data_end: str | None = None  # last period of the data it was trained on (ISO)
+    tuning_wape: float | None = None  # on the tuning (inner) windows of a nested backtest
+    pooled_wape: float | None = None  # over every window, inner and outer (window-weighted)
+    combination: bool = False  # the ensemble of the run's other families
+
+    def versus_naive(self, naive: Candidate) -> tuple[float, float, str]:
+        """(own WAPE, naive's, on which windows) for the must-beat-naive check: every
+        window of the backtest when both have them (one outer window is one draw: a quiet
+        fortnight crowned seasonal naive), else the outer ones."""
+        if self.pooled_wape is not None and naive.pooled_wape is not None:
+            return self.pooled_wape, naive.pooled_wape, "all backtest windows"
+        return self.wape, naive.wape, "the outer windows"
 
 
 @dataclass(frozen=True)
@@ -156,17 +169,28 @@ def rebacktest_version(name: str, version: str, training_set: TrainingSet,
     return float(run_backtest(estimator, training_set, windows, level).metrics["wape"])
 
 
-def judge(challenger: Candidate, naive_wape: float | None, champion: Candidate | None,
+def versus_naive(challenger: Candidate, naive: Candidate | float | None
+                 ) -> tuple[float, float | None, str]:
+    """(challenger's WAPE, naive's, on which windows) for the must-beat-naive check."""
+    if naive is None or isinstance(naive, float | int):
+        return challenger.wape, None if naive is None else float(naive), "the same backtest"
+    return challenger.versus_naive(naive)
+
+
+def judge(challenger: Candidate, naive: Candidate | float | None, champion: Candidate | None,
           config: PromotionConfig) -> tuple[bool, str]:
     """The promotion rule (pure): (promote?, the reason with its figures)."""
     who = f"{challenger.family} v{challenger.version} (WAPE {challenger.wape:.4f})"
+    own, naive_wape, where = versus_naive(challenger, naive)
     if config.must_beat_naive:
         if naive_wape is None:
             return False, f"{who}: no seasonal-naive baseline in this run to compare with"
-        if not challenger.wape < naive_wape:
-            return False, f"{who} does not beat seasonal naive (WAPE {naive_wape:.4f})"
+        if not own < naive_wape:
+            return False, (f"{who} does not beat seasonal naive on {where} "
+                           f"(WAPE {own:.4f} against {naive_wape:.4f})")
     if champion is None:
-        return True, f"{who} beats seasonal naive ({_fmt(naive_wape)}); there is no champion yet"
+        return True, (f"{who} beats seasonal naive ({_fmt(naive_wape)} on {where}); there is "
+                      "no champion yet")
     if _is_refresh(challenger, champion, config):
         return True, (f"{who} is trained on newer data (to {challenger.data_end}) than champion "
                       f"{champion.family} v{champion.version} (to {champion.data_end}) and is no "
@@ -177,7 +201,7 @@ def judge(challenger: Candidate, naive_wape: float | None, champion: Candidate |
     if not challenger.wape < needed:
         return False, f"{who} does not beat {versus}"
     gain = 1.0 - challenger.wape / champion.wape if champion.wape else math.nan
-    return True, (f"{who} beats seasonal naive ({_fmt(naive_wape)}) and {versus} "
+    return True, (f"{who} beats seasonal naive ({_fmt(naive_wape)} on {where}) and {versus} "
                   f"by {gain:.1%}")
 
 
@@ -212,9 +236,30 @@ def champion_on_backtest(client: MlflowClient, name: str, training_set: Training
                      version.tags.get("data_end"))
 
 
-def best_candidate(candidates: list[Candidate]) -> Candidate:
-    """The lowest backtest WAPE (NaN never wins)."""
-    return min(candidates, key=lambda c: c.wape if not math.isnan(c.wape) else math.inf)
+def best_candidate(candidates: list[Candidate], margin: float = 0.0) -> Candidate:
+    """The lowest backtest WAPE (NaN never wins) — but the combination of the run's families
+    wins unless one family beats it by ``margin`` on both the outer and the tuning windows.
+
+    A combination is rarely far behind the best family and often ahead (M4, M5); a family
+    that beats it on one held-out window has won one draw. On the accuracy benchmark the
+    lowest outer WAPE crowned a regression 2.4x worse than the best peer on the held-out
+    weeks, and seasonal naive on a quiet fortnight."""
+    best = min(candidates, key=lambda c: c.wape if not math.isnan(c.wape) else math.inf)
+    combination = next((c for c in candidates if c.combination and math.isfinite(c.wape)),
+                       None)
+    if combination is None or best is combination or not _clearly_better(
+            best, combination, margin):
+        return combination or best
+    return best
+
+
+def _clearly_better(family: Candidate, combination: Candidate, margin: float) -> bool:
+    """Does ``family`` beat ``combination`` by ``margin`` on the outer and tuning windows?"""
+    if not family.wape < combination.wape * (1.0 - margin):
+        return False
+    if family.tuning_wape is None or combination.tuning_wape is None:
+        return True
+    return family.tuning_wape < combination.tuning_wape * (1.0 - margin)
 
 
 def promote_challenger(
@@ -225,13 +270,13 @@ def promote_challenger(
     config: PromotionConfig,
 ) -> PromotionDecision:
     """Apply the promotion rule to this run's versions and move the aliases."""
-    challenger = best_candidate(candidates)
-    naive = next((c.wape for c in candidates if c.family == NAIVE_FAMILY), None)
+    challenger = best_candidate(candidates, config.margin)
+    naive = next((c for c in candidates if c.family == NAIVE_FAMILY), None)
     decision = _decision(client, name, challenger, naive, champion, config)
     old = champion.version if champion else None
     _move_aliases(client, decision, old)
     _write_decision(client, name, challenger.version, decision.action, decision.reason, {
-        "promotion_naive_wape": naive,
+        "promotion_naive_wape": decision.naive_wape,
         "promotion_champion_version": old,
         "promotion_champion_wape": champion.wape if champion else None,
     })
@@ -240,8 +285,9 @@ def promote_challenger(
     return decision
 
 
-def _decision(client: MlflowClient, name: str, challenger: Candidate, naive: float | None,
-              champion: Candidate | None, config: PromotionConfig) -> PromotionDecision:
+def _decision(client: MlflowClient, name: str, challenger: Candidate,
+              naive: Candidate | None, champion: Candidate | None,
+              config: PromotionConfig) -> PromotionDecision:
     promote, reason = judge(challenger, naive, champion, config)
     action: Action = "promoted" if promote else "rejected"
     if promote and not config.auto:
@@ -253,7 +299,7 @@ def _decision(client: MlflowClient, name: str, challenger: Candidate, naive: flo
         champion_version=challenger.version if moved else old,
         previous_champion_version=old if moved else aliases(client, name).get(PREVIOUS_CHAMPION),
         challenger_version=challenger.version, challenger_family=challenger.family,
-        challenger_wape=challenger.wape, naive_wape=naive,
+        challenger_wape=challenger.wape, naive_wape=versus_naive(challenger, naive)[1],
         old_champion_wape=champion.wape if champion else None, reason=reason,
     )
 

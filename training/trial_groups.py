@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import optuna
 from optuna.storages import fail_stale_trials
@@ -72,9 +73,11 @@ def group_trials(study: optuna.Study, run_id: str,
 
 
 def _claim(study: optuna.Study, storage: optuna.storages.BaseStorage, group: TrialGroup,
-           n_trials: int) -> optuna.Trial | None:
+           n_trials: int, first: dict[str, Any] | None = None) -> optuna.Trial | None:
     """A new RUNNING trial tagged with ``group`` from its creation, or None (the claim
-    released) when the group's first ``n_trials`` trials are numbered before it."""
+    released) when the group's first ``n_trials`` trials are numbered before it. The
+    study's trial 0 takes ``first`` as fixed values (what ``enqueue_trial`` would do; a
+    waiting trial would never be claimed here), whichever worker creates it."""
     template = FrozenTrial(
         number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
         datetime_complete=None, params={}, distributions={}, system_attrs={},
@@ -85,6 +88,8 @@ def _claim(study: optuna.Study, storage: optuna.storages.BaseStorage, group: Tri
     number = storage.get_trial(trial_id).number
     earlier = [t for t in group_trials(study, group.run_id) if t.number < number]
     if len(earlier) < n_trials:
+        if number == 0 and first:
+            storage.set_trial_system_attr(trial_id, "fixed_params", first)
         return optuna.Trial(study, trial_id)
     storage.set_trial_user_attr(trial_id, RELEASED_ATTR, True)
     storage.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -108,16 +113,17 @@ def _run_trial(study: optuna.Study, storage: optuna.storages.BaseStorage, trial:
 
 def optimize_group(study: optuna.Study, storage: optuna.storages.BaseStorage,
                    objective: Objective, group: TrialGroup, n_trials: int,
-                   timeout: float | None = None, on_trial: TrialCallback | None = None
-                   ) -> list[int]:
+                   timeout: float | None = None, on_trial: TrialCallback | None = None,
+                   first: dict[str, Any] | None = None) -> list[int]:
     """Run trials until ``group`` has ``n_trials`` in ``study`` (every worker's) or this
-    process has spent ``timeout`` seconds; returns the numbers of the trials run here."""
+    process has spent ``timeout`` seconds; returns the numbers of the trials run here.
+    ``first``: the values of a new study's first trial (see :func:`_claim`)."""
     started, numbers = time.monotonic(), []
     while timeout is None or time.monotonic() - started < timeout:
         _fail_stale(study)
         if len(group_trials(study, group.run_id)) >= n_trials:
             break
-        trial = _claim(study, storage, group, n_trials)
+        trial = _claim(study, storage, group, n_trials, first)
         if trial is None:
             break
         frozen = _run_trial(study, storage, trial, objective)

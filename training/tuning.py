@@ -250,6 +250,7 @@ class _Session:
     fixed: dict[str, Any]
     n_trials: int
     timeout: float | None
+    first: dict[str, Any] = field(default_factory=dict)  # a new study's first trial
 
 
 def _session(family: str, training_set: TrainingSet, windows: list[BacktestWindow],
@@ -264,7 +265,16 @@ def _session(family: str, training_set: TrainingSet, windows: list[BacktestWindo
     best = _BestSoFar()
     n_trials, timeout = _budget(family, budget)
     objective = make_objective(family, training_set, windows, fixed, level, best)
-    return _Session(storage, study, objective, best, fixed, n_trials, timeout)
+    return _Session(storage, study, objective, best, fixed, n_trials, timeout,
+                    first_trial(family, budget.params))
+
+
+def first_trial(family: str, pinned: dict[str, Any]) -> dict[str, Any]:
+    """A new study's first trial: the family's defaults (``Family.first_trial``), the
+    spec's pinned params left to the sampler. Four random trials of the statistical family
+    missed its defaults on the weekly benchmark set and scored 0.29 held-out WAPE where the
+    defaults score 0.15."""
+    return {k: v for k, v in BY_NAME[family].first_trial().items() if k not in pinned}
 
 
 def _optimize(session: _Session, family: str, group: TrialGroup, on_trial: TrialCallback | None,
@@ -281,7 +291,7 @@ def _optimize(session: _Session, family: str, group: TrialGroup, on_trial: Trial
 
     try:
         return optimize_group(session.study, session.storage, session.objective, group,
-                              session.n_trials, session.timeout, finished)
+                              session.n_trials, session.timeout, finished, session.first)
     finally:
         bar.close()
 

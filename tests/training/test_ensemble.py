@@ -11,7 +11,7 @@ from tests.training._panels import PanelShape, make_training_set
 from training.backtest import combine_backtests, make_windows, run_backtest
 from training.config import BacktestConfig
 from training.forecasters import RegressionForecaster, SeasonalNaive
-from training.forecasters.ensemble import EnsembleForecaster, choose_members
+from training.forecasters.ensemble import EnsembleForecaster, choose_members, diverse_ranking
 
 H = 4
 MEMBERS = (("seasonal_naive", {}), ("regression", {"alpha": 3.0}))
@@ -73,6 +73,27 @@ def test_members_and_weights_are_the_best_combination_on_the_tuning_windows() ->
     assert weights == pytest.approx([1 / 0.10, 1 / 0.12])
     with pytest.raises(ValueError, match="two families"):
         choose_members({"a": 0.1}, combined)
+
+
+def test_the_ensemble_combines_the_best_local_and_the_best_global_family() -> None:
+    """The two best by tuning WAPE are both global: the best local one joins the best global
+    one in every candidate combination; without scopes the plain ranking stands."""
+    tuning = {"lightgbm": 0.10, "regression": 0.11, "time_series": 0.14, "naive": 0.20}
+    scopes = {"lightgbm": "global", "regression": "global", "time_series": "local",
+              "naive": "local"}
+    tried: list[list[str]] = []
+
+    def combined(names: list[str], weights: list[float]) -> float:
+        tried.append(list(names))
+        return 0.1 * len(names)
+
+    names, weights = choose_members(tuning, combined, scopes=scopes)
+    assert names == ["lightgbm", "time_series"] and weights == [1.0, 1.0]
+    assert all({"lightgbm", "time_series"} <= set(t) for t in tried)
+    assert ["lightgbm", "time_series", "regression"] in tried
+    assert diverse_ranking(tuning, {}) == ["lightgbm", "regression", "time_series", "naive"]
+    one_scope = {name: "global" for name in tuning}
+    assert diverse_ranking(tuning, one_scope) == diverse_ranking(tuning, {})
 
 
 def test_weights_must_be_one_positive_number_per_member(panel: TrainingSet) -> None:

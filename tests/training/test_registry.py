@@ -19,6 +19,7 @@ from training.registry import (
     Candidate,
     RegistryError,
     aliases,
+    best_candidate,
     champion_on_backtest,
     client_for,
     judge,
@@ -199,3 +200,38 @@ def test_registry_refusals_are_clear(registry) -> None:
         promote_version(name, "42", "typo", client=client)
     with pytest.raises(RegistryError, match="no 'previous-champion'"):
         rollback(name, client=client)
+
+
+def _scored(family: str, outer: float, tuning: float, combination: bool = False) -> Candidate:
+    return Candidate(family, "9", outer, tuning_wape=tuning,
+                     pooled_wape=(3 * tuning + outer) / 4, combination=combination)
+
+
+@pytest.mark.parametrize(("family_scores", "chosen"), [
+    ((0.20, 0.30), "ensemble"),   # better on the outer window only: one draw
+    ((0.26, 0.25), "ensemble"),   # better on the tuning windows only
+    ((0.246, 0.28), "ensemble"),  # better on both, but within the 2 % margin on the outer
+    ((0.20, 0.25), "regression"),  # clearly better on both
+])
+def test_the_combination_is_the_challenger_unless_a_family_clearly_beats_it(
+        family_scores: tuple[float, float], chosen: str) -> None:
+    ensemble = _scored("ensemble", 0.25, 0.29, combination=True)
+    family = _scored("regression", *family_scores)
+    assert best_candidate([family, ensemble], margin=0.02).family == chosen
+    alone = [family, _scored("lightgbm", 0.3, 0.3)]  # no combination: the lowest outer WAPE
+    assert best_candidate(alone, margin=0.02).family == "regression"
+
+
+def test_seasonal_naive_is_beaten_over_every_window_not_one() -> None:
+    """A quiet outer window where seasonal naive wins does not veto a model that beats it
+    on the tuning windows and overall; one that loses overall is still refused."""
+    naive = _scored("seasonal_naive", 0.042, 0.124)
+    steady = _scored("ensemble", 0.063, 0.092, combination=True)
+    promoted, reason = judge(steady, naive, None, PromotionConfig())
+    assert promoted and "all backtest windows" in reason
+    worse = _scored("ensemble", 0.040, 0.15, combination=True)
+    refused, why = judge(worse, naive, None, PromotionConfig())
+    assert not refused and "does not beat seasonal naive on all backtest windows" in why
+    # without tuning figures (a backtest that is not nested) the outer windows decide
+    assert not judge(Candidate("ensemble", "9", 0.063), Candidate("seasonal_naive", "1", 0.042),
+                     None, PromotionConfig())[0]

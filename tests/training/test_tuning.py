@@ -126,3 +126,26 @@ def test_spec_params_pin_the_search_space(
     assert [t.params["l1_ratio"] for t in stored.trials] == [0.0, 0.0, 0.0]
     assert all("ridge_alpha" in t.params for t in stored.trials)
     assert result.params["l1_ratio"] == 0.0
+
+
+def test_a_new_study_tries_the_family_defaults_first(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str
+) -> None:
+    """Trial 0 of a new lightgbm study is its FIRST_TRIAL (the estimator's defaults); a
+    pinned param stays pinned; a study that already has trials is not given it again."""
+    from training.forecasters.gbm import FIRST_TRIAL
+
+    budget = FamilyConfig(trials=2, params={"objective": "tweedie"})
+    tune_family("lightgbm", small_training_set, windows, budget, LEVEL, optuna_storage,
+                "defaults-first", seed=5)
+    stored = optuna.load_study(study_name="defaults-first", storage=optuna_storage)
+    first, second = stored.trials
+    expected = {k: v for k, v in FIRST_TRIAL.items() if k != "objective"}
+    assert {k: first.params[k] for k in expected} == pytest.approx(expected)
+    assert first.params["objective"] == second.params["objective"] == "tweedie"
+    assert second.params != first.params
+    tune_family("lightgbm", small_training_set, windows, FamilyConfig(trials=1), LEVEL,
+                optuna_storage, "defaults-first", seed=6)
+    third = optuna.load_study(study_name="defaults-first", storage=optuna_storage).trials[2]
+    assert third.params["num_leaves"] != FIRST_TRIAL["num_leaves"] or \
+        third.params["learning_rate"] != FIRST_TRIAL["learning_rate"]
