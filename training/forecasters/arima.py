@@ -25,6 +25,7 @@ history (Fourier terms continue the time index), then reads the H-step forecasts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -68,23 +69,50 @@ class ArimaParams:
 
     kind = "arima"
 
+    seasonal_order = (0, 0, 0, 0)
+
     @property
     def exog_coef(self) -> dict[str, float]:
-        start = 0 if self.trend == "n" else 1
-        return {c: float(self.params[start + i]) for i, c in enumerate(self.flags)}
+        return exog_coefficients(self)
 
     def path(self, y: np.ndarray, exog: np.ndarray, horizon: int) -> np.ndarray:
-        """The H-step forecasts after ``y`` (exog: its rows, all the forecaster's columns):
-        the Kalman filter over y, then ``horizon`` missing periods at exog 0."""
-        from statsmodels.tsa.arima.model import ARIMA
+        return kalman_path(self, y, exog, horizon)
 
-        n = len(y)
-        flags = np.vstack([exog[:n, list(self.columns)], np.zeros((horizon, len(self.columns)))])
-        design = arima_design(flags, self.season_length, self.fourier_k)
-        endog = np.concatenate([y, np.full(horizon, np.nan)])
-        model = ARIMA(endog, exog=design, order=self.order, trend=self.trend)
-        forecasts = model.filter(self.params, return_ssm=True).forecasts[0, n:]
-        return np.asarray(forecasts, dtype=float)
+
+class ArimaLike(Protocol):
+    """What :func:`kalman_path` reads of a fitted ``arima`` or ``auto_arima`` model."""
+
+    params: np.ndarray
+    order: tuple[int, int, int]
+    trend: str
+    flags: tuple[str, ...]
+    columns: tuple[int, ...]
+    season_length: int
+    fourier_k: int
+
+    @property
+    def seasonal_order(self) -> tuple[int, int, int, int]: ...
+
+
+def exog_coefficients(model: ArimaLike) -> dict[str, float]:
+    """The exogenous columns' betas (after the trend term, when there is one)."""
+    start = 0 if model.trend == "n" else 1
+    return {c: float(model.params[start + i]) for i, c in enumerate(model.flags)}
+
+
+def kalman_path(model: ArimaLike, y: np.ndarray, exog: np.ndarray, horizon: int) -> np.ndarray:
+    """The H-step forecasts after ``y`` (exog: its rows, all the forecaster's columns): the
+    Kalman filter over y with the fitted parameters, then ``horizon`` periods at exog 0."""
+    from statsmodels.tsa.arima.model import ARIMA
+
+    n = len(y)
+    flags = np.vstack([exog[:n, list(model.columns)], np.zeros((horizon, len(model.columns)))])
+    design = arima_design(flags, model.season_length, model.fourier_k)
+    endog = np.concatenate([y, np.full(horizon, np.nan)])
+    arima = ARIMA(endog, exog=design if design.shape[1] else None, order=model.order,
+                  seasonal_order=model.seasonal_order, trend=model.trend)
+    forecasts = arima.filter(model.params, return_ssm=True).forecasts[0, n:]
+    return np.asarray(forecasts, dtype=float)
 
 
 def trend_columns(trend: str, count: int) -> np.ndarray:

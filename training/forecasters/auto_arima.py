@@ -66,7 +66,12 @@ from itertools import pairwise
 
 import numpy as np
 
-from training.forecasters.arima import arima_design, trend_columns
+from training.forecasters.arima import (
+    arima_design,
+    exog_coefficients,
+    kalman_path,
+    trend_columns,
+)
 from training.forecasters.statistical_spec import SeriesModelSpec
 
 MAX_SEASON = 24  # longer seasons: non-seasonal orders around Fourier terms
@@ -100,8 +105,7 @@ class AutoArimaParams:
 
     @property
     def exog_coef(self) -> dict[str, float]:
-        start = 0 if self.trend == "n" else 1
-        return {c: float(self.params[start + i]) for i, c in enumerate(self.flags)}
+        return exog_coefficients(self)
 
     @property
     def seasonal(self) -> bool:
@@ -109,18 +113,7 @@ class AutoArimaParams:
         return any(self.seasonal_order[:3])
 
     def path(self, y: np.ndarray, exog: np.ndarray, horizon: int) -> np.ndarray:
-        """The H-step forecasts after ``y`` (exog: its rows, all the forecaster's columns):
-        the Kalman filter over y, then ``horizon`` missing periods at exog 0."""
-        from statsmodels.tsa.arima.model import ARIMA
-
-        n = len(y)
-        flags = np.vstack([exog[:n, list(self.columns)], np.zeros((horizon, len(self.columns)))])
-        design = arima_design(flags, self.season_length, self.fourier_k)
-        endog = np.concatenate([y, np.full(horizon, np.nan)])
-        model = ARIMA(endog, exog=design if design.shape[1] else None, order=self.order,
-                      seasonal_order=self.seasonal_order, trend=self.trend)
-        forecasts = model.filter(self.params, return_ssm=True).forecasts[0, n:]
-        return np.asarray(forecasts, dtype=float)
+        return kalman_path(self, y, exog, horizon)
 
 
 # --- differencing -------------------------------------------------------------------------
