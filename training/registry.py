@@ -242,7 +242,7 @@ def best_candidate(candidates: list[Candidate], margin: float = 0.0) -> Candidat
 
     A combination is rarely far behind the best family and often ahead (M4, M5); a family
     that beats it on one held-out window has won one draw. On the accuracy benchmark the
-    lowest outer WAPE crowned a regression 2.4x worse than the best peer on the held-out
+    lowest outer WAPE crowned a regression 2.6x worse than the best peer on the held-out
     weeks, and seasonal naive on a quiet fortnight."""
     best = min(candidates, key=lambda c: c.wape if not math.isnan(c.wape) else math.inf)
     combination = next((c for c in candidates if c.combination and math.isfinite(c.wape)),
