@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from features.training_set import TrainingSet
 from training.forecasters.statistical_select import choose, holdout_length
 from training.forecasters.statistical_spec import SeriesModelSpec
-from training.forecasters.time_series import MIN_WINDOW, history_window
+from training.forecasters.time_series import MIN_WINDOW, TimeSeriesForecaster, history_window
 
 CANDIDATES = ("ets", "theta_standard", "arima")
 
@@ -43,3 +44,17 @@ def test_a_three_year_monthly_series_is_chosen_for_by_holdout() -> None:
     _, scores = choose(y, y, exog, _spec())
     assert set(scores) == set(CANDIDATES)
     assert all(np.isfinite(v) and v > 0 for v in scores.values())
+
+
+def test_auto_arima_is_a_candidate_only_for_seasons_it_can_model(
+        small_training_set: TrainingSet) -> None:
+    """A 52-week season leaves auto_arima an order search around Fourier terms (slower and
+    no better than ``arima``): model="auto" leaves it out there, keeps it for short seasons,
+    and it can still be forced."""
+    long_season = TimeSeriesForecaster(season_length=52).fit(small_training_set)
+    short_season = TimeSeriesForecaster(season_length=4).fit(small_training_set)
+    assert "auto_arima" not in long_season.spec_.candidates
+    assert "arima" in long_season.spec_.candidates
+    assert "auto_arima" in short_season.spec_.candidates
+    forced = TimeSeriesForecaster(model="auto_arima", season_length=52).fit(small_training_set)
+    assert forced.spec_.candidates == ("auto_arima",)
