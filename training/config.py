@@ -68,8 +68,10 @@ class PromotionConfig(StrictModel):
     It must beat seasonal naive (when ``must_beat_naive``) and beat the current champion's
     WAPE by ``margin`` (relative: 0.02 = 2 % lower) on the same, latest backtest. With
     ``refresh`` on, a challenger trained on NEWER data than the champion needs only to be
-    no worse than it on that backtest: the same configuration refitted on fresher data
-    (what a `retrain` verdict asks for) replaces a stale champion.
+    within ``margin`` of it on that backtest (at most 2 % higher): the champion's score
+    there is its configuration *refitted* on the new windows, not the stale model that
+    serves, so a fresh challenger as good as that, within noise, replaces it (what a
+    `retrain` verdict asks for).
     """
 
     metric: Literal["wape"] = "wape"

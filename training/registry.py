@@ -193,8 +193,9 @@ def judge(challenger: Candidate, naive: Candidate | float | None, champion: Cand
                       "no champion yet")
     if _is_refresh(challenger, champion, config):
         return True, (f"{who} is trained on newer data (to {challenger.data_end}) than champion "
-                      f"{champion.family} v{champion.version} (to {champion.data_end}) and is no "
-                      f"worse on {champion.basis} (WAPE {champion.wape:.4f}): refresh")
+                      f"{champion.family} v{champion.version} (to {champion.data_end}) and within "
+                      f"{config.margin:.1%} of it on {champion.basis} (WAPE "
+                      f"{champion.wape:.4f}): refresh")
     needed = champion.wape * (1.0 - config.margin)
     versus = (f"champion {champion.family} v{champion.version} (WAPE {champion.wape:.4f} on "
               f"{champion.basis}; needed < {needed:.4f} for a {config.margin:.1%} margin)")
@@ -206,10 +207,11 @@ def judge(challenger: Candidate, naive: Candidate | float | None, champion: Cand
 
 
 def _is_refresh(challenger: Candidate, champion: Candidate, config: PromotionConfig) -> bool:
-    """Newer data and no worse on the same backtest (see PromotionConfig.refresh)."""
+    """Newer data and within the margin on the same backtest (PromotionConfig.refresh)."""
     if not (config.refresh and challenger.data_end and champion.data_end):
         return False
-    return challenger.data_end > champion.data_end and challenger.wape <= champion.wape
+    return (challenger.data_end > champion.data_end
+            and challenger.wape <= champion.wape * (1.0 + config.margin))
 
 
 def _fmt(value: float | None) -> str:

@@ -36,16 +36,20 @@ def _c(family: str, wape: float, version: str = "9") -> Candidate:
     return Candidate(family, version, wape)
 
 
-def test_refresh_promotes_newer_data_that_is_no_worse() -> None:
-    """A champion refitted on fresher data replaces the stale one without the margin;
-    older or worse challengers still need the margin, and `refresh: false` turns it off."""
+def test_refresh_promotes_newer_data_within_the_margin() -> None:
+    """A challenger on fresher data replaces the stale champion when it is within the margin
+    of the champion's configuration refitted on the same windows; older or clearly worse
+    challengers still need to beat it by the margin, and `refresh: false` turns it off."""
     old = Candidate("lightgbm", "1", 0.20, data_end="2024-08-19")
     same_newer = Candidate("lightgbm", "9", 0.20, data_end="2024-10-14")
-    worse_newer = Candidate("lightgbm", "9", 0.2001, data_end="2024-10-14")
+    close_newer = Candidate("lightgbm", "9", 0.2039, data_end="2024-10-14")
+    worse_newer = Candidate("lightgbm", "9", 0.2041, data_end="2024-10-14")
     same_older = Candidate("lightgbm", "9", 0.20, data_end="2024-08-19")
     assert judge(same_newer, 0.3, old, PromotionConfig())[0] is True
     assert "refresh" in judge(same_newer, 0.3, old, PromotionConfig())[1]
+    assert judge(close_newer, 0.3, old, PromotionConfig())[0] is True
     assert judge(worse_newer, 0.3, old, PromotionConfig())[0] is False
+    assert judge(close_newer, 0.3, old, PromotionConfig(margin=0.0))[0] is False
     assert judge(same_older, 0.3, old, PromotionConfig())[0] is False
     assert judge(same_newer, 0.3, old, PromotionConfig(refresh=False))[0] is False
     assert judge(same_newer, 0.19, old, PromotionConfig())[0] is False  # naive still rules
