@@ -33,3 +33,13 @@ def test_specs_tuning_and_serving_take_their_families_from_the_table() -> None:
     with pytest.raises(ValueError, match=r"models\.prophet"):
         ExperimentSpec.model_validate({"name": "t", "data": {"sales": {"path": "x.csv"}},
                                        "models": {"prophet": {"trials": 3}}})
+
+
+@pytest.mark.parametrize("family", [f for f in TABLE if f.first_trial()], ids=lambda f: f.name)
+def test_a_first_trial_samples_the_estimator_defaults(family) -> None:
+    """FIRST_TRIAL restates the estimator's defaults in search-space names: through the
+    search space it must give them back (lightgbm's L2 at its range's floor, documented)."""
+    params = family.search_space(optuna.trial.FixedTrial(family.first_trial()))
+    defaults = family.estimator().get_params()
+    floor = {"lambda_l2": 1e-3} if family.name == "lightgbm" else {}
+    assert params == {name: floor.get(name, defaults[name]) for name in params}

@@ -137,12 +137,17 @@ def concentrated_css(arma: np.ndarray, w: np.ndarray, x: np.ndarray,
     return float(innovations @ innovations), beta
 
 
+def varying_columns(exog: np.ndarray) -> tuple[int, ...]:
+    """The exog columns that vary over the fit (a constant one is the trend's business)."""
+    return tuple(i for i in range(exog.shape[1]) if np.std(exog[:, i]) > 0)
+
+
 def fit_arima(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> ArimaParams:
     """Regression with ARIMA(``spec.order``) errors on ``y`` by CSS (module docstring)."""
     from scipy.optimize import minimize
 
     p, d, q = spec.order
-    columns = tuple(i for i in range(exog.shape[1]) if np.std(exog[:, i]) > 0)
+    columns = varying_columns(exog)
     design = arima_design(exog[:, list(columns)], spec.season_length, spec.fourier_k)
     trend = arima_trend(spec.order, spec.trend)
     regressors = np.column_stack([trend_columns(trend, len(y)), design])

@@ -71,6 +71,7 @@ from training.forecasters.arima import (
     exog_coefficients,
     kalman_path,
     trend_columns,
+    varying_columns,
 )
 from training.forecasters.statistical_spec import SeriesModelSpec
 
@@ -315,12 +316,17 @@ def neighbours(key: Key) -> list[Key]:
                                                              not fourier)]
 
 
+def unpack(arma: np.ndarray, orders: Orders) -> list[np.ndarray]:
+    """The packed coefficients split per polynomial: [AR, MA, seasonal AR, seasonal MA]."""
+    bounds = np.cumsum([0, *orders])
+    return [arma[a:b] for a, b in pairwise(bounds)]
+
+
 def warm_start(near: Key, arma: np.ndarray, key: Key) -> np.ndarray:
     """``key``'s starting coefficients from the fitted ``near``: its partial
     autocorrelations, cut or padded with zeros per polynomial (a zero partial
     autocorrelation leaves a polynomial unchanged: a higher order starts at ``near``)."""
-    bounds = np.cumsum([0, *near[:4]])
-    parts = [arma[a:b] for a, b in pairwise(bounds)]
+    parts = unpack(arma, near[:4])
     return np.concatenate([np.pad(part[:n], (0, max(0, n - len(part))))
                            for part, n in zip(parts, key[:4], strict=True)])
 
@@ -356,8 +362,7 @@ def stepwise(problem: Problem) -> tuple[Key, Fit]:
 def statsmodels_params(fit: Fit, orders: Orders) -> np.ndarray:
     """[trend, exog beta, ar, ma, seasonal ar, seasonal ma, sigma2]: statsmodels' order
     (``model.param_names``), the partial autocorrelations turned coefficients."""
-    bounds = np.cumsum([0, *orders])
-    parts = [fit.arma[a:b] for a, b in pairwise(bounds)]
+    parts = unpack(fit.arma, orders)
     ar, ma = pacf_to_coefficients(parts[0]), -pacf_to_coefficients(-parts[1])
     seasonal_ar, seasonal_ma = pacf_to_coefficients(parts[2]), -pacf_to_coefficients(-parts[3])
     return np.concatenate([fit.beta, ar, ma, seasonal_ar, seasonal_ma, [fit.sigma2]])
@@ -370,7 +375,7 @@ def fit_auto_arima(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> Au
     s = spec.season_length
     seasonal = 1 < s <= MAX_SEASON and len(y) >= SEASONS_NEEDED * s + 10
     d, D = choose_differences(y, s, seasonal)
-    columns = tuple(i for i in range(exog.shape[1]) if np.std(exog[:len(y), i]) > 0)
+    columns = varying_columns(exog[:len(y)])
     problem = Problem(y, exog[:len(y), list(columns)], s, d, D, seasonal, spec.fourier_k,
                       skip=MAX_P + (MAX_SP * s if seasonal else 0))
     key, fit = stepwise(problem)
