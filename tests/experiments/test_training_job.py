@@ -12,8 +12,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import tests.training.test_intermittent as sparse_data
 from experiments.settings import Settings
-from experiments.training_job import TrainingOutcome, run_training, select_families
+from experiments.training_job import (
+    TrainingOutcome,
+    _combinable,
+    _Fitted,
+    run_training,
+    select_families,
+)
+from training.forecasters.intermittent import IntermittentForecaster
+from training.forecasters.naive import SeasonalNaive
 from training.metrics import METRIC_NAMES
 
 runner = CliRunner()
@@ -307,3 +316,18 @@ def test_the_probe_counts_any_answer_but_a_gateway_error_as_up(status: int, up: 
                     probe_tracking_server(uri, timeout=5)
         finally:
             server.shutdown()
+
+
+@pytest.mark.parametrize(("demand", "joins"), [(sparse_data.SPARSE[:3], True),
+                                               (((1.0, 20.0),) * 3, False)])
+def test_the_sparse_family_joins_the_ensemble_only_where_it_finds_intermittent_series(
+        demand: tuple[tuple[float, float], ...], joins: bool) -> None:
+    panel = sparse_data.sparse_panel(demand)
+
+    def fitted(model) -> _Fitted:
+        return _Fitted(model.fit(panel), {}, None, None, 0.0, 1)  # type: ignore[arg-type]
+
+    done = {"lightgbm": fitted(SeasonalNaive()), "time_series": fitted(SeasonalNaive()),
+            "intermittent": fitted(IntermittentForecaster())}
+    assert set(_combinable(done)) == {"lightgbm", "time_series"} | ({"intermittent"} if joins
+                                                                     else set())

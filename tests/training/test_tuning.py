@@ -9,7 +9,7 @@ import pytest
 from features.training_set import TrainingSet
 from training.backtest import BacktestWindow, make_windows, run_backtest
 from training.config import BacktestConfig, FamilyConfig
-from training.tuning import build_forecaster, tune_family
+from training.tuning import DEFAULTS_MARGIN, build_forecaster, chosen_trial, tune_family
 
 LEVEL = 0.8
 
@@ -149,3 +149,41 @@ def test_a_new_study_tries_the_family_defaults_first(
     third = optuna.load_study(study_name="defaults-first", storage=optuna_storage).trials[2]
     assert third.params["num_leaves"] != FIRST_TRIAL["num_leaves"] or \
         third.params["learning_rate"] != FIRST_TRIAL["learning_rate"]
+
+
+def _trials(values: list[float], defaults_first: bool = True) -> list[optuna.trial.FrozenTrial]:
+    trials = []
+    for number, value in enumerate(values):
+        trial = optuna.trial.create_trial(
+            value=value, system_attrs={"fixed_params": {"a": 1}} if number == 0
+            and defaults_first else {})
+        trial.number = number
+        trials.append(trial)
+    return trials
+
+
+@pytest.mark.parametrize(("gain", "kept"), [(DEFAULTS_MARGIN / 2, 0), (DEFAULTS_MARGIN * 2, 2)])
+def test_the_defaults_are_kept_unless_a_trial_beats_them_by_the_margin(gain: float,
+                                                                       kept: int) -> None:
+    trials = _trials([0.30, 0.31, 0.30 * (1 - gain), 0.33])
+    assert chosen_trial("lightgbm", trials).number == kept
+
+
+def test_without_a_defaults_trial_the_best_trial_is_chosen() -> None:
+    trials = _trials([0.30, 0.31, 0.30 * (1 - DEFAULTS_MARGIN / 2)], defaults_first=False)
+    assert chosen_trial("lightgbm", trials).number == 2
+
+
+def test_the_kept_defaults_come_with_their_own_backtest(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a margin no trial can beat, the result is trial 0's params and backtest."""
+    monkeypatch.setattr("training.tuning.DEFAULTS_MARGIN", 1.0)
+    result = tune_family("lightgbm", small_training_set, windows, FamilyConfig(trials=3),
+                         LEVEL, optuna_storage, "defaults-kept", seed=3)
+    first = optuna.load_study(study_name="defaults-kept", storage=optuna_storage).trials[0]
+    assert result.best_trial == 0
+    assert result.best_value == pytest.approx(first.value)
+    assert result.best_backtest.metrics["wape"] == pytest.approx(first.value)
+    assert result.best_params["num_leaves"] == first.params["num_leaves"]

@@ -203,6 +203,10 @@ class IntermittentForecaster(PanelForecaster):
         self.state_: State = state
         return self
 
+    def intermittent_count(self) -> int:
+        """How many series get Croston / TSB (the others get plain SES)."""
+        return int((self.kind_ != SES).sum())
+
     def _rolled(self, series_ids: list[str]) -> None:
         """The trained state of ``series_ids`` run on their whole extension."""
         ids = np.asarray(sorted(map(str, series_ids)), dtype=object)
