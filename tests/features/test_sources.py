@@ -440,3 +440,18 @@ def test_raw_until_a_day_keeps_that_whole_day_and_an_instant_cuts_at_it() -> Non
     raw = RawData(sales=sales, keys=("store",))
     assert raw.until("2011-11-06").sales["y"].tolist() == [1.0, 2.0]  # the Sunday's orders
     assert raw.until("2011-11-06 12:00").sales["y"].tolist() == [1.0]
+
+
+def test_repeated_lines_are_judged_on_every_column_of_the_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two lines equal in the mapped columns but not in an unmapped one (the item of an
+    invoice) are two purchases: no warning; an exact repeat of a whole line is one."""
+    header = "Order Date,Store,Category,Units,Unit Price,Customer,Item\n"
+    lines = ["2021-01-04,S1,A,2,10.0,c1,i1", "2021-01-04,S1,A,2,10.0,c1,i2",
+             "2021-01-05,S1,B,1,5.0,c2,i3"]
+    with caplog.at_level(logging.WARNING):
+        load_raw(_config(_csv(tmp_path, lines, header=header)))
+    assert "repeat" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        load_raw(_config(_csv(tmp_path, [*lines, lines[0]], header=header)))
+    assert "1 line repeats an earlier line in every column (e.g. rows 5" in caplog.text
