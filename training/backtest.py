@@ -7,10 +7,12 @@ with the *realised* exogenous values (in a backtest the planned promotions and p
 known), then joined with the actual y.
 
 Intervals are cross-conformal: window k's interval is calibrated on the residuals of the
-OTHER windows, so backtest coverage is an honest out-of-sample figure. With a single
-window there are no others: it falls back to in-window calibration (optimistic; logged).
-The returned ``calibration`` pools all windows and carries the scales of the full training
-set, i.e. it is the calibration of the model refit on the whole training set.
+OTHER windows, so backtest coverage is an honest out-of-sample figure (each window's
+scores use the levels and relative volatilities of its own origin:
+:mod:`training.conformal`). With a single window there are no others: it falls back to
+in-window calibration (optimistic; logged). The returned ``calibration`` pools all windows
+and carries the scales of the full training set, i.e. it is the calibration of the model
+refit on the whole training set.
 
 **Nested** (:func:`plan_windows`): the newest ``outer_windows`` windows are held out. Tuning
 sees only the inner windows, whose test periods all end at or before the first outer
@@ -40,7 +42,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import clone
 
-from training.conformal import ConformalCalibration, series_scales
+from training.conformal import ConformalCalibration, series_scales, series_volatility
 from training.distributed import active_engine
 from training.forecasters.common import season_length_for
 from training.metrics import METRIC_NAMES, compute_metrics, naive_rmse, seasonal_naive_mae
@@ -172,11 +174,12 @@ def _window_result(frame: pd.DataFrame, training_set: TrainingSet,
                    history: TrainingSet) -> _WindowForecast:
     """A window's forecasts with actuals, their calibration and the metrics' scales
     (``history``: the training set up to the window's origin)."""
-    scales = series_scales(history)
+    scales, volatility = series_scales(history), series_volatility(history)
     season = season_length_for(training_set)
     return _WindowForecast(
         frame=frame,
-        calibration=ConformalCalibration.from_predictions(frame, scales),
+        calibration=ConformalCalibration.from_predictions(frame, scales,
+                                                          volatility=volatility),
         mase_scale=seasonal_naive_mae(history.base, season),
         rmsse_scale=naive_rmse(history.base),
     )
@@ -214,8 +217,9 @@ def _calibrated(results: list[_WindowForecast], training_set: TrainingSet, level
     predictions = _cross_conformal(results, level, prior=[prior.calibration])
     result = _summarise(results, predictions, training_set, level)
     pooled = ConformalCalibration.combine([prior.calibration, result.calibration])
-    return replace(result, calibration=pooled.with_scales(result.calibration.scales,
-                                                          result.calibration.nonnegative))
+    own = result.calibration
+    return replace(result, calibration=pooled.with_scales(own.scales, own.nonnegative,
+                                                          own.volatility))
 
 
 def run_backtest(
@@ -308,8 +312,9 @@ def _cross_conformal(results: list[_WindowForecast], level: float,
     for k, result in enumerate(results):
         others = [*prior, *(r.calibration for j, r in enumerate(results) if j != k)]
         others = others or [result.calibration]
+        own = result.calibration
         calibration = ConformalCalibration.combine(others).with_scales(
-            result.calibration.scales, result.calibration.nonnegative
+            own.scales, own.nonnegative, own.volatility
         )
         frames.append(calibration.apply(result.frame, level))
     predictions = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
@@ -329,7 +334,7 @@ def _summarise(
     by_step = step_window.groupby("step")[list(METRIC_NAMES)].mean().reset_index()
     nonnegative = bool((training_set.base["y"].dropna() >= 0).all())
     calibration = ConformalCalibration.combine([r.calibration for r in results]).with_scales(
-        series_scales(training_set), nonnegative
+        series_scales(training_set), nonnegative, series_volatility(training_set)
     )
     return BacktestResult(
         predictions=predictions,
