@@ -19,7 +19,10 @@ from tests.training._panels import PanelShape, make_training_set
 from training.forecasters import TimeSeriesForecaster
 from training.forecasters.auto_arima import (
     AutoArimaParams,
+    Css,
     fit_auto_arima,
+    fit_orders,
+    pacf_jacobian,
     pacf_to_coefficients,
     polynomials,
     warm_start,
@@ -124,6 +127,53 @@ def test_partial_autocorrelations_map_to_a_stationary_polynomial(r: list[float])
     phi = pacf_to_coefficients(np.array(r))
     roots = np.roots(np.r_[1.0, -phi][::-1])
     assert np.all(np.abs(roots) > 1.0)
+
+
+@pytest.mark.parametrize("r", [[0.5], [0.9, -0.4], [-0.7, 0.3, 0.6]])
+def test_the_partial_autocorrelation_jacobian_is_the_derivative(r: list[float]) -> None:
+    r0, eps = np.array(r), 1e-6
+    numeric = np.column_stack([
+        (pacf_to_coefficients(r0 + eps * e) - pacf_to_coefficients(r0 - eps * e)) / (2 * eps)
+        for e in np.eye(len(r))])
+    np.testing.assert_allclose(pacf_jacobian(r0), numeric, atol=1e-8)
+
+
+def css_problem(orders: tuple[int, int, int, int], skip: int) -> Css:
+    """A concentrated CSS with a constant and a promotion regressor (seeded)."""
+    rng = np.random.default_rng(11)
+    n = 90
+    x = np.column_stack([np.ones(n), (rng.random(n) < 0.3).astype(float)])
+    w = x @ [5.0, 2.0] + lfilter([1.0, 0.4], [1.0, -0.5], rng.normal(0, 1, n))
+    return Css(np.vstack([x.T, w]), orders, 4, skip)
+
+
+@pytest.mark.parametrize(("orders", "skip"), [((1, 1, 0, 0), 11), ((2, 1, 1, 1), 11),
+                                              ((3, 3, 2, 2), 11), ((0, 2, 2, 0), 3)])
+def test_the_analytic_gradient_is_that_of_the_concentrated_sum(
+        orders: tuple[int, int, int, int], skip: int) -> None:
+    """J' e is the gradient of the sum of squares with beta re-fitted at every point (the
+    variable projection), also where the lags reach before the first period (skip 3)."""
+    css = css_problem(orders, skip)
+    arma = np.random.default_rng(1).uniform(-0.6, 0.6, sum(orders))
+    point = css.at(arma)
+    gradient = css.jacobian(point).T @ point.errors[skip:]
+    eps = 1e-6
+    numeric = [(css.at(arma + eps * e).sse - css.at(arma - eps * e).sse) / (4 * eps)
+               for e in np.eye(len(arma))]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_the_fit_reaches_the_optimum_of_a_finite_difference_search() -> None:
+    """The analytic Jacobian changes the cost of the search, not where it ends."""
+    from scipy.optimize import least_squares
+
+    css = css_problem((1, 1, 0, 1), 11)
+    w, x = css.rows[-1], css.rows[:-1].T
+    fit = fit_orders(w, x, (1, 1, 0, 1), 4, 11)
+    numeric = least_squares(lambda a: css.at(a).errors[11:], np.zeros(3), bounds=(-0.98, 0.98),
+                            method="trf", ftol=1e-10, xtol=1e-10).x
+    np.testing.assert_allclose(fit.arma, numeric, atol=2e-2)
+    assert fit.sigma2 * (len(w) - 11) == pytest.approx(css.at(numeric).sse, rel=1e-3)
 
 
 def test_a_warm_start_of_higher_orders_is_the_nearer_model_itself() -> None:

@@ -48,7 +48,15 @@ that search, in the style of Hyndman & Khandakar (forecast::auto.arima), kept fa
    at the best model): 0.23 s instead of 0.57 s a Chicago rail series of 1,082 days
    (15-30 models fitted), the same held-out WAPE there. Shorter series are cheap and
    start from zeros, as auto.arima's CSS does (warm starts took Texas housing, 120 months,
-   down another search path: held-out WAPE 0.075 against 0.069).
+   down another search path: held-out WAPE 0.075 against 0.069). The search is given the
+   analytic Jacobian of the innovations (:meth:`Css.jacobian`: one filter per polynomial
+   factor, the chain rule through Durbin-Levinson, beta projected out) where scipy's
+   finite differences filtered the series once more per coefficient and step: the same
+   steps and optima (AICc within 0.11 of theirs on all 1,261 ARMA fits of the bench sets'
+   searches, the same WAPE everywhere), a series' search 1.5-2x faster. A hand-rolled
+   Levenberg-Marquardt was another 1.5x faster but, stepping differently from trf, ended
+   in other local optima, chose other orders and forecast worse (outer WAPE 0.082 against
+   0.074 on Texas housing): trf's steps are kept.
 
 Forecasts, exog and rolling forward are those of ``arima``: statsmodels' exact Kalman filter
 (``ARIMA(order, seasonal_order, trend).filter`` with the fitted parameters) over the
@@ -60,9 +68,8 @@ forecast.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 import numpy as np
 
@@ -159,56 +166,168 @@ def choose_differences(y: np.ndarray, s: int, seasonal: bool) -> tuple[int, int]
 def pacf_to_coefficients(r: np.ndarray) -> np.ndarray:
     """AR coefficients of the partial autocorrelations ``r`` (Durbin-Levinson): a
     stationary polynomial whenever every |r| < 1 (Monahan's reparametrisation)."""
+    return np.array(durbin_levinson(list(map(float, r))))
+
+
+def durbin_levinson(r: list[float]) -> list[float]:
+    """:func:`pacf_to_coefficients` on plain floats (a few orders, called thousands of
+    times: numpy's per-call cost would dominate)."""
     phi: list[float] = []
-    for value in map(float, r):  # plain floats: a few orders, called thousands of times
+    for value in r:
         phi = [a - value * b for a, b in zip(phi, reversed(phi), strict=True)] + [value]
-    return np.array(phi)
+    return phi
 
 
-def polynomials(arma: np.ndarray, orders: Orders, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """(AR, MA) lag polynomials of the packed coefficients [r_ar, r_ma, Phi, Theta]."""
-    p, q, sp, sq = orders
-    ar = np.concatenate([[1.0], -pacf_to_coefficients(arma[:p])]) if p else ONE
-    ma = np.concatenate([[1.0], -pacf_to_coefficients(-arma[p:p + q])]) if q else ONE
-    if sp:
-        ar = np.convolve(ar, seasonal_lags(-pacf_to_coefficients(arma[p + q:p + q + sp]), s))
-    if sq:
-        ma = np.convolve(ma, seasonal_lags(-pacf_to_coefficients(-arma[p + q + sp:]), s))
-    return ar, ma
+def pacf_jacobian(r: np.ndarray) -> np.ndarray:
+    """d phi / d r of :func:`pacf_to_coefficients` (:func:`durbin_levinson` differentiated,
+    on plain floats as there; one row per coefficient)."""
+    m = len(r)
+    phi: list[float] = []
+    jac: list[list[float]] = []  # jac[i][k] = d phi_i / d r_k
+    for k, value in enumerate(map(float, r)):
+        jac = [[a - value * b for a, b in zip(row, mirror, strict=True)]
+               for row, mirror in zip(jac, reversed(jac), strict=True)]
+        for row, c in zip(jac, reversed(phi), strict=True):
+            row[k] -= c
+        phi = [a - value * b for a, b in zip(phi, reversed(phi), strict=True)] + [value]
+        jac.append([float(j == k) for j in range(m)])
+    return np.array(jac).reshape(m, m)
+
+
+SIGNS = (1.0, -1.0, 1.0, -1.0)  # per factor (AR, MA, seasonal AR, seasonal MA): see below
+
+
+def factors(arma: np.ndarray, orders: Orders, s: int) -> list[np.ndarray]:
+    """The lag polynomials [AR, MA, seasonal AR, seasonal MA] of the packed partial
+    autocorrelations [r_ar, r_ma, r_sar, r_sma]: each ``1 - phi_1 L^l - phi_2 L^2l ...``
+    (l = 1 or s), phi the coefficients of ``r`` (AR) or of ``-r`` (MA)."""
+    values = arma.tolist()
+    spans = pairwise(accumulate(orders, initial=0))
+    return [lag_polynomial(durbin_levinson([sign * v for v in values[a:b]]), lag) if b > a
+            else ONE for (a, b), sign, lag in zip(spans, SIGNS, (1, 1, s, s), strict=True)]
+
+
+def lag_polynomial(phi: list[float], lag: int) -> np.ndarray:
+    """``1 - phi_1 L^lag - phi_2 L^2lag ...``."""
+    poly = [0.0] * (len(phi) * lag + 1)
+    poly[0] = 1.0
+    poly[lag::lag] = [-c for c in phi]
+    return np.array(poly)
 
 
 ONE = np.ones(1)  # the lag polynomial 1
 
 
-def seasonal_lags(coefficients: np.ndarray, s: int) -> np.ndarray:
-    """``1 + c_1 L^s + c_2 L^2s ...`` as a lag polynomial."""
-    poly = np.zeros(len(coefficients) * s + 1)
-    poly[0] = 1.0
-    poly[s::s] = coefficients
-    return poly
+def polynomials(arma: np.ndarray, orders: Orders, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """(AR, MA) lag polynomials of the packed coefficients [r_ar, r_ma, r_sar, r_sma]."""
+    ar, ma, seasonal_ar, seasonal_ma = factors(arma, orders, s)
+    return product(ar, seasonal_ar), product(ma, seasonal_ma)
 
 
-def innovations(arma: np.ndarray, x: np.ndarray, orders: Orders, s: int,
-                skip: int) -> tuple[np.ndarray, np.ndarray]:
-    """(innovations after ``skip``, beta) of ``w = x beta + ARMA errors``, where ``x``
-    holds the regressors then ``w`` as its last row (one filter call whitens both)."""
-    from scipy.signal import lfilter
-
-    ar, ma = polynomials(arma, orders, s)
-    white = lfilter(ar, ma, x)[:, skip:]
-    beta = least_squares(white[:-1], white[-1])
-    return white[-1] - beta @ white[:-1], beta
+def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The product of two lag polynomials (either 1 most of the time)."""
+    return b if a is ONE else a if b is ONE else np.convolve(a, b)
 
 
 def least_squares(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """beta of ``w ~ x'`` (x: one row per regressor) by the normal equations, lstsq if
-    they are singular."""
+    """beta of ``w ~ x'`` (x: one row per regressor; w a vector or a matrix of columns) by
+    the normal equations, lstsq if they are singular."""
     if not x.shape[0]:
-        return np.empty(0)
+        return np.zeros((0, *w.shape[1:]))
+    if x.shape[0] == 1 and (scale := float(x[0] @ x[0])) > 0:  # a constant or a drift alone
+        return (x[0] @ w)[None] / scale
     try:
         return np.linalg.solve(x @ x.T, x @ w)
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(x.T, w, rcond=None)[0]
+
+
+def lagged(z: np.ndarray, lag: int, count: int, skip: int) -> np.ndarray:
+    """Columns ``z_t-lag, z_t-2lag, ... z_t-count*lag`` for t = skip.. (0 before t = 0)."""
+    pad = max(0, count * lag - skip)
+    if pad:
+        z, skip = np.concatenate([np.zeros(pad), z]), skip + pad
+    n = len(z)
+    return np.column_stack([z[skip - j * lag:n - j * lag] for j in range(1, count + 1)])
+
+
+@dataclass(frozen=True)
+class Point:
+    """The concentrated CSS at one vector of packed ARMA coefficients."""
+
+    arma: np.ndarray
+    factors: list[np.ndarray]  # [AR, MA, seasonal AR, seasonal MA] (:func:`factors`)
+    ma: np.ndarray  # the whole MA polynomial
+    white: np.ndarray  # the regressors, then w, filtered by ar / ma
+    beta: np.ndarray
+    errors: np.ndarray  # the innovations from the first period (the sum skips ``skip``)
+    sse: float
+
+
+@dataclass(frozen=True)
+class Css:
+    """One candidate's concentrated conditional sum of squares of ``w = x beta + ARMA
+    errors``: ``rows`` holds the regressors then w (one filter call whitens them all)."""
+
+    rows: np.ndarray
+    orders: Orders
+    s: int
+    skip: int
+
+    def at(self, arma: np.ndarray) -> Point:
+        from scipy.signal import lfilter
+
+        parts = factors(arma, self.orders, self.s)
+        ar, ma = product(parts[0], parts[2]), product(parts[1], parts[3])
+        white = lfilter(ar, ma, self.rows)
+        beta = least_squares(white[:-1, self.skip:], white[-1, self.skip:])
+        errors = white[-1] - beta @ white[:-1]
+        kept = errors[self.skip:]
+        return Point(arma, parts, ma, white, beta, errors, float(kept @ kept))
+
+    def jacobian(self, point: Point) -> np.ndarray:
+        """d innovations / d arma (periods ``skip..``) with beta projected out (Kaufman's
+        variable projection: its gradient is exactly that of the concentrated sum)."""
+        u = self.rows[-1] - point.beta @ self.rows[:-1]  # the ARMA errors
+        lags = (1, 1, self.s, self.s)
+        columns = [-lagged(z, lag, len(r), self.skip) @ pacf_jacobian(sign * r)
+                   for z, r, sign, lag in zip(self.sensitivities(point, u),
+                                              unpack(point.arma, self.orders), SIGNS, lags,
+                                              strict=True) if len(r)]
+        jac = np.hstack(columns)
+        x = point.white[:-1, self.skip:]
+        return jac - x.T @ least_squares(x, jac) if len(x) else jac
+
+    def sensitivities(self, point: Point, u: np.ndarray) -> list[np.ndarray | None]:
+        """Per factor f (None if absent), the series z with ``de / d r = -lagged(z) dphi / dr``
+        (phi: f's coefficients, r: its partial autocorrelations; :func:`lagged`): with the
+        innovations ``e = ar ar_s / (ma ma_s) u``, ``de / d f_j = L^j (the other AR factor)
+        u / (ma ma_s)`` for an AR factor and ``-L^j e / f`` for an MA one."""
+        from scipy.signal import lfilter
+
+        ar, ma, seasonal_ar, seasonal_ma = point.factors
+        p, q, sp, sq = self.orders
+        return [lfilter(seasonal_ar, point.ma, u) if p else None,
+                lfilter(ONE, ma, point.errors) if q else None,
+                lfilter(ar, point.ma, u) if sp else None,
+                lfilter(ONE, seasonal_ma, point.errors) if sq else None]
+
+
+def gauss_newton(css: Css, start: np.ndarray) -> Point:
+    """scipy's bounded trust-region least squares of the innovations on the analytic
+    Jacobian (the residuals and the Jacobian of one point share its filtering)."""
+    from scipy.optimize import least_squares as minimise
+
+    last: list[Point] = []
+
+    def at(arma: np.ndarray) -> Point:
+        if not last or not np.array_equal(last[0].arma, arma):
+            last[:] = [css.at(arma.copy())]
+        return last[0]
+
+    arma = minimise(lambda a: at(a).errors[css.skip:], start, jac=lambda a: css.jacobian(at(a)),
+                    bounds=(-BOUND, BOUND), method="trf", ftol=1e-4, xtol=1e-3).x
+    return at(arma)
 
 
 @dataclass(frozen=True)
@@ -223,30 +342,17 @@ class Fit:
 
 def fit_orders(w: np.ndarray, x: np.ndarray, orders: Orders, s: int, skip: int,
                start: np.ndarray | None = None) -> Fit:
-    """The concentrated CSS fit of ``orders`` and its AICc (on ``len(w) - skip`` periods):
-    scipy's trust-region least squares of the innovations (Gauss-Newton steps: a few
-    iterations where a quasi-Newton search of their sum of squares takes tens)."""
+    """The concentrated CSS fit of ``orders`` and its AICc (on ``len(w) - skip`` periods)."""
     count = sum(orders)
-    rows = np.vstack([x.T, w[None, :]])
-    arma = np.zeros(count) if start is None else start
-    if count:
-        arma = gauss_newton(lambda c: innovations(c, rows, orders, s, skip)[0], arma)
-    residuals, beta = innovations(arma, rows, orders, s, skip)
-    sse = float(residuals @ residuals)
+    css = Css(np.vstack([x.T, w[None, :]]), orders, s, skip)
+    start = np.zeros(count) if start is None else start
+    point = gauss_newton(css, start) if count else css.at(start)
     n = len(w) - skip
     k = count + x.shape[1] + 1
-    sigma2 = max(sse / n, 1e-300)
+    sigma2 = max(point.sse / n, 1e-300)
     aic = n * (np.log(2 * np.pi * sigma2) + 1) + 2 * k
     aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else np.inf
-    return Fit(float(aicc), arma, beta, sigma2)
-
-
-def gauss_newton(residuals: Callable[[np.ndarray], np.ndarray], start: np.ndarray) -> np.ndarray:
-    """scipy's bounded trust-region least squares of ``residuals``."""
-    from scipy.optimize import least_squares as minimise
-
-    return minimise(residuals, start, bounds=(-BOUND, BOUND), method="trf", ftol=1e-4,
-                    xtol=1e-3).x
+    return Fit(float(aicc), point.arma, point.beta, sigma2)
 
 
 # --- the search ---------------------------------------------------------------------------
@@ -318,7 +424,7 @@ def neighbours(key: Key) -> list[Key]:
 
 def unpack(arma: np.ndarray, orders: Orders) -> list[np.ndarray]:
     """The packed coefficients split per polynomial: [AR, MA, seasonal AR, seasonal MA]."""
-    bounds = np.cumsum([0, *orders])
+    bounds = list(accumulate(orders, initial=0))  # plain ints: called once per evaluation
     return [arma[a:b] for a, b in pairwise(bounds)]
 
 
