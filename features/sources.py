@@ -341,9 +341,10 @@ def _standard_sales(frame: pd.DataFrame, config: DataConfig, label: str) -> pd.D
     mapping = _sales_mapping(frame, config, label)
     n_read = len(frame)
     frame = _apply_filters(frame, config.filters, label)
-    warn_duplicate_lines(frame, label, row_note=note)  # every column of the file, not the
-    # mapped ones: two lines of one invoice with the same quantity and price differ only in
-    # their item (the Online Retail file: 5,268 true repeats, 238,589 on the mapped columns)
+    # repeats in every column of the file, not in the mapped ones: two lines of one invoice
+    # with the same quantity and price differ only in their item (the Online Retail file:
+    # 5,268 true repeats, 238,589 on the mapped columns)
+    warn_duplicate_lines(frame, label, row_note=note)
     sales = _sales_frame(frame, mapping, keys, config, label, note)
     check_not_future(sales["date"], label, row_note=note)
     sales = _drop_non_sales(sales, config, label, note)

@@ -422,7 +422,7 @@ def _result(
                             fixed, best_trial=trial.number)
     stored = trial.user_attrs.get("params", trial.params)
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-    log.info("%s: best trial #%d comes from another worker or an earlier run of the study; "
+    log.info("%s: the chosen trial #%d comes from another worker or an earlier run of the study; "
              "re-running its backtest", family, trial.number)
     backtest = run_backtest(build_forecaster(family, fixed, params), training_set, windows, level)
     return TuningResult(family, params, float(backtest.metrics["wape"]), backtest, study, numbers,
