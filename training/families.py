@@ -7,9 +7,10 @@ the pip packages its fitted model needs where it is served, beyond the base ones
 whether it ``combines`` the others (the ensemble: built from their results, after them), and
 its ``scope``: a *local* family fits each series on its own history, a *global* one fits one
 model on the whole panel (the ensemble combines one of each: their errors differ most); a
-*sparse* one is built for intermittent series only (Croston/TSB), is never the local
-half of that pair (on the weekly retail set it led the tuning windows and then scored 0.46
-held-out WAPE, worse than seasonal naive). A new
+*sparse* one is built for intermittent series (Croston/TSB): it is never the local half of
+that pair (on the weekly retail set it led the tuning windows and then scored 0.46 held-out
+WAPE, worse than seasonal naive), and joins an ensemble only on a panel with intermittent
+or lumpy series (``experiments.training_job._combinable``). A new
 family is its module plus one row here; ``tests/training/test_families.py`` runs every row
 through the contract.
 

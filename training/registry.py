@@ -61,14 +61,6 @@ class Candidate:
     pooled_wape: float | None = None  # over every window, inner and outer (window-weighted)
     combination: bool = False  # the ensemble of the run's other families
 
-    def versus_naive(self, naive: Candidate) -> tuple[float, float, str]:
-        """(own WAPE, naive's, on which windows) for the must-beat-naive check: every
-        window of the backtest when both have them (one outer window is one draw: a quiet
-        fortnight crowned seasonal naive), else the outer ones."""
-        if self.pooled_wape is not None and naive.pooled_wape is not None:
-            return self.pooled_wape, naive.pooled_wape, "all backtest windows"
-        return self.wape, naive.wape, "the outer windows"
-
 
 @dataclass(frozen=True)
 class PromotionDecision:
@@ -169,15 +161,19 @@ def rebacktest_version(name: str, version: str, training_set: TrainingSet,
     return float(run_backtest(estimator, training_set, windows, level).metrics["wape"])
 
 
-def versus_naive(challenger: Candidate, naive: Candidate | float | None
+def versus_naive(challenger: Candidate, naive: Candidate | None
                  ) -> tuple[float, float | None, str]:
-    """(challenger's WAPE, naive's, on which windows) for the must-beat-naive check."""
-    if naive is None or isinstance(naive, float | int):
-        return challenger.wape, None if naive is None else float(naive), "the same backtest"
-    return challenger.versus_naive(naive)
+    """(challenger's WAPE, naive's, on which windows) for the must-beat-naive check: every
+    window of the backtest when both have them (one outer window is one draw: a quiet
+    fortnight crowned seasonal naive), else the backtest the WAPEs come from."""
+    if naive is None:
+        return challenger.wape, None, "the same backtest"
+    if challenger.pooled_wape is not None and naive.pooled_wape is not None:
+        return challenger.pooled_wape, naive.pooled_wape, "all backtest windows"
+    return challenger.wape, naive.wape, "the same backtest"
 
 
-def judge(challenger: Candidate, naive: Candidate | float | None, champion: Candidate | None,
+def judge(challenger: Candidate, naive: Candidate | None, champion: Candidate | None,
           config: PromotionConfig) -> tuple[bool, str]:
     """The promotion rule (pure): (promote?, the reason with its figures)."""
     who = f"{challenger.family} v{challenger.version} (WAPE {challenger.wape:.4f})"

@@ -42,6 +42,7 @@ Objective = Callable[[optuna.Trial], float]
 TrialCallback = Callable[[FrozenTrial], None]
 GROUP_ATTR = "group"  # trial user attr: the run it belongs to (the leader's parent run id)
 WORKER_ATTR = "worker"  # trial user attr: host:pid of the process that ran it
+FIRST_TRIAL_ATTR = "fixed_params"  # Optuna's own: the values an enqueued trial takes
 RELEASED_ATTR = "over_budget"  # trial user attr: a claim made once the budget was used
 WAIT_LIMIT = 600.0  # seconds the leader waits at most for other workers' running trials
 
@@ -89,7 +90,7 @@ def _claim(study: optuna.Study, storage: optuna.storages.BaseStorage, group: Tri
     earlier = [t for t in group_trials(study, group.run_id) if t.number < number]
     if len(earlier) < n_trials:
         if number == 0 and first:
-            storage.set_trial_system_attr(trial_id, "fixed_params", first)
+            storage.set_trial_system_attr(trial_id, FIRST_TRIAL_ATTR, first)
         return optuna.Trial(study, trial_id)
     storage.set_trial_user_attr(trial_id, RELEASED_ATTR, True)
     storage.set_trial_state_values(trial_id, TrialState.FAIL)

@@ -37,6 +37,7 @@ from training.config import FamilyConfig
 from training.families import BY_NAME
 from training.forecasters import FAMILIES
 from training.trial_groups import (
+    FIRST_TRIAL_ATTR,
     WAIT_LIMIT,
     WORKER_ATTR,
     Objective,
@@ -387,7 +388,7 @@ def chosen_trial(family: str, completed: Sequence[FrozenTrial]) -> FrozenTrial:
     asks of a challenger before it replaces them."""
     best = min(completed, key=lambda t: float("inf") if t.value is None else t.value)
     defaults = next((t for t in completed if t.number == 0
-                     and t.system_attrs.get("fixed_params")), None)
+                     and t.system_attrs.get(FIRST_TRIAL_ATTR)), None)
     if defaults is None or defaults is best or defaults.value is None:
         return best
     if float(best.value) > float(defaults.value) * (1.0 - DEFAULTS_MARGIN):

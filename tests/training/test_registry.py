@@ -36,6 +36,13 @@ def _c(family: str, wape: float, version: str = "9") -> Candidate:
     return Candidate(family, version, wape)
 
 
+def _naive(wape: float | None) -> Candidate | None:
+    return None if wape is None else Candidate("seasonal_naive", "1", wape)
+
+
+NAIVE_030 = _naive(0.3)
+
+
 def test_refresh_promotes_newer_data_within_the_margin() -> None:
     """A challenger on fresher data replaces the stale champion when it is within the margin
     of the champion's configuration refitted on the same windows; older or clearly worse
@@ -45,14 +52,14 @@ def test_refresh_promotes_newer_data_within_the_margin() -> None:
     close_newer = Candidate("lightgbm", "9", 0.2039, data_end="2024-10-14")
     worse_newer = Candidate("lightgbm", "9", 0.2041, data_end="2024-10-14")
     same_older = Candidate("lightgbm", "9", 0.20, data_end="2024-08-19")
-    assert judge(same_newer, 0.3, old, PromotionConfig())[0] is True
-    assert "refresh" in judge(same_newer, 0.3, old, PromotionConfig())[1]
-    assert judge(close_newer, 0.3, old, PromotionConfig())[0] is True
-    assert judge(worse_newer, 0.3, old, PromotionConfig())[0] is False
-    assert judge(close_newer, 0.3, old, PromotionConfig(margin=0.0))[0] is False
-    assert judge(same_older, 0.3, old, PromotionConfig())[0] is False
-    assert judge(same_newer, 0.3, old, PromotionConfig(refresh=False))[0] is False
-    assert judge(same_newer, 0.19, old, PromotionConfig())[0] is False  # naive still rules
+    assert judge(same_newer, NAIVE_030, old, PromotionConfig())[0] is True
+    assert "refresh" in judge(same_newer, NAIVE_030, old, PromotionConfig())[1]
+    assert judge(close_newer, NAIVE_030, old, PromotionConfig())[0] is True
+    assert judge(worse_newer, NAIVE_030, old, PromotionConfig())[0] is False
+    assert judge(close_newer, NAIVE_030, old, PromotionConfig(margin=0.0))[0] is False
+    assert judge(same_older, NAIVE_030, old, PromotionConfig())[0] is False
+    assert judge(same_newer, NAIVE_030, old, PromotionConfig(refresh=False))[0] is False
+    assert judge(same_newer, _naive(0.19), old, PromotionConfig())[0] is False  # naive still rules
 
 
 @pytest.mark.parametrize(("challenger", "naive", "champion", "config", "promoted"), [
@@ -69,7 +76,7 @@ def test_refresh_promotes_newer_data_within_the_margin() -> None:
 def test_promotion_rule(challenger: float, naive: float | None, champion: float | None,
                         config: PromotionConfig, promoted: bool) -> None:
     current = _c("regression", champion, "1") if champion is not None else None
-    decision, reason = judge(_c("lightgbm", challenger), naive, current, config)
+    decision, reason = judge(_c("lightgbm", challenger), _naive(naive), current, config)
     assert decision is promoted
     assert "lightgbm v9" in reason
 

@@ -9,6 +9,7 @@ import pytest
 from features.training_set import TrainingSet
 from training.backtest import BacktestWindow, make_windows, run_backtest
 from training.config import BacktestConfig, FamilyConfig
+from training.trial_groups import FIRST_TRIAL_ATTR
 from training.tuning import DEFAULTS_MARGIN, build_forecaster, chosen_trial, tune_family
 
 LEVEL = 0.8
@@ -155,7 +156,7 @@ def _trials(values: list[float], defaults_first: bool = True) -> list[optuna.tri
     trials = []
     for number, value in enumerate(values):
         trial = optuna.trial.create_trial(
-            value=value, system_attrs={"fixed_params": {"a": 1}} if number == 0
+            value=value, system_attrs={FIRST_TRIAL_ATTR: {"a": 1}} if number == 0
             and defaults_first else {})
         trial.number = number
         trials.append(trial)
