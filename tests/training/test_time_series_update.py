@@ -15,13 +15,13 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from joblib import parallel_config
+from joblib import Parallel, parallel_config
 
 from features import TrainingSet
 from features.build import build_training_set
 from features.config import FeatureConfig
 from tests.training._panels import PanelShape, is_holiday_week, simulate_raw, simulate_weeks
-from training.forecasters import TimeSeriesForecaster
+from training.forecasters import TimeSeriesForecaster, time_series
 from training.forecasters.arima import fourier_terms
 from training.forecasters.time_series import KINDS
 
@@ -71,6 +71,35 @@ def model(request: pytest.FixtureRequest, trained: TrainingSet) -> TimeSeriesFor
     fitted = TimeSeriesForecaster(**MODELS[request.param]).fit(trained)
     assert all(s.params is not None for s in fitted.series_.values())  # no naive fallback
     return fitted
+
+
+def _counting_parallel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records how many jobs each joblib ``Parallel`` call of the family is given."""
+    counts: list[int] = []
+
+    class Counting(Parallel):
+        def __call__(self, iterable):  # type: ignore[no-untyped-def]
+            jobs = list(iterable)
+            counts.append(len(jobs))
+            return super().__call__(jobs)
+
+    monkeypatch.setattr(time_series, "Parallel", Counting)
+    return counts
+
+
+def test_a_small_panel_is_fitted_in_process_and_a_large_one_in_parallel(
+    trained: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _counting_parallel(monkeypatch)
+    assert len(trained.base) < time_series.SMALL_PANEL  # the module's panel is a small one
+    in_process = TimeSeriesForecaster(model="ets", n_jobs=2).fit(trained)
+    assert batches == []  # no worker was started
+    monkeypatch.setattr(time_series, "SMALL_PANEL", 1)  # now it is large enough
+    with parallel_config(backend="threading"):
+        parallel = TimeSeriesForecaster(model="ets", n_jobs=2).fit(trained)
+    assert batches == [min(SHAPE.n_series, 2 * time_series.BATCHES_PER_WORKER)]
+    pd.testing.assert_frame_equal(parallel.predict_mean(H), in_process.predict_mean(H),
+                                  check_exact=True)
 
 
 def _weeks(posted: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -286,12 +315,15 @@ def test_the_same_rows_give_the_same_forecast_however_they_arrived(
 
 
 def test_a_parallel_roll_equals_the_sequential_one(
-    model: TimeSeriesForecaster, posted: pd.DataFrame
+    model: TimeSeriesForecaster, posted: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(time_series, "SMALL_PANEL", 0)  # this small panel too, in parallel
+    batches = _counting_parallel(monkeypatch)
     parallel = copy.copy(model)
     parallel.n_jobs = 2
     with parallel_config(backend="threading"):
         rolled = parallel.update(_weeks(posted, 2))
+    assert batches == [min(SHAPE.n_series, 2 * time_series.BATCHES_PER_WORKER)]
     pd.testing.assert_frame_equal(rolled.predict_mean(H),
                                   model.update(_weeks(posted, 2)).predict_mean(H),
                                   check_exact=True)
