@@ -32,8 +32,8 @@ import pandas as pd
 
 from features.aggregate import join_planned
 from features.calendar import (
+    calendar_columns,
     calendar_feature_names,
-    calendar_features,
     period_numbers,
     shift_periods,
 )
@@ -51,6 +51,46 @@ log = logging.getLogger(__name__)
 
 ORDER = ["series_id", "ds"]
 PRICE_REFERENCE = "price_reference"  # future rows only: the denominator of price_ratio
+
+
+def sorted_panel(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` sorted by series_id, ds (stable), with a fresh index. Panels usually come
+    sorted: checking costs a fraction of a sort of the string keys."""
+    if is_sorted(frame):
+        return frame.reset_index(drop=True)
+    return frame.sort_values(ORDER, kind="stable", ignore_index=True)
+
+
+def is_sorted(frame: pd.DataFrame) -> bool:
+    """Whether the rows are in (series_id, ds) order (ties allowed: a stable sort keeps
+    them). Only for text series ids and naive dates (what a base panel holds); anything
+    else, or a missing value, says no: the caller sorts."""
+    ids, ds = frame["series_id"], frame["ds"]
+    if not (isinstance(ids.dtype, pd.StringDtype) and ds.dtype.kind == "M"):
+        return False
+    if len(frame) < 2 or ids.isna().any():
+        return len(frame) < 2
+    names, dates = ids.to_numpy(), ds.to_numpy()
+    same_series = names[1:] == names[:-1]
+    later = dates[1:] >= dates[:-1]  # False next to NaT
+    return bool(((names[1:] > names[:-1]) | (same_series & later)).all())
+
+
+def append_future(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+    """``history`` (sorted) with each series' ``future`` rows (:meth:`~FeaturePipeline.
+    next_rows` of it: same series, same order, later periods) after its own, in one sorted
+    panel without a sort of the string keys (:meth:`FeaturePipeline.transform` still sorts
+    whatever is not)."""
+    joined = pd.concat([history, future], ignore_index=True)
+    runs = np.concatenate([series_runs(frame["series_id"].to_numpy())[0]
+                           for frame in (history, future)])
+    return joined.take(np.argsort(runs, kind="stable")).reset_index(drop=True)
+
+
+def last_rows(ordered: pd.DataFrame, count: int) -> np.ndarray:
+    """Mask of the last ``count`` rows of each series (``ordered`` by series_id, ds)."""
+    runs, positions = series_runs(ordered["series_id"].to_numpy())
+    return np.bincount(runs, minlength=1)[runs] - positions <= count
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,30 +170,37 @@ class FeaturePipeline:
         divided by: see :meth:`apply_scenario`)."""
         derived = [c for c in (*self.feature_columns, PRICE_REFERENCE)
                    if c in base.columns and c not in (*self.keys, *self.exog_columns)]
-        panel = base.drop(columns=derived).sort_values(ORDER, kind="stable", ignore_index=True)
+        panel = sorted_panel(base.drop(columns=derived))
         runs, positions = series_runs(panel["series_id"].to_numpy())
         y = panel["y"].to_numpy(dtype=np.float64, na_value=np.nan)
         parts: dict[str, np.ndarray] = {}
         if self.calendar:
-            parts.update(calendar_features(panel["ds"], self.freq, self.start).to_dict("series"))
+            parts.update(calendar_columns(panel["ds"], self.freq, self.start))
         if "price" in self.exog_columns:
             price = panel["price"].to_numpy(dtype=np.float64, na_value=np.nan)
             reference = price_reference(price, runs, positions, self.min_lag, self.price_window)
             parts["price_ratio"] = ratio_to_reference(price, reference)
             if with_reference:
                 parts[PRICE_REFERENCE] = reference
-        parts.update(lag_features(y, positions, self.lags))
-        parts.update(rolling_features(y, runs, positions, self.min_lag, self.rolling_windows))
+        parts.update(self.target_features(y, runs, positions))
         for column, name in zip(self.covariate_columns, self.lagged_covariates, strict=True):
             values = panel[column].to_numpy(dtype=np.float64, na_value=np.nan)
             parts[name] = shift_within_series(values, positions, self.min_lag)
         return pd.concat([panel, pd.DataFrame(parts, index=panel.index)], axis=1)
 
+    def target_features(self, y: np.ndarray, runs: np.ndarray, positions: np.ndarray
+                        ) -> dict[str, np.ndarray]:
+        """The features read from y (``lag_<k>``, ``roll_mean_<w>``, ``roll_std_<w>``) of a
+        panel sorted by series_id, ds (``runs``, ``positions``: :func:`series_runs`); all
+        that changes when forecasts are fed back as y (the recursive strategy)."""
+        parts = lag_features(y, positions, self.lags)
+        parts.update(rolling_features(y, runs, positions, self.min_lag, self.rolling_windows))
+        return parts
+
     def tail(self, base: pd.DataFrame) -> pd.DataFrame:
         """The last :attr:`history_length` rows of each series: enough for future_frame."""
-        ordered = base.sort_values(ORDER, kind="stable")
-        return ordered.groupby("series_id", sort=False).tail(self.history_length).reset_index(
-            drop=True)
+        ordered = sorted_panel(base)
+        return ordered.loc[last_rows(ordered, self.history_length)].reset_index(drop=True)
 
     def future_base(self, base: pd.DataFrame, horizon: int,
                     future_exog: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -177,7 +224,8 @@ class FeaturePipeline:
         planned exogenous values (else price: last observed; promo, holiday: 0), y and
         covariates NaN. What a future period, or a realised one posted with its y only,
         is known to look like."""
-        last = base.sort_values(ORDER, kind="stable").groupby("series_id", sort=False).tail(1)
+        ordered = sorted_panel(base)
+        last = ordered.loc[last_rows(ordered, 1)]
         rows = last.iloc[np.repeat(np.arange(len(last)), periods)].reset_index(drop=True)
         steps = np.tile(np.arange(1, periods + 1), len(last))
         rows["ds"] = shift_periods(rows["ds"], steps, self.freq)
@@ -242,11 +290,8 @@ class FeaturePipeline:
         ``price_reference`` when price is a feature (for :meth:`apply_scenario`)."""
         history = self.tail(base)
         future = self.future_base(history, horizon, future_exog)
-        frame = self.transform(pd.concat([history, future], ignore_index=True),
-                               with_reference=True)
-        last_ds = history.groupby("series_id", sort=False)["ds"].max()
-        is_future = frame["ds"].to_numpy() > frame["series_id"].map(last_ds).to_numpy()
-        return frame.loc[is_future].reset_index(drop=True)
+        frame = self.transform(append_future(history, future), with_reference=True)
+        return frame.loc[last_rows(frame, horizon)].reset_index(drop=True)
 
     def apply_scenario(self, frame: pd.DataFrame, future_exog: pd.DataFrame) -> pd.DataFrame:
         """Future feature rows (from :meth:`future_frame`) with a scenario's exogenous values.

@@ -14,6 +14,7 @@ from features.lags import (
     ratio_to_reference,
     resolve_lags,
     rolling_features,
+    rolling_mean_std,
     series_runs,
 )
 
@@ -59,6 +60,26 @@ def test_calendar_features_of_known_weeks() -> None:
     assert features.loc[1, "cos_year_2"] == pytest.approx(1.0, abs=1e-3)  # two cycles a year
     radius = features["sin_year_2"] ** 2 + features["cos_year_2"] ** 2
     assert radius.to_numpy() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+def test_calendar_arithmetic_agrees_with_the_pandas_date_accessors(freq: str) -> None:
+    """Every day of 1968-2101 (ISO years of 52 and 53 weeks, leap days, times of day)."""
+    days = pd.date_range("1968-01-01", "2101-12-31", freq="D")
+    ds = pd.Series(days + pd.to_timedelta(np.arange(len(days)) % 86_400, unit="s"))
+    start = pd.Timestamp("2011-01-03")
+    features = calendar_features(ds, freq, start)
+    dates = pd.DatetimeIndex(ds)
+    expected = {"month": dates.month, "week_of_year": dates.isocalendar().week,
+                "quarter": dates.quarter}
+    if freq == "D":
+        expected |= {"day_of_week": dates.day_of_week, "day_of_month": dates.day}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(features[name].to_numpy(), np.asarray(values, np.int64))
+    year_fraction = (dates.day_of_year.to_numpy(np.float64) - 1.0) / 365.25
+    np.testing.assert_array_equal(features["sin_year_1"].to_numpy(),
+                                  np.sin(2 * np.pi * year_fraction))
+    assert features["trend"].dtype == np.int64
 
 
 def test_daily_calendar_has_day_of_week_and_monthly_trend_counts_months() -> None:
@@ -127,6 +148,22 @@ def test_rolling_std_of_a_known_window() -> None:
     rolled = rolling_features(y, runs, positions, horizon=1, windows=(3,))
     assert rolled["roll_mean_3"][3] == pytest.approx(5.0)
     assert rolled["roll_std_3"][3] == pytest.approx(np.sqrt(((-3) ** 2 + 1 + 4 ** 2) / 2))
+
+
+@pytest.mark.parametrize(("window", "min_periods"), [(1, 1), (3, 3), (4, 1), (7, 7)])
+def test_rolling_statistics_are_a_groupby_rolling_bit_for_bit(window: int,
+                                                            min_periods: int) -> None:
+    """The same pandas kernels on the same bounds: equal to the last bit (the recursive
+    strategy's numbers must not move), with gaps, zeros and runs shorter than a window."""
+    rng = np.random.default_rng(3)
+    runs = np.repeat(np.arange(6), [1, 2, 9, 30, 5, 40])
+    values = rng.normal(1e6, 1e3, len(runs))
+    values[rng.random(len(runs)) < 0.15] = NAN
+    values[rng.random(len(runs)) < 0.2] = 0.0
+    mean, std = rolling_mean_std(values, runs, window, min_periods)
+    rolling = pd.Series(values).groupby(runs).rolling(window, min_periods=min_periods)
+    np.testing.assert_array_equal(mean, rolling.mean().droplevel(0).sort_index().to_numpy())
+    np.testing.assert_array_equal(std, rolling.std().droplevel(0).sort_index().to_numpy())
 
 
 def test_price_ratio_compares_the_price_with_the_level_known_h_periods_back() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from features.build import build_training_set
 from features.config import FeatureConfig
+from features.pipeline import ORDER, is_sorted, sorted_panel
 from features.raw import RawData
 from features.training_set import TrainingSet
 from features.validation import DataValidationError
@@ -225,3 +226,41 @@ def test_future_horizon_cannot_exceed_the_pipeline_horizon(training_set: Trainin
 def test_transform_is_idempotent_on_a_panel(training_set: TrainingSet) -> None:
     again = training_set.pipeline.transform(training_set.panel)
     pd.testing.assert_frame_equal(again, training_set.panel)
+
+
+def _shuffled(base: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    return base.sample(frac=1.0, random_state=seed)
+
+
+@pytest.mark.parametrize("change", ["sorted", "shuffled", "a NaT", "categorical ids",
+                                    "one row", "no rows"])
+def test_sorted_panel_is_a_stable_sort_whether_or_not_it_skips_it(
+    training_set: TrainingSet, change: str
+) -> None:
+    base = training_set.base.iloc[::-1] if change == "shuffled" else training_set.base
+    if change == "a NaT":
+        base = base.copy()
+        base.loc[base.index[5], "ds"] = pd.NaT
+    if change == "categorical ids":
+        ids = sorted(base["series_id"].unique(), reverse=True)
+        base = base.assign(series_id=pd.Categorical(base["series_id"], categories=ids))
+    base = {"one row": base.iloc[:1], "no rows": base.iloc[:0]}.get(change, base)
+    expected = base.sort_values(ORDER, kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(sorted_panel(base), expected)
+    assert is_sorted(expected) is (change not in ("a NaT", "categorical ids"))
+
+
+def test_tail_and_future_frame_of_an_unsorted_base(training_set: TrainingSet) -> None:
+    """The last rows of each series, and the future rows read from them: the same as from
+    the sorted base, and as a transform of the history followed by the future rows."""
+    pipeline, base = training_set.pipeline, training_set.base
+    shuffled = _shuffled(base)
+    tail = pipeline.tail(shuffled)
+    ordered = base.sort_values(ORDER, kind="stable")
+    expected = ordered.groupby("series_id").tail(pipeline.history_length)
+    pd.testing.assert_frame_equal(tail, expected.reset_index(drop=True))
+    future = pipeline.future_base(tail, 4)
+    frame = pipeline.transform(pd.concat([tail, future]), with_reference=True)
+    is_future = frame["ds"] > frame["series_id"].map(tail.groupby("series_id")["ds"].max())
+    pd.testing.assert_frame_equal(pipeline.future_frame(shuffled, 4),
+                                  frame[is_future].reset_index(drop=True))

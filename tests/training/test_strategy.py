@@ -13,12 +13,18 @@ import pandas as pd
 import pytest
 
 from features import TrainingSet
+from features.pipeline import ORDER
 from tests.training._panels import PanelShape, make_training_set
 from training.backtest import make_windows, run_backtest
 from training.config import BacktestConfig
 from training.forecasters import LightGBMForecaster, RegressionForecaster
 from training.forecasters.common import GlobalForecaster
-from training.forecasters.strategy import STRATEGIES, bucket_ends, strategy_views
+from training.forecasters.strategy import (
+    STRATEGIES,
+    bucket_ends,
+    recursive_rows,
+    strategy_views,
+)
 
 H = 8
 SHAPE = PanelShape(n_series=4, seed=5, periods=120, promo_rate=0.2)
@@ -188,3 +194,40 @@ def test_the_served_model_answers_a_what_if_like_the_forecaster(
                                expected["yhat_upper"].to_numpy())
     plain = model.predict(H, None, 0.8, series_ids=[series])["yhat"].to_numpy()
     assert answer["yhat"].iloc[0] > plain[0]
+
+
+def _recursive_rows_step_by_step(model: GlobalForecaster, history: pd.DataFrame,
+                                 future_exog: pd.DataFrame | None) -> pd.DataFrame:
+    """The recursion written plainly: a full transform of the history and the forecasts
+    so far at every step (what :func:`recursive_rows` must equal bit for bit)."""
+    pipeline, member = model.views_[0].pipeline, model.members_[0]
+    history = pipeline.tail(history)
+    future = pipeline.future_base(history, H, future_exog).sort_values(ORDER,
+                                                                     ignore_index=True)
+    step = future.groupby("series_id").cumcount().to_numpy() + 1
+    y, taken = np.full(len(future), np.nan), []
+    for s in range(1, H + 1):
+        frame = pipeline.transform(pd.concat([history, future.assign(y=y)]),
+                                   with_reference=True)
+        rows = frame.merge(future.loc[step == s, ORDER], on=ORDER)
+        yhat = member._predict_rows(rows)
+        y[step == s] = np.maximum(yhat, 0.0) if model.nonnegative_ else yhat
+        taken.append(rows.assign(member=0))
+    out = pd.concat(taken, ignore_index=True).assign(y=np.nan)
+    return out.sort_values(ORDER, kind="stable", ignore_index=True)
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("scenario", [False, True])
+def test_recursive_rows_equal_a_full_transform_at_every_step(
+    family: str, scenario: bool, full: TrainingSet
+) -> None:
+    model = MODELS[family]("recursive").fit(full)
+    history = model._history_of(None)
+    exog = None
+    if scenario:
+        first = model.origins().iloc[0] + pd.Timedelta(weeks=1)
+        exog = pd.DataFrame({"series_id": model.origins().index, "ds": first, "promo": 1.0})
+    expected = _recursive_rows_step_by_step(model, history, exog)
+    pd.testing.assert_frame_equal(recursive_rows(model, history, exog), expected,
+                                  check_exact=True)

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from features.calendar import SEASON_LENGTHS, period_numbers
-from features.pipeline import ORDER
+from features.pipeline import ORDER, last_rows, sorted_panel
 from training.base import Forecaster
 
 if TYPE_CHECKING:
@@ -49,9 +49,8 @@ def recent_level(base: pd.DataFrame, season_length: int) -> pd.Series:
     conformal residuals). Floored at 1 % of the median level, so a series with no recent
     sales gets a small positive scale instead of 0.
     """
-    recent = base.sort_values(["series_id", "ds"]).groupby("series_id", sort=True).tail(
-        season_length
-    )
+    ordered = sorted_panel(base)
+    recent = ordered.loc[last_rows(ordered, season_length)]
     level = recent["y"].abs().groupby(recent["series_id"], sort=True).mean()
     positive = level[level > 0]
     floor = max(_LEVEL_FLOOR, 0.01 * float(positive.median())) if len(positive) else 1.0
@@ -81,7 +80,8 @@ class PanelForecaster(Forecaster):
         self.pipeline_: Any = pipeline or training_set.pipeline
         self.tail_: pd.DataFrame = self.pipeline_.tail(base).reset_index(drop=True)
         self.horizon_: int = training_set.horizon
-        self.nonnegative_: bool = bool((base["y"].dropna() >= 0).all())
+        y = base["y"].to_numpy(dtype=float, na_value=np.nan)
+        self.nonnegative_: bool = not bool((y < 0).any())  # a missing y is not negative
         self.trained_origins_: pd.Series = self.tail_.groupby("series_id")["ds"].max()
         self.extension_: pd.DataFrame = self.tail_.iloc[:0].copy()
         self.history_: pd.DataFrame = self.tail_
@@ -379,9 +379,9 @@ class GlobalForecaster(PanelForecaster):
     def _scaled(self, rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
         """``columns`` of ``rows`` with the target-derived ones divided by the series scale."""
         scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
-        design = rows[columns].copy()
-        for column in self.derived_:
-            design[column] = self._encode(design[column].to_numpy(dtype=float) / scale)
+        scaled = {c: self._encode(rows[c].to_numpy(dtype=float) / scale) for c in self.derived_}
+        design = pd.DataFrame({c: scaled[c] if c in scaled else rows[c] for c in columns},
+                              index=rows.index)  # one frame: no copy, then column writes
         return design, scale
 
     def _encode(self, relative: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.lags import default_lags
-from features.pipeline import ORDER
+from features.lags import default_lags, series_runs
+from features.pipeline import ORDER, append_future
 
 if TYPE_CHECKING:
     from features import TrainingSet
@@ -106,20 +106,33 @@ def recursive_rows(model: GlobalForecaster, history: pd.DataFrame,
                    future_exog: pd.DataFrame | None = None) -> pd.DataFrame:
     """The feature rows of steps 1..H of the recursive member: step s is built from the
     history followed by the forecasts of steps < s (fed back as y), with the scenario's
-    exogenous values. Sorted by series_id, ds; ``member`` = 0."""
+    exogenous values. Sorted by series_id, ds; ``member`` = 0.
+
+    The rows are transformed once; each step recomputes only the features read from y
+    (:meth:`FeaturePipeline.target_features`) over the same sorted panel, so they equal a
+    full transform of the history and the forecasts so far, bit for bit."""
     pipeline, member = model.views_[0].pipeline, model.members_[0]
     history = pipeline.tail(history)
     future = pipeline.future_base(history, model.horizon_, future_exog)
-    future = future.sort_values(ORDER, kind="stable", ignore_index=True)
-    step = future.groupby("series_id", sort=False).cumcount().to_numpy() + 1
-    y = np.full(len(future), np.nan)
+    frame = pipeline.transform(append_future(history, future), with_reference=True)
+    runs, positions = series_runs(frame["series_id"].to_numpy())
+    step = future_steps(runs, positions, model.horizon_)
+    y = frame["y"].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     taken = []
     for s in range(1, model.horizon_ + 1):
-        frame = pipeline.transform(pd.concat([history, future.assign(y=y)], ignore_index=True),
-                                   with_reference=True)
-        rows = frame.merge(future.loc[step == s, ORDER], on=ORDER, how="inner")
+        at = step == s
+        rows = frame.loc[at].reset_index(drop=True)
+        for name, values in pipeline.target_features(y, runs, positions).items():
+            rows[name] = values[at]
         yhat = member._predict_rows(rows)
-        y[step == s] = np.maximum(yhat, 0.0) if model.nonnegative_ else yhat
+        y[at] = np.maximum(yhat, 0.0) if model.nonnegative_ else yhat
         taken.append(rows.assign(member=0))
-    out = pd.concat(taken, ignore_index=True).assign(y=np.nan)
+    out = pd.concat(taken, ignore_index=True)
     return out.sort_values(ORDER, kind="stable", ignore_index=True)
+
+
+def future_steps(runs: np.ndarray, positions: np.ndarray, horizon: int) -> np.ndarray:
+    """Step (1..horizon) of each row of a sorted panel whose series each end with their
+    ``horizon`` future periods; 0 for the history rows."""
+    remaining = np.bincount(runs)[runs] - positions  # rows from here to the series' end
+    return np.where(remaining <= horizon, horizon + 1 - remaining, 0)
