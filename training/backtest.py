@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import weakref
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -45,7 +46,13 @@ from sklearn.base import clone
 from training.conformal import ConformalCalibration, series_scales, series_volatility
 from training.distributed import active_engine
 from training.forecasters.common import season_length_for
-from training.metrics import METRIC_NAMES, compute_metrics, naive_rmse, seasonal_naive_mae
+from training.metrics import (
+    METRIC_NAMES,
+    metrics_by_group,
+    naive_rmse,
+    seasonal_naive_mae,
+)
+from training.metrics import wape as window_wape
 
 if TYPE_CHECKING:
     from features import TrainingSet
@@ -167,22 +174,51 @@ def forecast_window(
     grid = period_grid(training_set)
     frame["step"] = grid.get_indexer(frame["ds"]) - grid.get_loc(window.origin)
     frame["window"], frame["origin"] = window.index, window.origin
-    return _window_result(frame, training_set, history)
+    return _window_result(frame, training_set, window.origin)
 
 
 def _window_result(frame: pd.DataFrame, training_set: TrainingSet,
-                   history: TrainingSet) -> _WindowForecast:
+                   origin: pd.Timestamp) -> _WindowForecast:
     """A window's forecasts with actuals, their calibration and the metrics' scales
-    (``history``: the training set up to the window's origin)."""
-    scales, volatility = series_scales(history), series_volatility(history)
-    season = season_length_for(training_set)
+    (those of the training set up to the window's ``origin``)."""
+    scales = _scales_at(training_set, origin)
     return _WindowForecast(
         frame=frame,
-        calibration=ConformalCalibration.from_predictions(frame, scales,
-                                                          volatility=volatility),
-        mase_scale=seasonal_naive_mae(history.base, season),
-        rmsse_scale=naive_rmse(history.base),
+        calibration=ConformalCalibration.from_predictions(
+            frame, scales.level.copy(), volatility=scales.volatility.copy()),
+        mase_scale=scales.mase.copy(),
+        rmsse_scale=scales.rmsse.copy(),
     )
+
+
+@dataclass(frozen=True)
+class _Scales:
+    """Per-series scales of a training set up to an origin (see :func:`_scales_at`)."""
+
+    level: pd.Series  # conformal: recent level
+    volatility: pd.Series  # conformal: relative volatility
+    mase: pd.Series
+    rmsse: pd.Series
+
+
+_SCALES: dict[int, dict[pd.Timestamp | None, _Scales]] = {}  # id(training set) -> origin
+
+
+def _scales_at(training_set: TrainingSet, origin: pd.Timestamp | None) -> _Scales:
+    """The scales of ``training_set.until(origin)`` (None: of all of it), computed once per
+    training set and origin: every trial of every family backtests on the same windows. A
+    TrainingSet is frozen; its entries are dropped with it."""
+    known = _SCALES.get(id(training_set))
+    if known is None:
+        known = _SCALES[id(training_set)] = {}
+        weakref.finalize(training_set, _SCALES.pop, id(training_set), None)
+    if origin not in known:
+        history = training_set if origin is None else training_set.until(origin)
+        known[origin] = _Scales(
+            level=series_scales(history), volatility=series_volatility(history),
+            mase=seasonal_naive_mae(history.base, season_length_for(training_set)),
+            rmsse=naive_rmse(history.base))
+    return known[origin]
 
 
 def combine_backtests(
@@ -204,7 +240,7 @@ def combine_backtests(
         combined["yhat"] += weight * own["yhat"].to_numpy() / sum(weights)
     by_window = {window.index: window for window in windows}
     forecasts = [_window_result(frame.reset_index(drop=True), training_set,
-                                training_set.until(by_window[k].origin))
+                                by_window[k].origin)
                  for k, frame in combined.groupby("window", sort=True)]
     return _calibrated(forecasts, training_set, level, prior)
 
@@ -235,7 +271,7 @@ def run_backtest(
     ``optuna.TrialPruned``) propagates to the caller. On a Dask cluster the windows run in
     parallel and ``on_window`` still sees them in order (see the module docstring).
     """
-    results = _forecast_windows(forecaster, training_set, windows, level, on_window)
+    results = _forecast_windows(forecaster, training_set, windows, on_window)
     return _calibrated(results, training_set, level, None)
 
 
@@ -252,7 +288,7 @@ def run_outer(
     (``tuned.calibration``) plus the other outer windows': never on its own. The result's
     metrics are the outer windows' only; its calibration pools inner and outer residuals
     (the refit model's, with the full training set's scales)."""
-    results = _forecast_windows(forecaster, training_set, windows, level, None)
+    results = _forecast_windows(forecaster, training_set, windows, None)
     return _calibrated(results, training_set, level, tuned)
 
 
@@ -260,7 +296,6 @@ def _forecast_windows(
     forecaster: Forecaster,
     training_set: TrainingSet,
     windows: list[BacktestWindow],
-    level: float,
     on_window: WindowCallback | None,
 ) -> list[_WindowForecast]:
     if not windows:
@@ -270,7 +305,7 @@ def _forecast_windows(
     try:
         for window, result in zip(windows, forecasts, strict=True):
             results.append(result)
-            wape = compute_metrics(_point_only(result.frame), level, result.mase_scale)["wape"]
+            wape = window_wape(result.frame)
             log.debug("window %d (origin %s): wape %.4f", window.index, window.origin.date(),
                       wape)
             if on_window is not None:
@@ -294,10 +329,6 @@ def _window_forecasts(forecaster: Forecaster, training_set: TrainingSet,
     parallel = Parallel(n_jobs=-1, batch_size=1, pre_dispatch="all", return_as="generator")
     return parallel(delayed(forecast_window)(forecaster, training_set, window)
                     for window in windows)
-
-
-def _point_only(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(yhat_lower=frame["yhat"], yhat_upper=frame["yhat"])
 
 
 def _cross_conformal(results: list[_WindowForecast], level: float,
@@ -333,8 +364,9 @@ def _summarise(
     step_window = _metrics_by(predictions, ["step", "window"], scales, level)
     by_step = step_window.groupby("step")[list(METRIC_NAMES)].mean().reset_index()
     nonnegative = bool((training_set.base["y"].dropna() >= 0).all())
+    full = _scales_at(training_set, None)  # the refit model's
     calibration = ConformalCalibration.combine([r.calibration for r in results]).with_scales(
-        series_scales(training_set), nonnegative, series_volatility(training_set)
+        full.level.copy(), nonnegative, full.volatility.copy()
     )
     return BacktestResult(
         predictions=predictions,
@@ -351,10 +383,30 @@ def _metrics_by(
     mase_scales: dict[int, tuple[pd.Series, pd.Series]],
     level: float,
 ) -> pd.DataFrame:
-    """One row of metrics per group of ``by`` (which includes ``window``)."""
-    rows = []
-    for group_key, group in predictions.groupby(by, sort=True):
-        labels = dict(zip(by, group_key, strict=True))
-        metrics = compute_metrics(group, level, *mase_scales[labels["window"]])
-        rows.append({**labels, **metrics})
-    return pd.DataFrame(rows)
+    """One row of metrics per group of ``by`` (which includes ``window``), all groups at
+    once (:func:`training.metrics.metrics_by_group`)."""
+    grouped = predictions.groupby(by, sort=True)
+    codes = grouped.ngroup().fillna(-1).to_numpy(dtype=np.int64)
+    labels = grouped.size().index.to_frame(index=False)
+    mase_row, rmsse_row = _row_scales(predictions, mase_scales)
+    metrics = metrics_by_group(predictions, codes, len(labels), level, mase_row, rmsse_row)
+    return pd.concat([labels, metrics], axis=1)
+
+
+def _row_scales(predictions: pd.DataFrame, scales: dict[int, tuple[pd.Series, pd.Series]]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's MASE and RMSSE scale: its window's scale of its series (NaN: none)."""
+    series, ids = pd.factorize(predictions["series_id"])
+    windows = predictions["window"].to_numpy()
+    out = np.full((2, len(predictions)), np.nan)
+    for window, pair in scales.items():
+        rows = windows == window
+        for k, scale in enumerate(pair):
+            out[k, rows] = _lookup(scale, ids)[series[rows]]
+    return out[0], out[1]
+
+
+def _lookup(scale: pd.Series, ids: pd.Index) -> np.ndarray:
+    """``scale.reindex(ids)`` as floats (NaN for a series it lacks)."""
+    where = scale.index.get_indexer(ids)
+    return np.where(where >= 0, scale.to_numpy(dtype=float)[where], np.nan)

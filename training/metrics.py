@@ -38,17 +38,9 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator) if denominator != 0 else float("nan")
 
 
-def _smape(y: np.ndarray, yhat: np.ndarray) -> float:
-    denominator = np.abs(y) + np.abs(yhat)
-    safe = np.where(denominator == 0, 1.0, denominator)
-    terms = np.where(denominator == 0, 0.0, 200.0 * np.abs(y - yhat) / safe)
-    return float(terms.mean())
-
-
 def pinball_loss(y: np.ndarray, quantile_forecast: np.ndarray, quantile: float) -> float:
     """Mean pinball (quantile) loss of ``quantile_forecast`` as the ``quantile`` of y."""
-    diff = y - quantile_forecast
-    return float(np.mean(np.maximum(quantile * diff, (quantile - 1.0) * diff)))
+    return float(np.mean(_pinball_terms(y, quantile_forecast, quantile)))
 
 
 def _scaled(error: float, scale: float) -> float:
@@ -94,23 +86,21 @@ def compute_metrics(
     in the data) are skipped.
     """
     frame = frame[frame["y"].notna()]
+    y, yhat, lower, upper = (frame[c].to_numpy(dtype=float)
+                             for c in ("y", "yhat", "yhat_lower", "yhat_upper"))
+    one_group = _GroupSums(np.zeros(len(y), dtype=np.int64), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = _point_metrics(y, yhat, lower, upper, one_group, level)
+    metrics = {name: float(values[0]) for name, values in point.items()}
+    metrics["mase"], metrics["rmsse"] = _mase(frame, mase_scale), _rmsse(frame, rmsse_scale)
+    return {name: metrics[name] for name in METRIC_NAMES}
+
+
+def wape(frame: pd.DataFrame) -> float:
+    """The ``wape`` of :func:`compute_metrics` alone (y, yhat; rows without y skipped)."""
+    frame = frame[frame["y"].notna()]
     y = frame["y"].to_numpy(dtype=float)
-    yhat = frame["yhat"].to_numpy(dtype=float)
-    lower = frame["yhat_lower"].to_numpy(dtype=float)
-    upper = frame["yhat_upper"].to_numpy(dtype=float)
-    error = yhat - y
-    alpha = (1.0 - level) / 2.0
-    return {
-        "wape": _ratio(np.abs(error).sum(), np.abs(y).sum()),
-        "mae": float(np.abs(error).mean()),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "smape": _smape(y, yhat),
-        "mase": _mase(frame, mase_scale),
-        "rmsse": _rmsse(frame, rmsse_scale),
-        "bias_pct": _ratio(error.sum(), y.sum()) * 100.0,
-        "coverage": float(np.mean((y >= lower) & (y <= upper))),
-        "pinball": (pinball_loss(y, lower, alpha) + pinball_loss(y, upper, 1.0 - alpha)) / 2.0,
-    }
+    return _ratio(np.abs(frame["yhat"].to_numpy(dtype=float) - y).sum(), np.abs(y).sum())
 
 
 def seasonal_naive_mae(base: pd.DataFrame, season_length: int) -> pd.Series:
@@ -142,3 +132,112 @@ def naive_rmse(base: pd.DataFrame) -> pd.Series:
     mean_square = (step**2).groupby(active["series_id"]).mean()
     ids = pd.Index(ordered["series_id"].unique()).sort_values()
     return np.sqrt(mean_square.reindex(ids, fill_value=0.0)).rename("rmsse_scale")
+
+
+def metrics_by_group(
+    frame: pd.DataFrame, codes: np.ndarray, n_groups: int, level: float,
+    mase_scale: np.ndarray, rmsse_scale: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """:func:`compute_metrics` of every group at once (per-series scales): row g holds the
+    metrics of the rows whose ``codes`` is g (0 <= g < ``n_groups``; -1: no group).
+
+    ``mase_scale`` / ``rmsse_scale`` give each row its series' scale in its group (NaN:
+    unknown; the same for all of a series' rows in a group). Equal to the per-group
+    :func:`compute_metrics` up to floating-point summation order.
+    """
+    keep = frame["y"].notna().to_numpy() & (codes >= 0)
+    rows, codes = frame.loc[keep], codes[keep]
+    y, yhat, lower, upper = (rows[c].to_numpy(dtype=float)
+                             for c in ("y", "yhat", "yhat_lower", "yhat_upper"))
+    error = yhat - y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = _point_metrics(y, yhat, lower, upper, _GroupSums(codes, n_groups), level)
+        out["mase"] = _grouped_scaled(rows, codes, n_groups, np.abs(error), mase_scale[keep],
+                                      root=False)
+        out["rmsse"] = _grouped_scaled(rows, codes, n_groups, error**2,
+                                       None if rmsse_scale is None else rmsse_scale[keep],
+                                       root=True)
+    return pd.DataFrame(out, columns=list(METRIC_NAMES))
+
+
+def _point_metrics(y: np.ndarray, yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                   sums: _GroupSums, level: float) -> dict[str, np.ndarray]:
+    """Per group: every metric but the scaled ones (see :func:`compute_metrics`)."""
+    error = yhat - y
+    alpha = (1.0 - level) / 2.0
+    return {
+        "wape": _ratios(sums(np.abs(error)), sums(np.abs(y))),
+        "mae": sums.mean(np.abs(error)),
+        "rmse": np.sqrt(sums.mean(error**2)),
+        "smape": sums.mean(_smape_terms(y, yhat)),
+        "bias_pct": _ratios(sums(error), sums(y)) * 100.0,
+        "coverage": sums.mean(((y >= lower) & (y <= upper)).astype(float)),
+        "pinball": (sums.mean(_pinball_terms(y, lower, alpha))
+                    + sums.mean(_pinball_terms(y, upper, 1.0 - alpha))) / 2.0,
+    }
+
+
+class _GroupSums:
+    """Per-group sums and means of row values (NaN propagates, as in ``np.sum``)."""
+
+    def __init__(self, codes: np.ndarray, n_groups: int) -> None:
+        self.codes, self.n_groups = codes, n_groups
+        self.count = np.bincount(codes, minlength=n_groups).astype(float)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.codes, weights=values, minlength=self.n_groups)
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        return self(values) / self.count
+
+
+def _ratios(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Elementwise :func:`_ratio`: NaN where the denominator is 0."""
+    return np.where(denominator != 0, numerator / np.where(denominator != 0, denominator, 1.0),
+                    np.nan)
+
+
+def _smape_terms(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    denominator = np.abs(y) + np.abs(yhat)
+    safe = np.where(denominator == 0, 1.0, denominator)
+    return np.where(denominator == 0, 0.0, 200.0 * np.abs(y - yhat) / safe)
+
+
+def _pinball_terms(y: np.ndarray, quantile_forecast: np.ndarray, quantile: float
+                   ) -> np.ndarray:
+    diff = y - quantile_forecast
+    return np.maximum(quantile * diff, (quantile - 1.0) * diff)
+
+
+def _grouped_scaled(rows: pd.DataFrame, codes: np.ndarray, n_groups: int, loss: np.ndarray,
+                    scale: np.ndarray | None, root: bool) -> np.ndarray:
+    """Per group, :func:`_mean_scaled` of each series' mean ``loss`` (its root when
+    ``root``: RMSSE) over the series' scale; NaN without a scale."""
+    if scale is None:
+        return np.full(n_groups, np.nan)
+    series = pd.factorize(rows["series_id"])[0]
+    width = series.max(initial=0) + 1
+    pairs, pair_of_row = np.unique(codes * width + series, return_inverse=True)
+    group = pairs // width
+    per_series = _GroupSums(pair_of_row, len(pairs)).mean(loss)
+    per_series = np.sqrt(per_series) if root else per_series
+    pair_scale = np.full(len(pairs), np.nan)
+    pair_scale[pair_of_row] = scale
+    positive = pair_scale > 0
+    fallback = _group_medians(pair_scale[positive], group[positive], n_groups)
+    ratio = per_series / np.where(positive, pair_scale, fallback[group])
+    valid = ~np.isnan(ratio)
+    counted = _GroupSums(group[valid], n_groups)
+    return counted(ratio[valid]) / counted.count
+
+
+def _group_medians(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """The median of each group's ``values`` (NaN for a group without any)."""
+    order = np.lexsort((values, groups))
+    values, counts = values[order], np.bincount(groups, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    medians = np.full(n_groups, np.nan)
+    some = counts > 0
+    low, high = (starts + (counts - 1) // 2)[some], (starts + counts // 2)[some]
+    medians[some] = (values[low] + values[high]) / 2.0
+    return medians

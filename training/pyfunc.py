@@ -39,6 +39,7 @@ logged "from code" (:mod:`training.pyfunc_model`), not as a pickled ``SalescastM
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
@@ -357,7 +358,8 @@ def model_metadata(
     level: float,
     baseline: pd.DataFrame,
 ) -> dict[str, Any]:
-    """What the served model says about itself (``metadata.json``)."""
+    """What the served model says about itself (``metadata.json``); ``baseline``: the
+    forecast's (series_id, ds) rows (:func:`forecast_periods`)."""
     meta = training_set.metadata
     return {
         "family": forecaster.family,
@@ -433,15 +435,34 @@ def input_example(baseline: pd.DataFrame, training_set: TrainingSet) -> pd.DataF
     return rows.merge(future, on=["series_id", "ds"], how="left")
 
 
+def forecast_periods(forecaster: Forecaster, training_set: TrainingSet) -> pd.DataFrame:
+    """The (series_id, ds) rows the model forecasts without a scenario: the ``horizon``
+    periods after each series' origin, the rows ``forecaster.predict`` returns (without
+    computing a forecast) and the ones :func:`validate_input` accepts."""
+    origins = forecaster.origins()
+    horizon, freq = int(training_set.horizon), training_set.metadata.freq
+    numbers = period_numbers(origins.to_numpy(), freq)[:, None] + np.arange(1, horizon + 1)
+    return pd.DataFrame({
+        "series_id": np.repeat(origins.index.astype(str).to_numpy(dtype=object), horizon),
+        "ds": period_starts(numbers.ravel(), freq),
+    })
+
+
 def pip_requirements() -> list[str]:
     """Pinned requirements of the installed libraries (no slow inference at log time)."""
+    return list(_pins())
+
+
+@functools.cache
+def _pins() -> tuple[str, ...]:
+    """The installed versions, looked up once per process (each lookup scans sys.path)."""
     pins = []
     for name in _REQUIREMENTS:
         try:
             pins.append(f"{name}=={importlib_metadata.version(name)}")
         except importlib_metadata.PackageNotFoundError:
             continue
-    return pins
+    return tuple(pins)
 
 
 def code_paths() -> list[str]:
@@ -469,7 +490,7 @@ def log_forecaster(
     seed: int = 0,
 ) -> ModelInfo:
     """Log the fitted ``forecaster`` as a pyfunc model in the active run."""
-    baseline = forecaster.predict(training_set.horizon, None, level)
+    baseline = forecast_periods(forecaster, training_set)  # no forecast needed
     metadata = model_metadata(forecaster, training_set, backtest, spec_name, level, baseline)
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = write_artifacts(Path(tmp), forecaster, metadata,

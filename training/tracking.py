@@ -51,6 +51,7 @@ from training.metrics import METRIC_NAMES
 
 if TYPE_CHECKING:
     import optuna
+    from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
     from features.training_set import TrainingSet
@@ -228,11 +229,18 @@ def log_backtest(backtest: BacktestResult, importances: pd.Series | None = None)
         path = Path(tmp) / "predictions.parquet"
         backtest.predictions.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), "backtest")
-    mlflow.log_figure(plots.forecast_vs_actual(backtest.predictions),
-                      "plots/forecast_vs_actual.png")
-    mlflow.log_figure(plots.error_by_step(backtest.by_step), "plots/error_by_step.png")
+    _log_figure(plots.forecast_vs_actual(backtest.predictions), "plots/forecast_vs_actual.png")
+    _log_figure(plots.error_by_step(backtest.by_step), "plots/error_by_step.png")
     if importances is not None and len(importances):
-        mlflow.log_figure(plots.feature_importance(importances), "plots/feature_importance.png")
+        _log_figure(plots.feature_importance(importances), "plots/feature_importance.png")
+
+
+def _log_figure(figure: Figure, artifact_file: str) -> None:
+    """``figure`` as a PNG artifact of the active run (see :mod:`training.plots`)."""
+    import mlflow
+
+    mlflow.log_figure(figure, artifact_file,
+                      save_kwargs={"pil_kwargs": {"compress_level": plots.PNG_COMPRESSION}})
 
 
 def _json_ready(frame: pd.DataFrame) -> pd.DataFrame:
@@ -301,5 +309,5 @@ def log_leaderboard(leaderboard: pd.DataFrame, best_metrics: dict[str, float]) -
     import mlflow
 
     mlflow.log_table(_json_ready(leaderboard), "leaderboard.json")
-    mlflow.log_figure(plots.leaderboard_wape(leaderboard), "plots/leaderboard_wape.png")
+    _log_figure(plots.leaderboard_wape(leaderboard), "plots/leaderboard_wape.png")
     mlflow.log_metrics({k: float(v) for k, v in best_metrics.items()})

@@ -19,7 +19,8 @@ from training.backtest import (
 )
 from training.base import Forecaster
 from training.config import BacktestConfig
-from training.metrics import METRIC_NAMES
+from training.forecasters.common import season_length_for
+from training.metrics import METRIC_NAMES, compute_metrics, naive_rmse, seasonal_naive_mae
 
 WEEK = pd.Timedelta(days=7)
 H = 8
@@ -215,3 +216,23 @@ def test_the_outer_interval_is_calibrated_on_the_tuning_windows(
     pooled = sum(len(v) for v in outer.calibration.scores.values())
     inner = sum(len(v) for v in tuned.calibration.scores.values())
     assert pooled == inner + len(outer.predictions)  # the refit model learns from both
+
+
+def test_window_metrics_are_compute_metrics_with_each_origins_scales(
+    training_set: TrainingSet, spy: type[SpyForecaster]
+) -> None:
+    """All groups at once, the scales memoised per origin: the same numbers as one
+    compute_metrics per window with scales computed afresh, however often it runs."""
+    windows = make_windows(training_set, BacktestConfig(n_windows=3, step=4))
+    first = run_backtest(spy(), training_set, windows)
+    again = run_backtest(spy(), training_set, windows)
+    pd.testing.assert_frame_equal(first.window_metrics, again.window_metrics)
+    season = season_length_for(training_set)
+    for window in windows:
+        history = training_set.until(window.origin).base
+        rows = first.predictions[first.predictions["window"] == window.index]
+        expected = compute_metrics(rows, 0.8, seasonal_naive_mae(history, season),
+                                   naive_rmse(history))
+        got = first.window_metrics.set_index("window").loc[window.index]
+        for name in METRIC_NAMES:
+            assert got[name] == pytest.approx(expected[name], rel=1e-12, nan_ok=True)

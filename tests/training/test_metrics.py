@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from training.metrics import (
     METRIC_NAMES,
     compute_metrics,
+    metrics_by_group,
     naive_rmse,
     pinball_loss,
     seasonal_naive_mae,
+    wape,
 )
 
 # y, yhat, interval: errors (yhat - y) = +2, -2, +3; the third y lies above its upper bound.
@@ -128,3 +131,46 @@ def test_scaled_metrics_stay_finite_on_a_series_with_no_sales_in_sample() -> Non
     assert metrics["mase"] == pytest.approx((1 / 1 + 1 / 1) / 2)
     rms = math.sqrt(2.5)
     assert metrics["rmsse"] == pytest.approx((1 / rms + math.sqrt(2) / rms) / 2)
+
+
+def _edge_case_groups() -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.Series]:
+    """Six groups: NaN y, a zero and a missing scale, no sales, all y missing."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "series_id": list("abcabcabcabcabcabc") * 2,
+        "y": rng.gamma(2.0, 10.0, 36).round(),
+    })
+    frame["yhat"] = frame["y"] + rng.normal(0, 5, 36)
+    frame["yhat_lower"], frame["yhat_upper"] = frame["yhat"] - 6, frame["yhat"] + 6
+    codes = np.repeat(np.arange(6), 6)
+    frame.loc[[1, 7], "y"] = np.nan                      # gaps
+    frame.loc[12:17, ["y", "yhat"]] = 0.0                # group 2: no sales, no error
+    frame.loc[18:23, "y"] = np.nan                       # group 3: nothing observed
+    frame.loc[24, "yhat"] = frame.loc[24, "y"]
+    mase = pd.Series({"a": 2.0, "b": 0.0, "c": 3.0})     # b: zero scale, falls back
+    rmsse = pd.Series({"a": 4.0, "c": 0.0})              # b: missing
+    return frame, codes, mase, rmsse
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # compute_metrics of a group with no y
+def test_metrics_by_group_equals_compute_metrics_of_each_group() -> None:
+    frame, codes, mase, rmsse = _edge_case_groups()
+    row_scale = {name: frame["series_id"].map(scale).to_numpy(dtype=float)
+                 for name, scale in (("mase", mase), ("rmsse", rmsse))}
+    grouped = metrics_by_group(frame, codes, 7, 0.8, row_scale["mase"], row_scale["rmsse"])
+    assert list(grouped.columns) == list(METRIC_NAMES)
+    assert grouped.iloc[6].isna().all()  # a group without rows
+    for group in range(6):
+        expected = compute_metrics(frame[codes == group], 0.8, mase, rmsse)
+        got = grouped.iloc[group].to_dict()
+        for name in METRIC_NAMES:
+            assert got[name] == pytest.approx(expected[name], rel=1e-12, nan_ok=True), name
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_wape_alone_is_the_wape_of_compute_metrics() -> None:
+    frame, codes, mase, _ = _edge_case_groups()
+    for group in range(6):
+        rows = frame[codes == group]
+        expected = compute_metrics(rows, 0.8, mase)["wape"]
+        assert wape(rows) == expected or (math.isnan(wape(rows)) and math.isnan(expected))

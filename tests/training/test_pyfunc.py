@@ -16,7 +16,12 @@ import pytest
 from features.training_set import TrainingSet
 from training.backtest import BacktestResult
 from training.base import Forecaster
-from training.pyfunc import SalescastModel, model_metadata, reference_sample
+from training.pyfunc import (
+    SalescastModel,
+    forecast_periods,
+    model_metadata,
+    reference_sample,
+)
 
 LEVEL = 0.8
 HORIZON = 4
@@ -248,3 +253,28 @@ def test_the_loaded_champion_rolls_like_the_forecasters_update(champion, fitted)
     got = rolled.predict(None, rows)
     np.testing.assert_allclose(got["yhat"], expected["yhat"])
     assert set(got["origin"]) == set(rolled.origins().values())
+
+
+@pytest.mark.parametrize("family", ["regression", "seasonal_naive", "time_series"])
+def test_forecast_periods_are_the_rows_predict_returns(family, fitted,
+                                                       small_training_set) -> None:
+    """What log_forecaster takes for the forecast's rows (no forecast computed), for a
+    fitted forecaster and for one rolled a week forward on one series."""
+    from training.forecasters import SeasonalNaive, TimeSeriesForecaster
+
+    forecaster = {"regression": lambda: fitted[0],
+                  "seasonal_naive": lambda: SeasonalNaive().fit(small_training_set),
+                  "time_series": lambda: TimeSeriesForecaster().fit(small_training_set),
+                  }[family]()
+    origins = forecaster.origins()
+    rolled = forecaster.update(pd.DataFrame({
+        "series_id": [str(origins.index[0])],
+        "ds": [origins.iloc[0] + pd.Timedelta(weeks=1)], "y": [5.0]}))
+    for model in (forecaster, rolled):
+        expected = model.predict(HORIZON, None, LEVEL)[["series_id", "ds"]]
+        got = forecast_periods(model, small_training_set)
+        key = ["series_id", "ds"]
+        pd.testing.assert_frame_equal(
+            got.sort_values(key, ignore_index=True),
+            expected.astype({"series_id": object}).sort_values(key, ignore_index=True),
+            check_dtype=False)
