@@ -10,8 +10,10 @@ One run, side by side, on each data set of ``DATASETS`` (public, openly licensed
    the same aggregated panel: salescast's own features code builds it
    (:func:`experiments.pipeline.build_features`), once as of ``data.end`` (what is trained
    on) and once on the whole file (the held-out actuals).
-2. **salescast**: the whole CLI, timed — ``salescast train --spec`` (features, Optuna on the
-   nested rolling-origin backtest for every family, MLflow runs, registry, promotion) into
+2. **salescast**: the whole CLI, timed — ``salescast train --spec --workers N`` (features,
+   Optuna on the nested rolling-origin backtest for every family, MLflow runs, registry,
+   promotion; ``--workers``: one tuning process per core, ``--salescast-workers``, as the
+   peers' statsforecast runs one process per core, ``n_jobs=-1``) into
    a temporary MLflow / Optuna store (SQLite in a temp dir: the repo is left as it was).
    Then ``models:/<name>@champion`` is loaded with ``mlflow.pyfunc`` and asked for the
    held-out (series_id, ds) rows, as an application would; every other family's registered
@@ -123,6 +125,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peers-python", type=Path, default=PEERS_PYTHON)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "accuracy.json")
     parser.add_argument("--workdir", type=Path, default=None, help="Default: a temp dir.")
+    parser.add_argument("--salescast-workers", type=int, default=os.cpu_count() or 1,
+                        help="salescast train --workers (default: one per core)")
     return parser.parse_args()
 
 
@@ -164,9 +168,10 @@ def score(forecast: pd.DataFrame, test: pd.DataFrame) -> Score:
     return Score(metrics["wape"], metrics["coverage"])
 
 
-def run_salescast(spec_path: Path, store: Path, quick: bool) -> float:
-    """`salescast train --spec` into the temporary store; its wall seconds."""
-    command = [str(Path(sys.executable).parent / "salescast"), "train", "--spec", str(spec_path)]
+def run_salescast(spec_path: Path, store: Path, quick: bool, workers: int) -> float:
+    """`salescast train --spec --workers` into the temporary store; its wall seconds."""
+    command = [str(Path(sys.executable).parent / "salescast"), "train", "--spec", str(spec_path),
+               "--workers", str(workers)]
     command += ["--trials", "1"] if quick else []
     env = os.environ | {
         "PYTHONPATH": str(REPO),  # this checkout's code, whichever one salescast is installed from
@@ -251,7 +256,7 @@ def run_dataset(name: str, workdir: Path, args: argparse.Namespace) -> DatasetRe
              window.test["ds"].min().date(), window.test["ds"].max().date(), len(window.test))
     store = workdir / name
     store.mkdir(parents=True, exist_ok=True)
-    seconds = run_salescast(spec_path, store, args.quick)
+    seconds = run_salescast(spec_path, store, args.quick, args.salescast_workers)
     champion, tags = registered_versions(store, spec.registered_model_name)
     promoted = champion is not None
     if champion is None:  # nothing promoted: judge the best version on the backtest
@@ -318,7 +323,7 @@ def write_results(results: list[DatasetResult], args: argparse.Namespace,
                   seconds: float) -> None:
     document: dict[str, Any] = {
         "measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "quick": args.quick, "cores": os.cpu_count(),
+        "quick": args.quick, "cores": os.cpu_count(), "salescast_workers": args.salescast_workers,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "bench_seconds": round(seconds, 1),
         "datasets": [asdict(r) | {"promise_ratio": r.promise_ratio,
