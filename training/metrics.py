@@ -47,21 +47,11 @@ def _scaled(error: float, scale: float) -> float:
     return float(error / scale) if scale > 0 else float("nan")
 
 
-def _mean_scaled(per_series_error: pd.Series, scale: pd.Series) -> float:
-    """Mean over series of error / scale; a 0 or missing scale takes the median positive
-    one (see the module docstring)."""
-    scale = scale.reindex(per_series_error.index)
-    positive = scale[scale > 0]
-    fallback = float(positive.median()) if len(positive) else float("nan")
-    scale = scale.where(scale > 0, fallback)
-    return float((per_series_error / scale).mean())
-
-
 def _mase(frame: pd.DataFrame, mase_scale: float | pd.Series) -> float:
     abs_error = (frame["y"] - frame["yhat"]).abs()
     if not isinstance(mase_scale, pd.Series):
         return _scaled(abs_error.mean(), float(mase_scale))
-    return _mean_scaled(abs_error.groupby(frame["series_id"]).mean(), mase_scale)
+    return _per_series_scaled(frame, abs_error.to_numpy(dtype=float), mase_scale, root=False)
 
 
 def _rmsse(frame: pd.DataFrame, rmsse_scale: float | pd.Series | None) -> float:
@@ -70,7 +60,16 @@ def _rmsse(frame: pd.DataFrame, rmsse_scale: float | pd.Series | None) -> float:
     squared = (frame["y"] - frame["yhat"]) ** 2
     if not isinstance(rmsse_scale, pd.Series):
         return _scaled(float(np.sqrt(squared.mean())), float(rmsse_scale))
-    return _mean_scaled(np.sqrt(squared.groupby(frame["series_id"]).mean()), rmsse_scale)
+    return _per_series_scaled(frame, squared.to_numpy(dtype=float), rmsse_scale, root=True)
+
+
+def _per_series_scaled(frame: pd.DataFrame, loss: np.ndarray, scale: pd.Series,
+                       root: bool) -> float:
+    """:func:`_grouped_scaled` of ``frame``'s rows as one group (``scale`` by series_id)."""
+    row_scale = scale.reindex(frame["series_id"].to_numpy()).to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(_grouped_scaled(frame, np.zeros(len(frame), dtype=np.int64), 1, loss,
+                                     row_scale, root)[0])
 
 
 def compute_metrics(
@@ -211,8 +210,9 @@ def _pinball_terms(y: np.ndarray, quantile_forecast: np.ndarray, quantile: float
 
 def _grouped_scaled(rows: pd.DataFrame, codes: np.ndarray, n_groups: int, loss: np.ndarray,
                     scale: np.ndarray | None, root: bool) -> np.ndarray:
-    """Per group, :func:`_mean_scaled` of each series' mean ``loss`` (its root when
-    ``root``: RMSSE) over the series' scale; NaN without a scale."""
+    """Per group, the mean over its series of each series' mean ``loss`` (its root when
+    ``root``: RMSSE) over the series' scale, a 0 or missing scale taking the group's
+    median positive one (see the module docstring); NaN without a scale."""
     if scale is None:
         return np.full(n_groups, np.nan)
     series = pd.factorize(rows["series_id"])[0]

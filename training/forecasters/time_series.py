@@ -147,10 +147,10 @@ class TimeSeriesForecaster(PanelForecaster):
         """``job(batch, spec)`` over batches of ``items``, in parallel unless the panel is
         small (``periods`` < ``SMALL_PANEL``) and no cluster is in use; results in order.
         Batches, not one job per series: a job's setup (BLAS thread limit) costs ms."""
-        if effective_n_jobs(self.n_jobs) == 1 or (periods < SMALL_PANEL
-                                                  and active_engine() is None):
+        workers = effective_n_jobs(self.n_jobs)
+        if workers == 1 or (periods < SMALL_PANEL and active_engine() is None):
             return list(job(items, self.spec_))
-        count = min(len(items), effective_n_jobs(self.n_jobs) * BATCHES_PER_WORKER)
+        count = min(len(items), workers * BATCHES_PER_WORKER)
         batches = [c for c in np.array_split(np.arange(len(items)), max(count, 1)) if len(c)]
         jobs = [delayed(job)([items[i] for i in batch], self.spec_) for batch in batches]
         return [out for result in Parallel(n_jobs=self.n_jobs)(jobs) for out in result]
