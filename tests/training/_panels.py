@@ -10,6 +10,7 @@ builds the TrainingSet with the real ``features.build.build_training_set``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -82,6 +83,16 @@ def simulate_raw(shape: PanelShape = PanelShape()) -> RawData:
     mondays = pd.date_range(START, periods=shape.periods + 26, freq="7D")
     calendar = pd.DataFrame({"date": mondays, "holiday": is_holiday_week(mondays).astype(float)})
     return RawData(sales=sales, keys=KEYS, calendar=calendar)
+
+
+def with_factor(raw: RawData, factor: Callable[[str, int], float]) -> RawData:
+    """``raw`` with the sales of series s in week k (0 = the first) times ``factor(s, k)``."""
+    week = ((raw.sales["date"] - START).dt.days // 7).to_numpy()
+    series = (raw.sales["store"] + "|" + raw.sales["category"]).to_numpy()
+    times = np.array([factor(s, int(k)) for s, k in zip(series, week, strict=True)])
+    sales = raw.sales.assign(revenue=raw.sales["revenue"] * times, y=raw.sales["y"] * times,
+                             quantity=raw.sales["quantity"] * times)
+    return RawData(sales=sales, keys=raw.keys, calendar=raw.calendar)
 
 
 @lru_cache(maxsize=16)

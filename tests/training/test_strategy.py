@@ -135,24 +135,18 @@ def _ar1_set() -> TrainingSet:
     """The simulated panel times a weekly AR(1) shock in logs, one per series."""
     from features.build import build_training_set
     from features.config import FeatureConfig
-    from tests.training._panels import simulate_raw
+    from tests.training._panels import simulate_raw, with_factor
 
     raw = simulate_raw(PanelShape(n_series=8, seed=9, periods=130, noise=0.02,
                                   season_amplitude=0.05))
     rng = np.random.default_rng(9)
-    sales = raw.sales.assign(week=raw.sales["date"].dt.to_period("W").astype(str),
-                             series=raw.sales["store"] + raw.sales["category"])
     shocks = {}
-    for series in sorted(sales["series"].unique()):
+    for series in sorted(set(raw.sales["store"] + "|" + raw.sales["category"])):
         shock = 0.0
-        for week in sorted(sales["week"].unique()):
+        for week in range(130):
             shock = 0.85 * shock + rng.normal(0, 0.2)
             shocks[series, week] = np.exp(shock)
-    factor = np.array([shocks[key] for key in zip(sales["series"], sales["week"], strict=True)])
-    sales = sales.drop(columns=["week", "series"])
-    sales = sales.assign(revenue=sales["revenue"] * factor, y=sales["y"] * factor,
-                         quantity=sales["quantity"] * factor)
-    shocked = type(raw)(sales=sales, keys=raw.keys, calendar=raw.calendar)
+    shocked = with_factor(raw, lambda series, week: shocks[series, week])
     return build_training_set(shocked, FeatureConfig(customers=False), freq="W", horizon=H)
 
 

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 class CellMatrix:
     """The future rows of every series as the model's float matrix, and how to read it."""
 
-    matrix: np.ndarray  # rows x features, target-derived columns in series-scale units
-    scale: np.ndarray  # per row: the series scale
+    matrix: np.ndarray  # rows x features, target-derived columns in units of the row scale
+    scale: np.ndarray  # per row: its scale (the row level or the series level)
     reference: np.ndarray  # per row: price_reference (NaN when price is no feature)
     row_of: dict[tuple[str, int], int]  # (series_id, step) -> row
     column_of: dict[str, int]  # feature -> column

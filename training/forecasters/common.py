@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 TARGET_DERIVED_PREFIXES: tuple[str, ...] = ("lag_", "roll_mean_", "roll_std_")
 _LEVEL_FLOOR = 1e-6
+ROLL_MEAN = "roll_mean_"
+TARGET_SCALES: tuple[str, ...] = ("row", "series")  # GlobalForecaster.target_scale
+ROW_LEVEL_FLOOR = 0.1  # a row level below this share of the series scale is not used
 
 
 def season_length_for(training_set: TrainingSet, explicit: int | None = None) -> int:
@@ -55,6 +58,13 @@ def recent_level(base: pd.DataFrame, season_length: int) -> pd.Series:
     positive = level[level > 0]
     floor = max(_LEVEL_FLOOR, 0.01 * float(positive.median())) if len(positive) else 1.0
     return level.clip(lower=floor).fillna(floor).rename("scale")
+
+
+def level_column(columns: Sequence[str]) -> str | None:
+    """The rolling mean of y with the longest window among ``columns`` (None if none)."""
+    windows = {int(c.removeprefix(ROLL_MEAN)): c for c in columns
+               if c.startswith(ROLL_MEAN) and c.removeprefix(ROLL_MEAN).isdigit()}
+    return windows[max(windows)] if windows else None
 
 
 def target_derived_columns(columns: list[str]) -> list[str]:
@@ -262,12 +272,20 @@ def check_consecutive(rows: pd.DataFrame, trained: pd.Series, freq: str) -> None
 
 
 class GlobalForecaster(PanelForecaster):
-    """One model across all series: target-derived features in series-scale units.
+    """One model across all series: y and target-derived features in units of a level.
 
-    Subclasses set ``scale_target``, ``season_length``, ``strategy`` and
+    Subclasses set ``scale_target``, ``season_length``, ``strategy``, ``target_scale`` and
     ``target_transform`` params, implement
     ``_fit_direct`` (fit one model on the training set's features: the fitted ``scales_``
-    from :meth:`_series_scales`, ``derived_`` columns, the model) and ``_predict_direct``.
+    from :meth:`_fit_scales`, ``derived_`` columns, the model) and ``_predict_direct``.
+
+    ``target_scale`` says what y and its lags are divided by: ``"series"``, each series'
+    recent level at the training origin (one number per series), or ``"row"``, the level
+    at each row's own origin — its longest rolling mean (``roll_mean_<w>``, which reads y
+    up to ds - H like every target-derived feature), so the trees learn growth relative
+    to the last known level and can follow a series past the range it was trained on.
+    A row without that level (the first w periods, a level near zero or negative) takes
+    the series scale.
     A ``strategy`` other than ``direct`` fits one such member per step bucket, or one
     recursive member (:mod:`training.forecasters.strategy`), and predicts through them.
     """
@@ -276,7 +294,9 @@ class GlobalForecaster(PanelForecaster):
     season_length: int | None
     strategy: str = "direct"  # class defaults: models pickled before these params existed
     target_transform: str = "none"
+    target_scale: str = "series"
     scales_: pd.Series
+    level_column_: str | None = None
     derived_: list[str]
     members_: list[GlobalForecaster] | None = None
 
@@ -349,20 +369,32 @@ class GlobalForecaster(PanelForecaster):
         rows["step"] = np.tile(np.arange(1, horizon + 1), len(rows) // horizon)
         return rows
 
-    def _series_scales(self, training_set: TrainingSet) -> pd.Series:
-        """Each series' recent level (1.0 everywhere when ``scale_target`` is off)."""
+    def _fit_scales(self, training_set: TrainingSet) -> pd.Series:
+        """Each series' recent level (1.0 everywhere when ``scale_target`` is off); with
+        ``target_scale="row"`` also the column that holds each row's level."""
+        self.level_column_ = None
         if not self.scale_target:
             return pd.Series(1.0, index=training_set.series_ids, name="scale")
+        if self.target_scale == "row":
+            self.level_column_ = level_column(training_set.feature_columns)
         season = season_length_for(training_set, self.season_length)
         return recent_level(training_set.base, season)
+
+    def _row_scales(self, rows: pd.DataFrame) -> np.ndarray:
+        """Per row, what y and its lags are divided by (see ``target_scale``)."""
+        series = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
+        if self.level_column_ is None:
+            return series
+        level = rows[self.level_column_].to_numpy(dtype=float, na_value=np.nan)
+        known = np.isfinite(level) & (level > ROW_LEVEL_FLOOR * series)
+        return np.where(known, level, series)
 
     def _matrix(self, rows: pd.DataFrame, columns: list[str],
                 categories: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
         """``columns`` of ``rows`` as one float matrix — key columns as category codes (NaN
-        when unseen), target-derived ones divided by the series scale — and the scales.
+        when unseen), target-derived ones divided by the row's scale — and the scales.
         What a model that takes arrays predicts from, without pandas on the way."""
-        scales = self.scales_
-        scale = np.array([scales.get(s, 1.0) for s in rows["series_id"].tolist()], dtype=float)
+        scale = self._row_scales(rows)
         numeric = [c for c in columns if c not in categories]
         matrix = np.empty((len(rows), len(columns)))
         matrix[:, [columns.index(c) for c in numeric]] = rows[numeric].to_numpy(
@@ -377,8 +409,8 @@ class GlobalForecaster(PanelForecaster):
         return matrix, scale
 
     def _scaled(self, rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-        """``columns`` of ``rows`` with the target-derived ones divided by the series scale."""
-        scale = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
+        """``columns`` of ``rows`` with the target-derived ones divided by the row's scale."""
+        scale = self._row_scales(rows)
         scaled = {c: self._encode(rows[c].to_numpy(dtype=float) / scale) for c in self.derived_}
         design = pd.DataFrame({c: scaled[c] if c in scaled else rows[c] for c in columns},
                               index=rows.index)  # one frame: no copy, then column writes

@@ -146,9 +146,10 @@ def global_drivers(model: GlobalForecaster, rows: pd.DataFrame, yhat: np.ndarray
 
 def global_method(model: GlobalForecaster) -> str:
     """How a global model's contributions were computed, in words."""
-    target = "asinh(y / series level)" if model.target_transform == "asinh" else "y / level"
-    if not model.scale_target:
-        target = target.replace(" / series level", "").replace(" / level", "")
+    level = " / row level" if getattr(model, "level_column_", None) else " / series level"
+    target = "y" + (level if model.scale_target else "")
+    if model.target_transform == "asinh":
+        target = f"asinh({target})"
     how = ("TreeSHAP (LightGBM pred_contrib)" if model.family == "lightgbm"
            else "coefficient x standardised value")
     if getattr(model, "objective", None) in LOG_LINK_OBJECTIVES:

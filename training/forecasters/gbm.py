@@ -1,8 +1,9 @@
 """Gradient boosting family: one global LightGBM model across all series.
 
 Key columns are pandas categoricals (categories fixed at fit, an unseen key is missing).
-With ``scale_target`` y and its lag / rolling features are divided by the series' recent
-level, so the trees learn relative patterns shared by large and small series. The
+With ``scale_target`` y and its lag / rolling features are divided by a level — by default
+each row's level at its origin (``target_scale="row"``), else the series' recent level — so
+the trees learn relative patterns shared by large and small series. The
 ``strategy`` (tuned) says how the H steps are made: one direct model (y up to ds - H), one
 per bucket of steps, or one recursive model (:mod:`training.forecasters.strategy`).
 ``objective="tweedie"`` suits sales with many zeros (y must be >= 0; otherwise it falls
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from training.forecasters.common import (
+    TARGET_SCALES,
     GlobalForecaster,
     target_derived_columns,
 )
@@ -61,6 +63,7 @@ class LightGBMForecaster(GlobalForecaster):
         n_jobs: int = 1,
         strategy: str = "direct",
         target_transform: str = "asinh",
+        target_scale: str = "row",
     ) -> None:
         self.num_leaves = num_leaves
         self.learning_rate = learning_rate
@@ -75,6 +78,7 @@ class LightGBMForecaster(GlobalForecaster):
         self.n_jobs = n_jobs
         self.strategy = strategy
         self.target_transform = target_transform
+        self.target_scale = target_scale
 
     def _fit_direct(self, training_set: TrainingSet) -> LightGBMForecaster:
         self._remember(training_set)
@@ -85,7 +89,7 @@ class LightGBMForecaster(GlobalForecaster):
         self.categories_: dict[str, list[str]] = {
             c: sorted(panel[c].dropna().astype(str).unique().tolist()) for c in categorical
         }
-        self.scales_: pd.Series = self._series_scales(training_set)
+        self.scales_: pd.Series = self._fit_scales(training_set)
         rows = panel[panel["y"].notna()]
         design, scale = self._design(rows)
         self.model_: lgb.LGBMRegressor = self._make_model(rows["y"]).fit(
@@ -153,12 +157,14 @@ def lightgbm_threads(n_jobs: int, rows: int) -> int:
 FIRST_TRIAL: dict[str, Any] = {  # the defaults (lambda_l2 at its range's floor)
     "num_leaves": 31, "learning_rate": 0.05, "n_estimators": 300, "min_child_samples": 20,
     "feature_fraction": 0.9, "lambda_l2": 1e-3, "objective": "l2", "strategy": "direct",
+    "target_scale": "row",
 }
 
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
-    """Tree size, learning rate x rounds, leaf size, column sampling, L2, objective, and
-    the multi-step strategy (:mod:`training.forecasters.strategy`)."""
+    """Tree size, learning rate x rounds, leaf size, column sampling, L2, objective, the
+    multi-step strategy (:mod:`training.forecasters.strategy`) and what y is scaled by
+    (``target_scale``: each row's level at its origin, or the series' level)."""
     return {
         "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
@@ -168,4 +174,5 @@ def search_space(trial: optuna.Trial) -> dict[str, Any]:
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10.0, log=True),
         "objective": trial.suggest_categorical("objective", ["l2", "tweedie"]),
         "strategy": trial.suggest_categorical("strategy", list(STRATEGIES)),
+        "target_scale": trial.suggest_categorical("target_scale", list(TARGET_SCALES)),
     }

@@ -1,9 +1,10 @@
 """Regression family: one global Ridge / ElasticNet model across all series.
 
-Each series' y and its lag / rolling features are divided by the series' recent level (mean
-|y| over its last season, known at the origin), so a large and a small store share one
-model: coefficients then describe relative effects (a promotion's lift, the weight of
-last year's sales). Key columns are one-hot encoded; numeric features are
+y and its lag / rolling features are divided by a level — by default each row's level at
+its origin (its longest rolling mean, ``target_scale="row"``), else the series' recent level
+(mean |y| over its last season) — so a large and a small store share one model and a
+growing series stays in range: coefficients then describe relative effects (a promotion's
+lift, the weight of last year's sales). Key columns are one-hot encoded; numeric features are
 median-imputed and standardised. The ``strategy`` (tuned) says how the H steps are made:
 one direct model (y up to ds - H), one per bucket of steps, or one recursive model
 (:mod:`training.forecasters.strategy`).
@@ -23,6 +24,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from training.forecasters.common import (
+    TARGET_SCALES,
     GlobalForecaster,
     target_derived_columns,
 )
@@ -66,6 +68,7 @@ class RegressionForecaster(GlobalForecaster):
         season_length: int | None = None,
         strategy: str = "direct",
         target_transform: str = "asinh",
+        target_scale: str = "row",
     ) -> None:
         self.alpha = alpha
         self.l1_ratio = l1_ratio
@@ -74,13 +77,14 @@ class RegressionForecaster(GlobalForecaster):
         self.season_length = season_length
         self.strategy = strategy
         self.target_transform = target_transform
+        self.target_scale = target_scale
 
     def _fit_direct(self, training_set: TrainingSet) -> RegressionForecaster:
         self._remember(training_set)
         features = training_set.feature_columns
         self.categorical_, self.numeric_ = split_feature_columns(training_set.panel, features)
         self.derived_: list[str] = target_derived_columns(self.numeric_)
-        self.scales_: pd.Series = self._series_scales(training_set)
+        self.scales_: pd.Series = self._fit_scales(training_set)
         rows = complete_training_rows(training_set.panel, self.derived_)
         design, scale = self._design(rows)
         target = self._encode(rows["y"].to_numpy() / scale)
@@ -113,8 +117,8 @@ class RegressionForecaster(GlobalForecaster):
 
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
-    """The L1 share (0 = Ridge, > 0 = ElasticNet), the regularisation strength and the
-    multi-step strategy (:mod:`training.forecasters.strategy`).
+    """The L1 share (0 = Ridge, > 0 = ElasticNet), the regularisation strength, the
+    multi-step strategy (:mod:`training.forecasters.strategy`) and what y is scaled by.
 
     The two penalties live on different scales (ElasticNet divides the squared error by
     2n), so each has its own alpha range: Ridge 0.01..100, ElasticNet 1e-4..0.1.
@@ -125,4 +129,5 @@ def search_space(trial: optuna.Trial) -> dict[str, Any]:
     else:
         alpha = trial.suggest_float("enet_alpha", 1e-4, 1e-1, log=True)
     strategy = trial.suggest_categorical("strategy", list(STRATEGIES))
-    return {"alpha": alpha, "l1_ratio": l1_ratio, "strategy": strategy}
+    scale = trial.suggest_categorical("target_scale", list(TARGET_SCALES))
+    return {"alpha": alpha, "l1_ratio": l1_ratio, "strategy": strategy, "target_scale": scale}

@@ -1,0 +1,110 @@
+"""What the global families divide y by (``target_scale``): each row's level at its origin
+(the longest rolling mean, read up to ds - H like every target-derived feature) or the
+series' level at the training origin.
+
+Trees cannot forecast past the range of y they were fitted on. Relative to the series'
+level at the training origin, a series that keeps growing leaves that range within the
+horizon; relative to each row's own origin it stays in it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import TrainingSet
+from features.build import build_training_set
+from features.config import FeatureConfig
+from tests.training._panels import PanelShape, make_training_set, simulate_raw, with_factor
+from training.backtest import make_windows, run_backtest
+from training.config import BacktestConfig
+from training.forecasters import LightGBMForecaster, RegressionForecaster, SeasonalNaive
+from training.forecasters.common import ROW_LEVEL_FLOOR, level_column
+from training.forecasters.strategy import STRATEGIES, strategy_views
+
+H = 8
+GROWTH = 0.025  # a week: x 2.4 over 36 weeks, x 1.2 over one horizon
+
+
+@pytest.fixture(scope="module")
+def plain() -> TrainingSet:
+    return make_training_set(PanelShape(n_series=4, seed=5, periods=120), horizon=H)
+
+
+@pytest.fixture(scope="module")
+def growing() -> TrainingSet:
+    """Four seeded series, flat for two years, then growing 2.5 % a week for 36 weeks."""
+    raw = simulate_raw(PanelShape(n_series=4, seed=3, periods=140, noise=0.03,
+                                  season_amplitude=0.1, promo_rate=0.0))
+    grown = with_factor(raw, lambda series, week: np.exp(GROWTH * max(0, week - 104)))
+    return build_training_set(grown, FeatureConfig(customers=False), freq="W", horizon=H)
+
+
+def test_the_row_level_is_the_longest_rolling_mean() -> None:
+    columns = ["lag_8", "roll_mean_4", "roll_std_26", "roll_mean_26", "roll_mean_12"]
+    assert level_column(columns) == "roll_mean_26"
+    assert level_column(["lag_8", "roll_std_4", "month"]) is None
+
+
+def test_each_row_is_scaled_by_its_own_level_else_the_series_one(plain: TrainingSet) -> None:
+    model = LightGBMForecaster(n_estimators=20).fit(plain)
+    assert model.level_column_ == level_column(plain.feature_columns)
+    rows = plain.panel.sort_values(["series_id", "ds"]).groupby("series_id").tail(3).copy()
+    series = rows["series_id"].map(model.scales_).to_numpy()
+    rows.iloc[0, rows.columns.get_loc(model.level_column_)] = np.nan  # not known yet
+    rows.iloc[1, rows.columns.get_loc(model.level_column_)] = -5.0  # returns > sales
+    rows.iloc[2, rows.columns.get_loc(model.level_column_)] = 0.5 * ROW_LEVEL_FLOOR * series[2]
+    scales = model._row_scales(rows)
+    np.testing.assert_array_equal(scales[:3], series[:3])
+    np.testing.assert_array_equal(scales[3:], rows[model.level_column_].to_numpy()[3:])
+    assert not np.allclose(scales[3:], series[3:])
+    by_series = LightGBMForecaster(n_estimators=20, target_scale="series").fit(plain)
+    assert by_series.level_column_ is None
+    np.testing.assert_array_equal(by_series._row_scales(rows), series)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_row_level_reads_y_only_up_to_the_members_min_lag(
+    strategy: str, plain: TrainingSet
+) -> None:
+    """Each member's row level is one of its own target-derived features: a change of y
+    after ds - min_lag leaves a row's scale alone."""
+    base = plain.base.sort_values(["series_id", "ds"], ignore_index=True)
+    at = 90
+    for view in strategy_views(plain.pipeline, strategy, season=52):
+        gap = view.pipeline.min_lag
+        column = level_column(view.pipeline.feature_columns)
+        assert column is not None
+        hidden = base.copy()
+        hidden.loc[at - gap + 1:at, "y"] *= 3.0
+        level = [view.pipeline.transform(b).set_index(["series_id", "ds"]).loc[
+            (base.loc[at, "series_id"], base.loc[at, "ds"]), column] for b in (base, hidden)]
+        assert level[0] == level[1]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_row_levels_follow_a_growing_series_past_its_training_range(
+    strategy: str, growing: TrainingSet
+) -> None:
+    """On the same backtest (the last 3 x 8 weeks of growth), relative to the row's level
+    LightGBM beats itself relative to the series' level, and seasonal naive."""
+    windows = make_windows(growing, BacktestConfig(n_windows=3, step=H))
+    wape = {scale: run_backtest(LightGBMForecaster(n_estimators=80, strategy=strategy,
+                                                   target_scale=scale), growing,
+                                windows).metrics["wape"] for scale in ("row", "series")}
+    naive = run_backtest(SeasonalNaive(), growing, windows).metrics["wape"]
+    assert wape["row"] < 0.7 * wape["series"]
+    assert wape["row"] < naive
+
+
+def test_a_model_pickled_before_target_scale_forecasts_by_the_series_level(
+    plain: TrainingSet,
+) -> None:
+    """A pickle from before the param existed has neither attribute: the class defaults
+    make it the series-scaled model it was fitted as."""
+    old = RegressionForecaster(target_scale="series").fit(plain)
+    expected = old.predict_mean(H)
+    del old.target_scale, old.level_column_
+    assert old.target_scale == "series" and old.level_column_ is None
+    pd.testing.assert_frame_equal(old.predict_mean(H), expected)
