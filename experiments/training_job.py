@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -250,7 +250,7 @@ def _lead(job: _Job, run_id: str, chosen: list[str], workers: int, spec_file: st
 
 
 def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
-    from training.registry import champion_on_backtest
+    from training.registry import champion_on_backtest, loses_to_champion_configuration
 
     for family in chosen:
         if families_table.BY_NAME[family].combines:
@@ -264,8 +264,77 @@ def _train_register_promote(job: _Job, chosen: list[str]) -> PromotionDecision:
     champion = champion_on_backtest(job.client, name, job.training_set, job.plan.scoring,
                                     job.spec.models.interval_level)
     decision = _register_and_promote(job, champion)
+    if champion is not None and loses_to_champion_configuration(
+            decision, champion, job.training_set.metadata.end, job.spec.promotion):
+        decision = _refresh_champion(job, champion, decision)
     _log_parent_summary(job, decision)
     return decision
+
+
+def _refresh_champion(job: _Job, champion: Candidate, rejected: PromotionDecision
+                      ) -> PromotionDecision:
+    """The champion's configuration refitted on this run's (newer) data, logged, registered
+    and judged like a challenger: what a retrain delivers when the configuration that
+    serves beats every family tuned on the new data. On failure the run keeps the
+    rejection (and no half-registered version)."""
+    from training.registry import version_estimator
+
+    name = job.spec.registered_model_name
+    log.info("%s: the champion v%s's configuration beats this run's challenger on the same "
+             "backtest; refitting it on the data to %s", name, champion.version,
+             job.training_set.metadata.end)
+    try:
+        estimator = version_estimator(name, champion.version)
+        params = job.client.get_run(champion.run_id).data.params if champion.run_id else {}
+        outcome = _fit_configuration(job, champion, estimator, params)
+        decision = _register_and_judge(job, outcome, champion)
+    except Exception as exc:  # an old champion whose code no longer loads or fits
+        log.warning("champion v%s could not be refitted (%s: %s); it stays as it was fitted",
+                    champion.version, type(exc).__name__, exc)
+        return rejected
+    return replace(decision, reason=f"{rejected.reason}; so its configuration was refitted "
+                                    f"on the new data: {decision.reason}")
+
+
+def _fit_configuration(job: _Job, champion: Candidate, estimator: Forecaster,
+                       params: dict[str, Any]) -> FamilyOutcome:
+    """``estimator`` backtested (nested, as a tuned family is), refitted and logged in its
+    own family run, tagged with the version whose configuration it is."""
+    import mlflow
+    from sklearn.base import clone
+
+    from training.backtest import run_backtest, run_outer
+
+    level, data = job.spec.models.interval_level, job.training_set
+    tags = {"family": champion.family, "spec_name": job.spec.name,
+            "configuration_of_version": champion.version}
+    with mlflow.start_run(run_name=f"{champion.family} (v{champion.version} refitted)",
+                          nested=True, tags=tags) as run:
+        tuning = run_backtest(estimator, data, job.plan.inner, level)
+        promise = (run_outer(estimator, data, job.plan.outer, tuning, level) if job.plan.outer
+                   else tuning)
+        started = time.perf_counter()
+        forecaster = clone(estimator).fit(data)
+        fitted = _Fitted(forecaster, params, tuning, promise, time.perf_counter() - started, 0)
+        return _log_family(job, champion.family, fitted, run.info.run_id)
+
+
+def _register_and_judge(job: _Job, outcome: FamilyOutcome, champion: Candidate
+                        ) -> PromotionDecision:
+    """Register ``outcome`` and judge it against the champion and this run's naive; undo
+    the registration on failure."""
+    from training.registry import NAIVE_FAMILY, aliases, promote_candidate
+
+    name, naive = job.spec.registered_model_name, job.outcomes.get(NAIVE_FAMILY)
+    before = aliases(job.client, name)
+    outcome.version = _register(job, outcome)
+    try:
+        return promote_candidate(job.client, name, candidate(job, outcome),
+                                 candidate(job, naive) if naive else None, champion,
+                                 job.spec.promotion)
+    except BaseException:
+        _undo_registration(job.client, name, [outcome.version], before)
+        raise
 
 
 def fixed_params(family: str, spec: ExperimentSpec, n_jobs: int) -> dict[str, Any]:
@@ -486,23 +555,13 @@ def _combined(job: _Job, done: dict[str, _Fitted], names: list[str], weights: li
 def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDecision:
     """Register every family's model, then promote; on failure undo the registration
     (delete the new versions, put the aliases back) and raise."""
-    from training.registry import (
-        aliases,
-        model_exists,
-        promote_challenger,
-        register_version,
-        version_tags,
-    )
-    from training.tracking import mlflow_notices_follow_its_logger
+    from training.registry import aliases, model_exists, promote_challenger
 
-    name, meta = job.spec.registered_model_name, job.training_set.metadata
+    name = job.spec.registered_model_name
     existed, before, created = model_exists(job.client, name), aliases(job.client, name), []
     try:
         for outcome in job.outcomes.values():
-            tags = version_tags(outcome.family, outcome.metrics, meta.data_digest,
-                                meta.spec_hash, outcome.run_id, meta.end)
-            with mlflow_notices_follow_its_logger():
-                outcome.version = register_version(name, outcome.model_uri, tags)
+            outcome.version = _register(job, outcome)
             created.append(outcome.version)
         candidates = [candidate(job, o) for o in job.outcomes.values()]
         return promote_challenger(job.client, name, candidates, champion, job.spec.promotion)
@@ -511,6 +570,18 @@ def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDec
         for outcome in job.outcomes.values():
             outcome.version = None
         raise
+
+
+def _register(job: _Job, outcome: FamilyOutcome) -> str:
+    """A new version of the spec's model from ``outcome``'s logged model, with its tags."""
+    from training.registry import register_version, version_tags
+    from training.tracking import mlflow_notices_follow_its_logger
+
+    meta = job.training_set.metadata
+    tags = version_tags(outcome.family, outcome.metrics, meta.data_digest, meta.spec_hash,
+                        outcome.run_id, meta.end)
+    with mlflow_notices_follow_its_logger():
+        return register_version(job.spec.registered_model_name, outcome.model_uri, tags)
 
 
 def candidate(job: _Job, outcome: FamilyOutcome) -> Candidate:

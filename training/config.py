@@ -71,7 +71,8 @@ class PromotionConfig(StrictModel):
     within ``margin`` of it on that backtest (at most 2 % higher): the champion's score
     there is its configuration *refitted* on the new windows, not the stale model that
     serves, so a fresh challenger as good as that, within noise, replaces it (what a
-    `retrain` verdict asks for).
+    `retrain` verdict asks for); when every such challenger is clearly worse, that
+    configuration itself is refitted on the newer data and judged the same way.
     """
 
     metric: Literal["wape"] = "wape"

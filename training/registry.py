@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from features.training_set import TrainingSet
     from training.backtest import BacktestWindow
+    from training.base import Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -151,14 +152,20 @@ def rebacktest_version(name: str, version: str, training_set: TrainingSet,
                        windows: list[BacktestWindow], level: float) -> float:
     """WAPE of a registered version's estimator (cloned: same params, refitted per window)
     on the current backtest windows."""
+    from training.backtest import run_backtest
+
+    estimator = version_estimator(name, version)
+    return float(run_backtest(estimator, training_set, windows, level).metrics["wape"])
+
+
+def version_estimator(name: str, version: str) -> Forecaster:
+    """A registered version's estimator, unfitted: the same params (an ensemble's members
+    and weights), ready to be fitted on other data."""
     import mlflow
     from sklearn.base import clone
 
-    from training.backtest import run_backtest
-
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    estimator = clone(model.unwrap_python_model().forecaster)
-    return float(run_backtest(estimator, training_set, windows, level).metrics["wape"])
+    return clone(model.unwrap_python_model().forecaster)
 
 
 def versus_naive(challenger: Candidate, naive: Candidate | None
@@ -270,6 +277,15 @@ def promote_challenger(
     """Apply the promotion rule to this run's versions and move the aliases."""
     challenger = best_candidate(candidates, config.margin)
     naive = next((c for c in candidates if c.family == NAIVE_FAMILY), None)
+    decision = promote_candidate(client, name, challenger, naive, champion, config)
+    _mark_not_selected(client, name, candidates, challenger)
+    return decision
+
+
+def promote_candidate(client: MlflowClient, name: str, challenger: Candidate,
+                      naive: Candidate | None, champion: Candidate | None,
+                      config: PromotionConfig) -> PromotionDecision:
+    """Judge one registered challenger, move the aliases and tag the version."""
     decision = _decision(client, name, challenger, naive, champion, config)
     old = champion.version if champion else None
     _move_aliases(client, decision, old)
@@ -278,9 +294,22 @@ def promote_challenger(
         "promotion_champion_version": old,
         "promotion_champion_wape": champion.wape if champion else None,
     })
-    _mark_not_selected(client, name, candidates, challenger)
     log.info("promotion of %s: %s", name, decision.summary())
     return decision
+
+
+def loses_to_champion_configuration(decision: PromotionDecision, champion: Candidate | None,
+                                    data_end: str | None, config: PromotionConfig) -> bool:
+    """Was the run's challenger rejected because the champion's configuration, refitted on
+    the same (newer) windows, beat it — so that configuration refitted on the newer data
+    is what a retrain should deliver (with ``refresh`` on)?"""
+    if champion is None or decision.action != "rejected" or not config.refresh:
+        return False
+    if champion.basis != "the same backtest" or not math.isfinite(champion.wape):
+        return False
+    newer = bool(data_end and champion.data_end and data_end > champion.data_end)
+    return newer and decision.challenger_wape is not None and (
+        decision.challenger_wape > champion.wape * (1.0 + config.margin))
 
 
 def _decision(client: MlflowClient, name: str, challenger: Candidate,

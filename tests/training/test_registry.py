@@ -17,12 +17,14 @@ from training.registry import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     Candidate,
+    PromotionDecision,
     RegistryError,
     aliases,
     best_candidate,
     champion_on_backtest,
     client_for,
     judge,
+    loses_to_champion_configuration,
     promote_challenger,
     promote_version,
     register_version,
@@ -41,6 +43,33 @@ def _naive(wape: float | None) -> Candidate | None:
 
 
 NAIVE_030 = _naive(0.3)
+
+
+def _rejected(wape: float) -> PromotionDecision:
+    return PromotionDecision("m", "rejected", False, "1", None, "9", "lightgbm", wape)
+
+
+@pytest.mark.parametrize(("decision", "champion", "data_end", "config", "refit"), [
+    (_rejected(0.25), Candidate("lightgbm", "1", 0.20, data_end="2024-08-19"), "2024-10-14",
+     PromotionConfig(), True),  # clearly worse than the configuration on newer data
+    (_rejected(0.203), Candidate("lightgbm", "1", 0.20, data_end="2024-08-19"), "2024-10-14",
+     PromotionConfig(), False),  # within the margin: rejected for another reason (naive)
+    (_rejected(0.25), Candidate("lightgbm", "1", 0.20, data_end="2024-10-14"), "2024-10-14",
+     PromotionConfig(), False),  # no newer data
+    (_rejected(0.25), Candidate("lightgbm", "1", 0.20, data_end="2024-08-19"), "2024-10-14",
+     PromotionConfig(refresh=False), False),
+    (_rejected(0.25), Candidate("lightgbm", "1", 0.20, basis="its own backtest (re-backtest "
+                                "failed: KeyError)", data_end="2024-08-19"), "2024-10-14",
+     PromotionConfig(), False),  # its configuration could not be refitted
+    (PromotionDecision("m", "promoted", True, "9", "1", None, "lightgbm", 0.25),
+     Candidate("lightgbm", "1", 0.20, data_end="2024-08-19"), "2024-10-14",
+     PromotionConfig(), False),
+])
+def test_a_refit_of_the_champions_configuration_is_due_only_when_it_beat_the_run(
+    decision: PromotionDecision, champion: Candidate, data_end: str,
+    config: PromotionConfig, refit: bool,
+) -> None:
+    assert loses_to_champion_configuration(decision, champion, data_end, config) is refit
 
 
 def test_refresh_promotes_newer_data_within_the_margin() -> None:
