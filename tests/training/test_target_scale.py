@@ -62,6 +62,8 @@ def test_each_row_is_scaled_by_its_own_level_else_the_series_one(plain: Training
     by_series = LightGBMForecaster(n_estimators=20, target_scale="series").fit(plain)
     assert by_series.level_column_ is None
     np.testing.assert_array_equal(by_series._row_scales(rows), series)
+    with pytest.raises(ValueError, match="target_scale must be one of"):
+        RegressionForecaster(target_scale="sideways").fit(plain)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
