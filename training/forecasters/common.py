@@ -219,6 +219,7 @@ class PanelForecaster(Forecaster):
         state = self.__dict__.copy()
         state["future_cache_"] = None  # derived: rebuilt on first use after loading
         state["origins_cache_"] = None
+        state.pop("scale_lookup_", None)
         return state
 
     def _finish(self, rows: pd.DataFrame, yhat: np.ndarray) -> pd.DataFrame:
@@ -385,12 +386,23 @@ class GlobalForecaster(PanelForecaster):
 
     def _row_scales(self, rows: pd.DataFrame) -> np.ndarray:
         """Per row, what y and its lags are divided by (see ``target_scale``)."""
-        series = rows["series_id"].map(self.scales_).fillna(1.0).to_numpy(dtype=float)
+        lookup = self._scale_lookup()
+        series = np.array([lookup.get(s, 1.0) for s in rows["series_id"].tolist()], dtype=float)
         if self.level_column_ is None:
             return series
         level = rows[self.level_column_].to_numpy(dtype=float, na_value=np.nan)
         known = np.isfinite(level) & (level > ROW_LEVEL_FLOOR * series)
         return np.where(known, level, series)
+
+    def _scale_lookup(self) -> dict[str, float]:
+        """``scales_`` as a dict (a request of a few rows reads it without pandas), kept
+        until ``scales_`` is replaced."""
+        cached = getattr(self, "scale_lookup_", None)
+        if cached is None or cached[0] is not self.scales_:
+            values = self.scales_.to_numpy(dtype=float).tolist()
+            cached = (self.scales_, dict(zip(self.scales_.index.tolist(), values, strict=True)))
+            self.scale_lookup_ = cached
+        return cached[1]
 
     def _matrix(self, rows: pd.DataFrame, columns: list[str],
                 categories: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
