@@ -50,6 +50,8 @@ from training.config import FAMILIES, FamilyConfig
 from training.trial_groups import TrialGroup
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlflow import MlflowClient
 
     from features.training_set import TrainingSet
@@ -323,18 +325,12 @@ def _register_and_judge(job: _Job, outcome: FamilyOutcome, champion: Candidate
                         ) -> PromotionDecision:
     """Register ``outcome`` and judge it against the champion and this run's naive; undo
     the registration on failure."""
-    from training.registry import NAIVE_FAMILY, aliases, promote_candidate
+    from training.registry import NAIVE_FAMILY, promote_candidate
 
-    name, naive = job.spec.registered_model_name, job.outcomes.get(NAIVE_FAMILY)
-    before = aliases(job.client, name)
-    outcome.version = _register(job, outcome)
-    try:
-        return promote_candidate(job.client, name, candidate(job, outcome),
-                                 candidate(job, naive) if naive else None, champion,
-                                 job.spec.promotion)
-    except BaseException:
-        _undo_registration(job.client, name, [outcome.version], before)
-        raise
+    naive = job.outcomes.get(NAIVE_FAMILY)
+    return _registered_then(job, [outcome], lambda candidates: promote_candidate(
+        job.client, job.spec.registered_model_name, candidates[0],
+        candidate(job, naive) if naive else None, champion, job.spec.promotion))
 
 
 def fixed_params(family: str, spec: ExperimentSpec, n_jobs: int) -> dict[str, Any]:
@@ -555,19 +551,31 @@ def _combined(job: _Job, done: dict[str, _Fitted], names: list[str], weights: li
 def _register_and_promote(job: _Job, champion: Candidate | None) -> PromotionDecision:
     """Register every family's model, then promote; on failure undo the registration
     (delete the new versions, put the aliases back) and raise."""
-    from training.registry import aliases, model_exists, promote_challenger
+    from training.registry import promote_challenger
+
+    return _registered_then(job, list(job.outcomes.values()), lambda candidates: (
+        promote_challenger(job.client, job.spec.registered_model_name, candidates, champion,
+                           job.spec.promotion)))
+
+
+def _registered_then(job: _Job, outcomes: list[FamilyOutcome],
+                     decide: Callable[[list[Candidate]], PromotionDecision]
+                     ) -> PromotionDecision:
+    """Register ``outcomes`` as new versions, then ``decide`` on their candidates; on
+    failure delete those versions, put the aliases back (the registered model too, if it
+    is new) and raise."""
+    from training.registry import aliases, model_exists
 
     name = job.spec.registered_model_name
     existed, before, created = model_exists(job.client, name), aliases(job.client, name), []
     try:
-        for outcome in job.outcomes.values():
+        for outcome in outcomes:
             outcome.version = _register(job, outcome)
             created.append(outcome.version)
-        candidates = [candidate(job, o) for o in job.outcomes.values()]
-        return promote_challenger(job.client, name, candidates, champion, job.spec.promotion)
+        return decide([candidate(job, o) for o in outcomes])
     except BaseException:
         _undo_registration(job.client, name, created, before if existed else None)
-        for outcome in job.outcomes.values():
+        for outcome in outcomes:
             outcome.version = None
         raise
 

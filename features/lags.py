@@ -50,6 +50,12 @@ def series_runs(series_id: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.cumsum(change) - 1, np.arange(n) - starts
 
 
+def rows_to_end(runs: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Per row of a panel grouped by series (:func:`series_runs`): the rows from it to its
+    series' last one, itself included (1 on the last row)."""
+    return np.bincount(runs, minlength=1)[runs] - positions
+
+
 def shift_within_series(values: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
     """``values`` k rows back in the same series (NaN for the first k rows of a series)."""
     values = np.asarray(values, dtype=np.float64)

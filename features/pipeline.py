@@ -43,6 +43,7 @@ from features.lags import (
     price_reference,
     ratio_to_reference,
     rolling_features,
+    rows_to_end,
     series_runs,
     shift_within_series,
 )
@@ -89,8 +90,7 @@ def append_future(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
 
 def last_rows(ordered: pd.DataFrame, count: int) -> np.ndarray:
     """Mask of the last ``count`` rows of each series (``ordered`` by series_id, ds)."""
-    runs, positions = series_runs(ordered["series_id"].to_numpy())
-    return np.bincount(runs, minlength=1)[runs] - positions <= count
+    return rows_to_end(*series_runs(ordered["series_id"].to_numpy())) <= count
 
 
 @dataclass(frozen=True, eq=False)

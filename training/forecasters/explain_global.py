@@ -146,7 +146,7 @@ def global_drivers(model: GlobalForecaster, rows: pd.DataFrame, yhat: np.ndarray
 
 def global_method(model: GlobalForecaster) -> str:
     """How a global model's contributions were computed, in words."""
-    level = " / row level" if getattr(model, "level_column_", None) else " / series level"
+    level = " / row level" if model.level_column_ else " / series level"
     target = "y" + (level if model.scale_target else "")
     if model.target_transform == "asinh":
         target = f"asinh({target})"

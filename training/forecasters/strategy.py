@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.lags import default_lags, series_runs
+from features.lags import default_lags, rows_to_end, series_runs
 from features.pipeline import ORDER, append_future
 
 if TYPE_CHECKING:
@@ -134,5 +134,5 @@ def recursive_rows(model: GlobalForecaster, history: pd.DataFrame,
 def future_steps(runs: np.ndarray, positions: np.ndarray, horizon: int) -> np.ndarray:
     """Step (1..horizon) of each row of a sorted panel whose series each end with their
     ``horizon`` future periods; 0 for the history rows."""
-    remaining = np.bincount(runs)[runs] - positions  # rows from here to the series' end
+    remaining = rows_to_end(runs, positions)
     return np.where(remaining <= horizon, horizon + 1 - remaining, 0)
