@@ -383,24 +383,64 @@ def _train_family(job: _Job, family: str) -> FamilyOutcome:
             fixed=fixed, show_progress_bar=sys.stderr.isatty(), group=job.group,
         )
         _record_other_workers(job, run_id, family, tuning)
-        promise = _score_outer(job, family, tuning)
+        tuning, promise = _score_outer(job, family, tuning)
         return _refit_and_log(job, family, tuning.params, tuning, promise, run_id)
 
 
-def _score_outer(job: _Job, family: str, tuning: TuningResult) -> BacktestResult:
+def _score_outer(job: _Job, family: str, tuning: TuningResult
+                 ) -> tuple[TuningResult, BacktestResult]:
     """The tuned params scored on the outer windows (the tuning's own backtest when the
-    spec has none): what chooses the champion and what the version promises."""
+    spec has none): what chooses the champion and what the version promises. A tuned trial
+    that does not hold its gain over the family's defaults there gives way to them
+    (:func:`training.tuning.holds_its_gain`)."""
+    from training.tuning import defaults_result
+
+    if not job.plan.outer:
+        return tuning, tuning.best_backtest
+    outer = _outer_backtest(job, family, tuning)
+    defaults = defaults_result(tuning, job.training_set, job.plan.inner,
+                               job.spec.models.interval_level)
+    if defaults is not None:
+        kept = _outer_check(job, family, (tuning, outer), defaults)
+        if kept is not None:
+            return kept
+    log.info("%s: tuning wape %.4f, held-out (outer) wape %.4f", family,
+             tuning.best_value, outer.metrics["wape"])
+    return tuning, outer
+
+
+def _outer_check(job: _Job, family: str, tuned: tuple[TuningResult, BacktestResult],
+                 defaults: TuningResult) -> tuple[TuningResult, BacktestResult] | None:
+    """The defaults and their outer backtest when the tuned trial loses its gain over them
+    on the outer windows; None when it holds it. Either way the run says so in a tag."""
+    import mlflow
+
+    from training.tuning import holds_its_gain
+
+    tuning, outer = tuned
+    defaults_outer = _outer_backtest(job, family, defaults)
+    scores = {"tuned": (tuning.best_value, float(outer.metrics["wape"])),
+              "defaults": (defaults.best_value, float(defaults_outer.metrics["wape"]))}
+    held = holds_its_gain(scores["tuned"], scores["defaults"])
+    summary = (f"trial #{tuning.best_trial} {'kept' if held else 'dropped'}: tuning + outer "
+               f"wape {scores['tuned'][0]:.4f} + {scores['tuned'][1]:.4f}, defaults "
+               f"{scores['defaults'][0]:.4f} + {scores['defaults'][1]:.4f}")
+    mlflow.set_tag("outer_check", summary)
+    if held:
+        return None
+    log.info("%s: the defaults are kept (%s): the tuned trial does not hold its gain on the "
+             "outer window(s)", family, summary)
+    return defaults, defaults_outer
+
+
+def _outer_backtest(job: _Job, family: str, tuning: TuningResult) -> BacktestResult:
+    """``tuning``'s params scored on the outer windows (nested backtest)."""
     from training.backtest import run_outer
     from training.tuning import build_forecaster
 
-    if not job.plan.outer:
-        return tuning.best_backtest
     estimator = build_forecaster(family, {}, tuning.params)
-    outer = run_outer(estimator, job.training_set, job.plan.outer, tuning.best_backtest,
-                      job.spec.models.interval_level)
-    log.info("%s: tuning wape %.4f, held-out (outer) wape %.4f", family,
-             tuning.best_value, outer.metrics["wape"])
-    return outer
+    return run_outer(estimator, job.training_set, job.plan.outer, tuning.best_backtest,
+                     job.spec.models.interval_level)
 
 
 def _record_trial(job: _Job, run_id: str, family: str, trial: Any) -> None:

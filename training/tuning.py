@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,10 @@ class TuningResult:
     fixed_params: dict[str, Any] = field(default_factory=dict)
     best_trial: int = -1  # number of the trial whose params and backtest these are
     group_trials: list[FrozenTrial] = field(default_factory=list)  # the run's, all workers
+    # The study's first trial (the family's defaults) when another trial was chosen, and
+    # its params and backtest when this process ran it (see :func:`defaults_result`).
+    defaults_trial: FrozenTrial | None = None
+    defaults_kept: tuple[dict[str, Any], BacktestResult] | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -387,9 +391,8 @@ def chosen_trial(family: str, completed: Sequence[FrozenTrial]) -> FrozenTrial:
     WAPE, the defaults 0.15. A trial must beat the defaults by the margin the promotion
     asks of a challenger before it replaces them."""
     best = min(completed, key=lambda t: float("inf") if t.value is None else t.value)
-    defaults = next((t for t in completed if t.number == 0
-                     and t.system_attrs.get(FIRST_TRIAL_ATTR)), None)
-    if defaults is None or defaults is best or defaults.value is None:
+    defaults = _defaults_trial(completed)
+    if defaults is None or defaults is best:
         return best
     if float(best.value) > float(defaults.value) * (1.0 - DEFAULTS_MARGIN):
         log.info("%s: the defaults (trial 0, wape %.4f) are kept: the best trial #%d (%.4f) "
@@ -409,7 +412,7 @@ def _result(
     fixed: dict[str, Any],
     level: float,
 ) -> TuningResult:
-    """The study's best complete trial (a pruned one has a value too: its last window's
+    """The study's chosen complete trial (a pruned one has a value too: its last window's
     WAPE, no backtest mean); its backtest is re-run only when another worker (or an
     earlier invocation on the same study) found it."""
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -417,14 +420,58 @@ def _result(
         raise RuntimeError(f"{family}: no trial of study '{study.study_name}' completed "
                            "(all pruned or failed)")
     trial = chosen_trial(family, completed)
-    kept = best.kept(trial)
-    if kept is not None:
-        return TuningResult(family, kept[0], float(trial.value), kept[1], study, numbers,
-                            fixed, best_trial=trial.number)
+    params, backtest = best.kept(trial) or _rerun(family, trial, training_set, windows, fixed,
+                                                   level)
+    defaults = _defaults_trial(completed)
+    other = defaults is not None and defaults is not trial
+    return TuningResult(family, params, float(trial.value), backtest, study, numbers, fixed,
+                        best_trial=trial.number, defaults_trial=defaults if other else None,
+                        defaults_kept=best.kept(defaults) if other and defaults else None)
+
+
+def _defaults_trial(completed: Sequence[FrozenTrial]) -> FrozenTrial | None:
+    """The study's first trial when it is the family's defaults (:func:`first_trial`)."""
+    return next((t for t in completed if t.number == 0
+                 and t.system_attrs.get(FIRST_TRIAL_ATTR) and t.value is not None), None)
+
+
+def _rerun(family: str, trial: FrozenTrial, training_set: TrainingSet,
+           windows: list[BacktestWindow], fixed: dict[str, Any], level: float
+           ) -> tuple[dict[str, Any], BacktestResult]:
+    """A trial another worker (or an earlier run of the study) ran: its stored params and
+    their backtest, run again here."""
     stored = trial.user_attrs.get("params", trial.params)
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-    log.info("%s: the chosen trial #%d comes from another worker or an earlier run of the study; "
+    log.info("%s: trial #%d comes from another worker or an earlier run of the study; "
              "re-running its backtest", family, trial.number)
-    backtest = run_backtest(build_forecaster(family, fixed, params), training_set, windows, level)
-    return TuningResult(family, params, float(backtest.metrics["wape"]), backtest, study, numbers,
-                        fixed, best_trial=trial.number)
+    return params, run_backtest(build_forecaster(family, fixed, params), training_set, windows,
+                                level)
+
+
+def defaults_result(result: TuningResult, training_set: TrainingSet,
+                    windows: list[BacktestWindow], level: float) -> TuningResult | None:
+    """The family's defaults (the study's first trial) as a result of their own, when the
+    tuning chose another trial; None when it chose them or the study has none. Their
+    backtest on ``windows`` (the tuning's) is re-run only when another worker ran them."""
+    trial = result.defaults_trial
+    if trial is None:
+        return None
+    params, backtest = result.defaults_kept or _rerun(
+        result.family, trial, training_set, windows, result.fixed_params, level)
+    return replace(result, best_params=params, best_value=float(trial.value),
+                   best_backtest=backtest, best_trial=trial.number, defaults_trial=None,
+                   defaults_kept=None)
+
+
+def holds_its_gain(tuned: tuple[float, float], defaults: tuple[float, float],
+                   margin: float = DEFAULTS_MARGIN) -> bool:
+    """Does a tuned trial still beat the defaults by ``margin`` once the outer window(s),
+    which the tuning never saw, count as much as the tuning windows? Each pair is
+    (tuning WAPE, outer WAPE).
+
+    The tuned trial is the best of N on the tuning windows, so its tuning WAPE is the
+    optimistic one (the winner's curse); the outer windows score both without that bias.
+    On the accuracy benchmark's weekly set the tuned LightGBM beat its defaults by 13 % on
+    the tuning windows (0.285 against 0.328) and lost by 28 % on the outer one (0.277
+    against 0.217); held out it scored 0.365, the defaults 0.177."""
+    return sum(tuned) < sum(defaults) * (1.0 - margin)
