@@ -10,7 +10,14 @@ from features.training_set import TrainingSet
 from training.backtest import BacktestWindow, make_windows, run_backtest
 from training.config import BacktestConfig, FamilyConfig
 from training.trial_groups import FIRST_TRIAL_ATTR
-from training.tuning import DEFAULTS_MARGIN, build_forecaster, chosen_trial, tune_family
+from training.tuning import (
+    DEFAULTS_MARGIN,
+    build_forecaster,
+    chosen_trial,
+    defaults_result,
+    holds_its_gain,
+    tune_family,
+)
 
 LEVEL = 0.8
 
@@ -188,3 +195,40 @@ def test_the_kept_defaults_come_with_their_own_backtest(
     assert result.best_value == pytest.approx(first.value)
     assert result.best_backtest.metrics["wape"] == pytest.approx(first.value)
     assert result.best_params["num_leaves"] == first.params["num_leaves"]
+
+
+@pytest.mark.parametrize(("tuned", "defaults", "holds"), [
+    ((0.285, 0.277), (0.328, 0.217), False),  # the weekly benchmark set's LightGBM
+    ((0.20, 0.20), (0.30, 0.30), True),
+    ((0.20, 0.30), (0.30, 0.21), False),  # a gain on the tuning windows, lost on the outer
+    ((0.29, 0.30), (0.30, 0.30), False),  # better, but by less than the margin
+])
+def test_a_tuned_trial_holds_its_gain_only_counting_the_outer_window(
+        tuned: tuple[float, float], defaults: tuple[float, float], holds: bool) -> None:
+    assert holds_its_gain(tuned, defaults) is holds
+
+
+def test_the_defaults_result_is_trial_0_with_its_own_backtest_kept_or_rerun(
+    small_training_set: TrainingSet, windows: list[BacktestWindow], optuna_storage: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the tuning chooses another trial, the defaults come back as a result of their
+    own: this process's backtest of trial 0, or (a later invocation on the same study,
+    which did not run it) a re-run that scores what trial 0 scored."""
+    monkeypatch.setattr("training.tuning.DEFAULTS_MARGIN", -1.0)  # the best trial wins
+    result = tune_family("lightgbm", small_training_set, windows, FamilyConfig(trials=4),
+                         LEVEL, optuna_storage, "defaults-result", seed=0)
+    first = optuna.load_study(study_name="defaults-result", storage=optuna_storage).trials[0]
+    assert result.best_trial != 0 and result.best_value < first.value
+    kept = defaults_result(result, small_training_set, windows, LEVEL)
+    assert kept is not None and kept.best_trial == 0 and kept.defaults_trial is None
+    assert kept.best_params == first.user_attrs["params"]
+    assert kept.best_backtest.metrics["wape"] == pytest.approx(first.value)
+
+    later = tune_family("lightgbm", small_training_set, windows, FamilyConfig(trials=1),
+                        LEVEL, optuna_storage, "defaults-result", seed=0)
+    assert later.defaults_kept is None and later.best_trial != 0
+    rerun = defaults_result(later, small_training_set, windows, LEVEL)
+    assert rerun is not None and rerun.best_params == kept.best_params
+    assert rerun.best_backtest.metrics["wape"] == pytest.approx(first.value)
+    assert defaults_result(kept, small_training_set, windows, LEVEL) is None

@@ -237,6 +237,9 @@ class IntermittentForecaster(PanelForecaster):
         return forecast.to_numpy()[forecast.index.get_indexer(rows["series_id"].astype(str))]
 
 
+FIRST_TRIAL: dict[str, Any] = {"method": "sba", "smoothing": "fitted"}  # the defaults
+
+
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
     """SBA or TSB; smoothing fitted per series, or one alpha / beta for every series."""
     method = trial.suggest_categorical("method", ["sba", "tsb"])

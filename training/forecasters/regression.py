@@ -116,6 +116,11 @@ class RegressionForecaster(GlobalForecaster):
         return make_pipeline(encode, linear)
 
 
+FIRST_TRIAL: dict[str, Any] = {  # the defaults: Ridge, alpha 1, one direct model, row level
+    "l1_ratio": 0.0, "ridge_alpha": 1.0, "strategy": "direct", "target_scale": "row",
+}
+
+
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
     """The L1 share (0 = Ridge, > 0 = ElasticNet), the regularisation strength, the
     multi-step strategy (:mod:`training.forecasters.strategy`) and what y is scaled by.
