@@ -424,8 +424,9 @@ def _result(
                                                    level)
     defaults = _defaults_trial(completed)
     other = defaults is not None and defaults is not trial
-    return TuningResult(family, params, float(trial.value), backtest, study, numbers, fixed,
-                        best_trial=trial.number, defaults_trial=defaults if other else None,
+    return TuningResult(family, params, float(backtest.metrics["wape"]), backtest, study,
+                        numbers, fixed, best_trial=trial.number,
+                        defaults_trial=defaults if other else None,
                         defaults_kept=best.kept(defaults) if other and defaults else None)
 
 
@@ -458,7 +459,7 @@ def defaults_result(result: TuningResult, training_set: TrainingSet,
         return None
     params, backtest = result.defaults_kept or _rerun(
         result.family, trial, training_set, windows, result.fixed_params, level)
-    return replace(result, best_params=params, best_value=float(trial.value),
+    return replace(result, best_params=params, best_value=float(backtest.metrics["wape"]),
                    best_backtest=backtest, best_trial=trial.number, defaults_trial=None,
                    defaults_kept=None)
 
