@@ -3,13 +3,15 @@
 ``run_training`` runs, inside one MLflow parent run: build the training set (generating
 the data with the spec's simulator first when the sales file is missing), compute the
 nested backtest windows once, then for each family (seasonal naive always, as the
-baseline): tune with Optuna on the inner windows, score the best params on the outer
+baseline): tune with Optuna on the inner windows, score the chosen params on the outer
 (held-out) windows — the family's reported metrics, its promise and what the promotion
-rule compares — refit them on the full training set with the conformal calibration of
-both, and log it (family run + pyfunc model). Only after every family
-has finished are the models registered (one version per family), and then the promotion
-rule moves the aliases. Any failure marks the parent run (and the open family run)
-FAILED, leaves the registry as it was, and raises.
+rule compares; a tuned trial that does not hold its gain over the family's defaults
+there gives way to them (:func:`training.tuning.holds_its_gain`) — refit them on the
+full training set with the conformal calibration of both, and log it (family run +
+pyfunc model). Only after every family has finished are the models registered (one
+version per family), and then the promotion rule moves the aliases. Any failure marks
+the parent run (and the open family run) FAILED, leaves the registry as it was, and
+raises.
 
 **Several tuning workers, one registration.** This process is the *leader*: its trials,
 and those of any process joining its parent run (``salescast train --join RUN_ID``,
