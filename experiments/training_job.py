@@ -317,10 +317,8 @@ def _fit_configuration(job: _Job, champion: Candidate, estimator: Forecaster,
         tuning = run_backtest(estimator, data, job.plan.inner, level)
         promise = (run_outer(estimator, data, job.plan.outer, tuning, level) if job.plan.outer
                    else tuning)
-        started = time.perf_counter()
-        forecaster = clone(estimator).fit(data)
-        fitted = _Fitted(forecaster, params, tuning, promise, time.perf_counter() - started, 0)
-        return _log_family(job, champion.family, fitted, run.info.run_id)
+        return _fit_and_log(job, champion.family, clone(estimator), params, (tuning, promise),
+                            run.info.run_id)
 
 
 def _register_and_judge(job: _Job, outcome: FamilyOutcome, champion: Candidate
@@ -399,22 +397,19 @@ def _score_outer(job: _Job, family: str, tuning: TuningResult
 
     if not job.plan.outer:
         return tuning, tuning.best_backtest
-    outer = _outer_backtest(job, family, tuning)
+    tuned = tuning, _outer_backtest(job, family, tuning)
     defaults = defaults_result(tuning, job.training_set, job.plan.inner,
                                job.spec.models.interval_level)
-    if defaults is not None:
-        kept = _outer_check(job, family, (tuning, outer), defaults)
-        if kept is not None:
-            return kept
+    chosen = tuned if defaults is None else _outer_check(job, family, tuned, defaults)
     log.info("%s: tuning wape %.4f, held-out (outer) wape %.4f", family,
-             tuning.best_value, outer.metrics["wape"])
-    return tuning, outer
+             chosen[0].best_value, chosen[1].metrics["wape"])
+    return chosen
 
 
 def _outer_check(job: _Job, family: str, tuned: tuple[TuningResult, BacktestResult],
-                 defaults: TuningResult) -> tuple[TuningResult, BacktestResult] | None:
-    """The defaults and their outer backtest when the tuned trial loses its gain over them
-    on the outer windows; None when it holds it. Either way the run says so in a tag."""
+                 defaults: TuningResult) -> tuple[TuningResult, BacktestResult]:
+    """The tuned trial and its outer backtest when it holds its gain over the defaults
+    there, else the defaults and theirs; the run says which in its ``outer_check`` tag."""
     import mlflow
 
     from training.tuning import holds_its_gain
@@ -429,7 +424,7 @@ def _outer_check(job: _Job, family: str, tuned: tuple[TuningResult, BacktestResu
                f"{scores['defaults'][0]:.4f} + {scores['defaults'][1]:.4f}")
     mlflow.set_tag("outer_check", summary)
     if held:
-        return None
+        return tuned
     log.info("%s: the defaults are kept (%s): the tuned trial does not hold its gain on the "
              "outer window(s)", family, summary)
     return defaults, defaults_outer
@@ -474,13 +469,21 @@ def _refit_and_log(job: _Job, family: str, params: dict[str, Any], tuning: Tunin
 
     from training.tuning import build_forecaster
 
-    started = time.perf_counter()
-    forecaster = build_forecaster(family, {}, params).fit(job.training_set)
-    seconds = time.perf_counter() - started
     mlflow.set_tags({"study_name": tuning.study.study_name,
                      "best_trial": str(tuning.best_trial)})
-    fitted = _Fitted(forecaster, params, tuning.best_backtest, promise, seconds,
-                     len(tuning.group_trials), len(tuning.workers))
+    return _fit_and_log(job, family, build_forecaster(family, {}, params), params,
+                        (tuning.best_backtest, promise), run_id,
+                        (len(tuning.group_trials), len(tuning.workers)))
+
+
+def _fit_and_log(job: _Job, family: str, estimator: Forecaster, params: dict[str, Any],
+                 backtests: tuple[BacktestResult, BacktestResult], run_id: str,
+                 trials: tuple[int, int] = (0, 0)) -> FamilyOutcome:
+    """``estimator`` fitted (timed) on the whole training set and logged in its family run
+    with its (tuning, promise) backtests; ``trials``: the run's trials and workers."""
+    started = time.perf_counter()
+    forecaster = estimator.fit(job.training_set)
+    fitted = _Fitted(forecaster, params, *backtests, time.perf_counter() - started, *trials)
     return _log_family(job, family, fitted, run_id)
 
 
