@@ -89,6 +89,11 @@ class Score:
     wape: float
     coverage: float | None
     seconds: float | None = None
+    promised: float | None = None  # its WAPE on the outer backtest window
+
+    @property
+    def promise_ratio(self) -> float | None:
+        return None if not self.promised else self.wape / self.promised
 
 
 @dataclass
@@ -243,10 +248,19 @@ def forecast_version(model: PyFuncModel, test: pd.DataFrame) -> pd.DataFrame:
     return forecast
 
 
+@dataclass(frozen=True)
+class PeerRun:
+    """What bench/peers.py measured: each peer held out (with its promise: its WAPE on
+    the outer window), their summed seconds, and the whole subprocess's (imports included)."""
+
+    scores: dict[str, Score]
+    seconds: float
+    wall: float
+
+
 def run_peers(window: Window, spec: ExperimentSpec, workdir: Path, python: Path,
-              quick: bool) -> tuple[dict[str, Score], float, float]:
-    """bench/peers.py in .venv-peers: each peer's score, their summed seconds, and the
-    whole subprocess's seconds (imports included)."""
+              quick: bool) -> PeerRun:
+    """bench/peers.py in .venv-peers (:class:`PeerRun`)."""
     if not python.exists():
         raise FileNotFoundError(f"{python} is missing: `make bench-accuracy` creates it")
     paths = {}
@@ -263,7 +277,9 @@ def run_peers(window: Window, spec: ExperimentSpec, workdir: Path, python: Path,
     wall = time.perf_counter() - started
     document = json.loads(out.read_text())
     scores = {name: Score(**values) for name, values in document["models"].items()}
-    return scores, sum(s.seconds or 0.0 for s in scores.values()), wall
+    for name, values in document["promised"].items():
+        scores[name].promised = values["wape"]
+    return PeerRun(scores, sum(s.seconds or 0.0 for s in scores.values()), wall)
 
 
 def run_dataset(name: str, workdir: Path, args: argparse.Namespace) -> DatasetResult:
@@ -288,8 +304,8 @@ def run_dataset(name: str, workdir: Path, args: argparse.Namespace) -> DatasetRe
         model = load_version(store, spec.registered_model_name, version)
         families[meta["family"]] = score(forecast_version(model, window.test), window.test)
         families[meta["family"]].seconds = refit_seconds(model, training_set)
-    peers, peers_seconds, peers_wall = run_peers(window, spec, store, args.peers_python,
-                                                  args.quick)
+        families[meta["family"]].promised = float(meta["wape"])
+    peers = run_peers(window, spec, store, args.peers_python, args.quick)
     meta = tags[champion]
     return DatasetResult(
         name=name, spec=str(spec_path.relative_to(REPO)), freq=spec.frequency,
@@ -299,8 +315,9 @@ def run_dataset(name: str, workdir: Path, args: argparse.Namespace) -> DatasetRe
         test_end=str(window.test["ds"].max().date()), champion_family=meta["family"],
         champion_version=champion, promoted=promoted, champion=families[meta["family"]],
         promised_wape=float(meta["wape"]), promised_coverage=float(meta["coverage"]),
-        salescast_seconds=seconds, families=families, peers=peers,
-        peers_seconds=peers_seconds, peers_process_seconds=peers_wall)
+        salescast_seconds=seconds, families=families, peers=peers.scores,
+        peers_seconds=peers.seconds,
+        peers_process_seconds=peers.wall)
 
 
 def print_summary(results: list[DatasetResult]) -> None:
@@ -323,8 +340,9 @@ def print_summary(results: list[DatasetResult]) -> None:
 
 
 def print_details(results: list[DatasetResult]) -> None:
-    """Every model on every data set: held-out WAPE, coverage, seconds."""
-    print(f"\n{'data set':<15}{'model':<40}{'WAPE':>7}{'cover':>7}{'seconds':>9}")
+    """Every model on every data set: held-out WAPE, coverage, seconds, promise."""
+    print(f"\n{'data set':<15}{'model':<40}{'WAPE':>7}{'cover':>7}{'seconds':>9}"
+          f"{'promised':>9}{'held/prom':>10}")
     for r in results:
         chosen = " (champion)" if r.promoted else " (best backtest *)"
         rows = [(f"salescast {f}" + (chosen if f == r.champion_family else ""), s)
@@ -334,11 +352,22 @@ def print_details(results: list[DatasetResult]) -> None:
         for label, s in rows:
             seconds = f"{s.seconds:>9.1f}" if s.seconds is not None else f"{'-':>9}"
             coverage = f"{s.coverage:>7.2f}" if s.coverage is not None else f"{'-':>7}"
-            print(f"{r.name:<15}{label:<40}{s.wape:>7.3f}{coverage}{seconds}")
+            print(f"{r.name:<15}{label:<40}{s.wape:>7.3f}{coverage}{seconds}"
+                  f"{promise_text(s)}")
     print("salescast families: every registered version of the one train run asked for the "
           "held-out rows; seconds = one fit of its family with its params on the training set, "
           "in this process, best of two (tuning and backtests are in the train seconds "
-          "above); peers: fit + forecast + interval")
+          "above); peers: fit + forecast + interval; promised: WAPE on the outer backtest "
+          "window (a peer: fitted without the training panel's last horizon, scored on it)")
+
+
+def promise_text(score: Score) -> str:
+    """The promised WAPE and held-out / promised, with point 0's verdict."""
+    ratio = score.promise_ratio
+    if ratio is None or score.promised is None:
+        return f"{'-':>9}{'-':>10}"
+    verdict = "ok" if abs(ratio - 1) <= TOLERANCE else "MISS"
+    return f"{score.promised:>9.3f}{ratio:>6.2f} {verdict:<4}"
 
 
 def write_results(results: list[DatasetResult], args: argparse.Namespace,

@@ -20,6 +20,12 @@ compilation on a cold cache is inside the first model's time, as a user would wa
   and two seasons, date features of the frequency, each series standardised
   (``LocalStandardScaler``), forecast recursively; conformal intervals from 2 windows.
 
+**Their promise.** Each model is also scored, the same way, on salescast's outer backtest
+window: fitted on the training panel without its last ``horizon`` periods and scored on
+them (not timed). That is what a user of the peer would quote before the held-out periods
+come: ``bench/accuracy.py`` sets each peer's held-out WAPE against it, as it does
+salescast's promise (issue 10, point 0).
+
 Scored like salescast (``training/metrics.py``): WAPE = sum|y - yhat| / sum|y| over every
 (series, period) of the window with an actual, coverage = share of actuals inside the
 80 % interval. Missing ``y`` in training (a gap) is filled with 0 for the peers, which
@@ -106,6 +112,22 @@ def statsforecast_models(season_length: int, quick: bool) -> dict[str, Callable[
     }
 
 
+def last_window(train: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training panel without its last ``horizon`` periods, and those periods: the
+    outer backtest window of salescast's nested backtest (``outer_windows: 1``)."""
+    periods = np.sort(train["ds"].unique())
+    if len(periods) <= horizon:
+        raise ValueError(f"{len(periods)} training periods: no window of {horizon} before them")
+    cut = periods[-horizon - 1]
+    return (train[train["ds"] <= cut].reset_index(drop=True),
+            train[train["ds"] > cut].reset_index(drop=True))
+
+
+def run_peers(train: pd.DataFrame, test: pd.DataFrame,
+              args: argparse.Namespace) -> dict[str, PeerScore]:
+    return run_statsforecast(train, test, args) | run_mlforecast(train, test, args)
+
+
 def run_statsforecast(train: pd.DataFrame, test: pd.DataFrame,
                       args: argparse.Namespace) -> dict[str, PeerScore]:
     """Each statistical model on its own, so each has its own wall time."""
@@ -175,9 +197,13 @@ def main() -> None:
     train, test = read_panel(args.train), read_panel(args.test)
     gaps = int(train["y"].isna().sum())
     train["y"] = train["y"].fillna(0.0)
-    scores = run_statsforecast(train, test, args) | run_mlforecast(train, test, args)
+    scores = run_peers(train, test, args)
+    log.info("the peers' promise: their scores on the outer window (the last %d periods)",
+             args.horizon)
+    promised = run_peers(*last_window(train, args.horizon), args)
     document = {
         "models": {name: asdict(result) for name, result in scores.items()},
+        "promised": {name: asdict(result) for name, result in promised.items()},
         "n_series": int(train["unique_id"].nunique()),
         "train_rows": len(train), "test_rows": len(test), "gaps_filled": gaps,
         "horizon": args.horizon, "season_length": args.season_length, "freq": args.freq,
