@@ -62,3 +62,30 @@ def test_score_is_wape_and_interval_coverage(accuracy: ModuleType) -> None:
     result = accuracy.score(forecast.drop(columns="y"), test)
     assert result.wape == pytest.approx((2 + 6) / 40)
     assert result.coverage == pytest.approx(0.5)
+
+
+def test_peers_promise_window_is_salescasts_outer_window(accuracy: ModuleType,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peers are promised on the periods salescast's nested backtest holds out for its
+    own promise (``outer_windows: 1``): same origin, same ``horizon`` periods, every series."""
+    from training.backtest import plan_windows
+
+    monkeypatch.chdir(REPO)
+    spec = accuracy.load_spec(REPO / "bench" / "specs" / "tx_housing.yaml")
+    training_set = accuracy.build_features(spec)
+    outer = plan_windows(training_set, spec.backtest).outer
+    panel = training_set.base[["series_id", "ds", "y"]].rename(columns={"series_id": "unique_id"})
+    fitted, scored = load_bench("peers").last_window(panel, spec.horizon)
+    assert len(outer) == 1 and fitted["ds"].max() == outer[0].origin
+    assert sorted(scored["ds"].unique()) == sorted(
+        training_set.base.loc[training_set.base["ds"] > outer[0].origin, "ds"].unique())
+    assert scored["ds"].nunique() == spec.horizon
+    assert scored.groupby("unique_id").size().eq(spec.horizon).all()
+    assert len(fitted) + len(scored) == len(panel)
+
+
+def test_peers_promise_window_needs_history_before_it() -> None:
+    panel = pd.DataFrame({"unique_id": ["a"] * 3,
+                          "ds": pd.date_range("2024-01-01", periods=3, freq="MS"), "y": 1.0})
+    with pytest.raises(ValueError, match="3 training periods: no window of 3"):
+        load_bench("peers").last_window(panel, 3)
