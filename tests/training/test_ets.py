@@ -59,3 +59,26 @@ def test_a_fitted_model_forecasts_its_own_history_as_statsmodels_does() -> None:
     model = fit_ets(y, np.zeros((60, 0)), spec)
     assert (model.trend, model.damped, model.seasonal) == ("add", True, "add")
     np.testing.assert_array_equal(model.forecast(y, 6), model._statsmodels_forecast(y, 6))
+
+
+@pytest.mark.parametrize("seasonal", [None, "add", "mul"])
+def test_the_fit_with_our_gradient_ends_where_scipys_own_gradient_ends(
+        seasonal: str | None) -> None:
+    """:func:`holt_winters_gradient` feeds L-BFGS-B the gradient scipy would compute: the
+    fitted parameters are those of statsmodels' plain fit, bit for bit."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    from training.forecasters.ets import holt_winters_gradient
+
+    rng = np.random.default_rng(5)
+    t = np.arange(48)
+    y = 50 + 0.3 * t + 6 * np.sin(2 * np.pi * t / 4) + rng.normal(0, 2, 48)
+    model = ExponentialSmoothing(y, trend="add", damped_trend=True, seasonal=seasonal,
+                                 seasonal_periods=4 if seasonal else None,
+                                 initialization_method="heuristic" if seasonal else "estimated")
+    assert "jac" in holt_winters_gradient(model)
+    ours = model.fit(use_brute=False, minimize_kwargs=holt_winters_gradient(model)).params
+    theirs = model.fit(use_brute=False).params
+    for name in ("smoothing_level", "smoothing_trend", "damping_trend", "initial_level"):
+        assert ours[name] == theirs[name]
+    np.testing.assert_array_equal(ours["initial_seasons"], theirs["initial_seasons"])

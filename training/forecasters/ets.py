@@ -9,7 +9,9 @@ the known initial states over any history, which is how a forecast rolls forward
 reuses it (non-seasonal) for the seasonally adjusted series. That recursion is
 statsmodels' ``_predict`` loop written out in Python floats (bit-identical paths; a
 statsmodels model and its numpy-scalar loop cost 1.5 ms a path on 48 weeks, and every
-holdout error, path and roll runs one).
+holdout error, path and roll runs one). The fit hands statsmodels' L-BFGS-B the
+forward-difference gradient scipy would compute (:func:`holt_winters_gradient`, the same
+parameters bit for bit, less overhead).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from training.forecasters.gradient import ForwardGradient
 from training.forecasters.statistical_spec import SeriesModelSpec
 
 if TYPE_CHECKING:
@@ -158,4 +161,25 @@ def fit_ets(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec,
         initialization_method="heuristic" if season else "estimated",
     )
     # use_brute=False: no grid search for starting values (5x faster, same accuracy here)
-    return EtsParams.of(model, model.fit(use_brute=False).params)
+    result = model.fit(use_brute=False, minimize_kwargs=holt_winters_gradient(model))
+    return EtsParams.of(model, result.params)
+
+
+def holt_winters_gradient(model: ExponentialSmoothing) -> dict[str, Any]:
+    """``minimize_kwargs`` giving statsmodels' L-BFGS-B the forward-difference gradient
+    of its own objective, as scipy would approximate it (:mod:`~training.forecasters.
+    gradient`: bit-identical, without ~0.25 ms of wrapper a gradient); {} (scipy's own)
+    should statsmodels' private objective or bounds move."""
+    try:
+        from statsmodels.tsa.holtwinters.model import SMOOTHERS, opt_wrapper
+
+        objective = opt_wrapper(SMOOTHERS[(model.seasonal, model.trend)])
+        bounds = [(0.0, 1.0)] * 3 + list(model._construct_bounds()[3:])
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return {}
+
+    def gradient(x: np.ndarray, hw_args: Any) -> np.ndarray:
+        relevant = [bound for bound, free in zip(bounds, hw_args.xi, strict=True) if free]
+        return ForwardGradient(objective, relevant).gradient(x, hw_args)
+
+    return {"jac": gradient}
