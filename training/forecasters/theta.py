@@ -2,7 +2,8 @@
 
 Why here and not ``statsmodels.tsa.forecasting.theta.ThetaModel``: it offers the standard
 method only, and we need the optimised and dynamic variants and a refit-free roll; the
-whole method is an SES recursion, which ``scipy.signal.lfilter`` runs in microseconds.
+whole method is an SES recursion, which ``scipy.signal.lfilter``'s C routine runs in
+microseconds (called without its Python wrapper: :mod:`~training.forecasters.filtering`).
 
 1. **Season** (classical decomposition, as ``forecast::thetaf``): when the series has
    two seasons of ``season_length`` and its autocorrelation at that lag passes a 90 %
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.forecasters.filtering import lfilter
 from training.forecasters.gradient import minimize_bounded
 from training.forecasters.statistical_spec import SeriesModelSpec
 
@@ -111,9 +113,8 @@ def theta_lines(z: np.ndarray, dynamic: bool, intercept: float,
 
 def ses_levels(w: np.ndarray, alpha: float, level0: float) -> np.ndarray:
     """SES levels l_1..l_n of ``w`` from l_0 = ``level0`` (one ``lfilter`` call)."""
-    from scipy.signal import lfilter
-
-    return lfilter([alpha], [1.0, alpha - 1.0], w, zi=[(1.0 - alpha) * level0])[0]
+    return lfilter(np.array([alpha]), np.array([1.0, alpha - 1.0]), w,
+                   zi=np.array([(1.0 - alpha) * level0]))[0]
 
 
 def least_squares_line(z: np.ndarray) -> tuple[float, float]:
