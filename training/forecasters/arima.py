@@ -11,13 +11,14 @@ scipy, not by statsmodels: the state-space MLE of ``SARIMAX`` costs ~1 s on 3 ye
 daily data (2 s per 52-week seasonal fit), ``ARIMA(method="innovations_mle")`` ~0.3 s;
 CSS ~10 ms. Given the ARMA coefficients, filtering y and the regressors by
 ``phi(L) / theta(L)`` (``scipy.signal.lfilter``) whitens the errors, so beta is the least
-squares of the filtered regression (the CSS is concentrated: scipy searches the p + q
-ARMA coefficients only, bounded to |c| < 0.98). On hundreds of periods CSS and exact
-likelihood estimates agree closely; the forecasts themselves come from statsmodels'
-exact Kalman filter (``ARIMA(...).filter`` with the fitted parameters). The mean forecast
-is linear
-in future exog, so :meth:`ArimaParams.path` gives it at exog 0 and ``exog_coef`` (beta)
-adds a scenario's values: a planned promotion moves the forecast of its period.
+squares of the filtered regression (the CSS is concentrated: scipy's L-BFGS-B searches
+the p + q ARMA coefficients only, bounded to |c| < 0.98; its finite-difference gradient
+computed by :mod:`~training.forecasters.gradient`, bit-identical and cheaper). On
+hundreds of periods CSS and exact likelihood estimates agree closely; the forecasts
+themselves come from statsmodels' exact Kalman filter (``ARIMA(...).filter`` with the
+fitted parameters). The mean forecast is linear in future exog, so
+:meth:`ArimaParams.path` gives it at exog 0 and ``exog_coef`` (beta) adds a scenario's
+values: a planned promotion moves the forecast of its period.
 Rolling forward re-runs the Kalman filter with the fitted parameters over the longer
 history (Fourier terms continue the time index), then reads the H-step forecasts.
 """
@@ -29,6 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
+from training.forecasters.gradient import minimize_bounded
 from training.forecasters.statistical_spec import SeriesModelSpec
 
 
@@ -144,8 +146,6 @@ def varying_columns(exog: np.ndarray) -> tuple[int, ...]:
 
 def fit_arima(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> ArimaParams:
     """Regression with ARIMA(``spec.order``) errors on ``y`` by CSS (module docstring)."""
-    from scipy.optimize import minimize
-
     p, d, q = spec.order
     columns = varying_columns(exog)
     design = arima_design(exog[:, list(columns)], spec.season_length, spec.fourier_k)
@@ -154,8 +154,8 @@ def fit_arima(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> ArimaPa
     w, x = np.diff(y, n=d), np.diff(regressors, n=d, axis=0)
     arma = np.zeros(p + q)
     if p + q:
-        arma = minimize(lambda c: concentrated_css(c, w, x, p)[0], arma, method="L-BFGS-B",
-                        bounds=[(-0.98, 0.98)] * (p + q)).x
+        arma = minimize_bounded(lambda c: concentrated_css(c, w, x, p)[0], arma,
+                                [(-0.98, 0.98)] * (p + q)).x
     sse, beta = concentrated_css(arma, w, x, p)
     params = np.concatenate([beta, arma, [sse / len(w)]])
     return ArimaParams(params, spec.order, trend, tuple(spec.exog[i] for i in columns),

@@ -29,19 +29,20 @@ that search, in the style of Hyndman & Khandakar (forecast::auto.arima), kept fa
 5. **Estimation** by concentrated conditional sum of squares, as ``arima``: the AR
    polynomial ``(1 - phi(L)) (1 - Phi(L^s))`` and the MA polynomial
    ``(1 + theta(L)) (1 + Theta(L^s))`` (``np.convolve``) whiten the differenced series and
-   regressors (``scipy.signal.lfilter``), beta is their least squares. scipy's bounded
+   regressors (``scipy.signal.lfilter``'s C routine:
+   :mod:`~training.forecasters.filtering`), beta is their least squares. scipy's bounded
    trust-region least squares (``least_squares(method="trf")``: Gauss-Newton steps, less
    than half the time of L-BFGS-B on the sum of squares; held-out WAPE 0.058 / 0.069 /
    0.175 against its 0.059 / 0.075 / 0.168 on the bench sets named below) searches the
-   ARMA coefficients only, each polynomial as partial autocorrelations bounded to
-   |r| < 0.98 (Monahan: the AR parts stay stationary and the MA parts
-   invertible, which the Kalman filter of the forecast needs; plain bounds on the
-   coefficients let a seasonal AR(2) explode). The first ``3 + 2 s`` innovations (the
-   longest AR start-up of any candidate) are left out of every sum of squares, so all
-   candidates' AICc count the same periods. Refining the chosen order by statsmodels'
-   exact likelihood cost 10x the time and forecast no better on the bench sets (held-out
-   WAPE 0.059 / 0.072 / 0.241 against CSS's 0.058 / 0.070 / 0.227 on Chicago rail / Texas
-   housing / online retail, with P, Q <= 1 then).
+   ARMA coefficients only (step 6: the same algorithm, leaner), each polynomial as
+   partial autocorrelations bounded to |r| < 0.98 (Monahan: the AR parts stay stationary
+   and the MA parts invertible, which the Kalman filter of the forecast needs; plain
+   bounds on the coefficients let a seasonal AR(2) explode). The first ``3 + 2 s``
+   innovations (the longest AR start-up of any candidate) are left out of every sum of
+   squares, so all candidates' AICc count the same periods. Refining the chosen order by
+   statsmodels' exact likelihood cost 10x the time and forecast no better on the bench
+   sets (held-out WAPE 0.059 / 0.072 / 0.241 against CSS's 0.058 / 0.070 / 0.227 on
+   Chicago rail / Texas housing / online retail, with P, Q <= 1 then).
 6. **Speed.** On series of ``WARM_FROM`` periods or more each neighbour's search starts
    from the fitted best's partial autocorrelations, cut or padded with zeros (a zero
    partial autocorrelation leaves a polynomial unchanged: a higher order starts exactly
@@ -56,7 +57,12 @@ that search, in the style of Hyndman & Khandakar (forecast::auto.arima), kept fa
    searches, the same WAPE everywhere), a series' search 1.5-2x faster. A hand-rolled
    Levenberg-Marquardt was another 1.5x faster but, stepping differently from trf, ended
    in other local optima, chose other orders and forecast worse (outer WAPE 0.082 against
-   0.074 on Texas housing): trf's steps are kept.
+   0.074 on Texas housing): trf's steps are kept, but not scipy's machinery around them
+   (argument checks, ``VectorFunction``, ``scipy.linalg.svd``'s validation: most of a fit's
+   cost on ~48 periods): :mod:`~training.forecasters.trust_region` runs scipy's
+   ``trf_bounds`` operation for operation, so every one of the 1,585 ARMA fits of the
+   three bench panels ends at scipy's point bit for bit, and the online retail panel's
+   warm fit takes ~0.07 s (13 %) less.
 
 Forecasts, exog and rolling forward are those of ``arima``: statsmodels' exact Kalman filter
 (``ARIMA(order, seasonal_order, trend).filter`` with the fitted parameters) over the
@@ -73,6 +79,7 @@ from itertools import accumulate, pairwise
 
 import numpy as np
 
+from training.forecasters import trust_region
 from training.forecasters.arima import (
     arima_design,
     exog_coefficients,
@@ -80,6 +87,7 @@ from training.forecasters.arima import (
     trend_columns,
     varying_columns,
 )
+from training.forecasters.filtering import lfilter
 from training.forecasters.statistical_spec import SeriesModelSpec
 
 MAX_SEASON = 24  # longer seasons: non-seasonal orders around Fourier terms
@@ -275,8 +283,6 @@ class Css:
     skip: int
 
     def at(self, arma: np.ndarray) -> Point:
-        from scipy.signal import lfilter
-
         parts = factors(arma, self.orders, self.s)
         ar, ma = product(parts[0], parts[2]), product(parts[1], parts[3])
         white = lfilter(ar, ma, self.rows)
@@ -303,8 +309,6 @@ class Css:
         (phi: f's coefficients, r: its partial autocorrelations; :func:`lagged`): with the
         innovations ``e = ar ar_s / (ma ma_s) u``, ``de / d f_j = L^j (the other AR factor)
         u / (ma ma_s)`` for an AR factor and ``-L^j e / f`` for an MA one."""
-        from scipy.signal import lfilter
-
         ar, ma, seasonal_ar, seasonal_ma = point.factors
         p, q, sp, sq = self.orders
         return [lfilter(seasonal_ar, point.ma, u) if p else None,
@@ -315,9 +319,9 @@ class Css:
 
 def gauss_newton(css: Css, start: np.ndarray) -> Point:
     """scipy's bounded trust-region least squares of the innovations on the analytic
-    Jacobian (the residuals and the Jacobian of one point share its filtering)."""
-    from scipy.optimize import least_squares as minimise
-
+    Jacobian, as :mod:`~training.forecasters.trust_region` runs it (the same iterates,
+    without scipy's per-call machinery; the residuals and the Jacobian of one point share
+    its filtering)."""
     last: list[Point] = []
 
     def at(arma: np.ndarray) -> Point:
@@ -325,8 +329,9 @@ def gauss_newton(css: Css, start: np.ndarray) -> Point:
             last[:] = [css.at(arma.copy())]
         return last[0]
 
-    arma = minimise(lambda a: at(a).errors[css.skip:], start, jac=lambda a: css.jacobian(at(a)),
-                    bounds=(-BOUND, BOUND), method="trf", ftol=1e-4, xtol=1e-3).x
+    arma = trust_region.least_squares(
+        lambda a: at(a).errors[css.skip:], lambda a: css.jacobian(at(a)), start,
+        (-BOUND, BOUND), ftol=1e-4, xtol=1e-3).x
     return at(arma)
 
 

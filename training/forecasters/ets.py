@@ -6,7 +6,12 @@ on). Additive or damped trend, additive or multiplicative season of ``season_len
 when the series has two full seasons. :class:`EtsParams` keeps the fit's
 ``result.params`` as floats and arrays; :meth:`EtsParams.path` re-runs the recursion from
 the known initial states over any history, which is how a forecast rolls forward. MSTL
-reuses it (non-seasonal) for the seasonally adjusted series.
+reuses it (non-seasonal) for the seasonally adjusted series. That recursion is
+statsmodels' ``_predict`` loop written out in Python floats (bit-identical paths; a
+statsmodels model and its numpy-scalar loop cost 1.5 ms a path on 48 weeks, and every
+holdout error, path and roll runs one). The fit hands statsmodels' L-BFGS-B the
+forward-difference gradient scipy would compute (:func:`holt_winters_gradient`, the same
+parameters bit for bit, less overhead).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from training.forecasters.gradient import ForwardGradient
 from training.forecasters.statistical_spec import SeriesModelSpec
 
 if TYPE_CHECKING:
@@ -62,7 +68,59 @@ class EtsParams:
 
     def forecast(self, y: np.ndarray, horizon: int) -> np.ndarray:
         """The next ``horizon`` values after ``y`` from these fixed parameters (no fit):
-        the Holt-Winters recursion over ``y`` from the known initial states."""
+        the Holt-Winters recursion over ``y`` from the known initial states, as
+        statsmodels' ``ExponentialSmoothing(..., initialization_method="known")
+        .predict(params)`` runs it (the same operations in the same order, so the same
+        floats), in plain Python floats instead of numpy scalars and without building a
+        model: 0.1 ms instead of 1.5 ms on 48 weeks, 1 ms instead of 6 ms on 3 years of
+        days. A multiplicative trend (never used by the family) is left to statsmodels."""
+        if self.trend == "mul":
+            return self._statsmodels_forecast(y, horizon)
+        level, slope, seasons = self._last_states(y)
+        phi = self.smoothing.get("damping_trend", 1.0) if self.damped else 1.0
+        steps = np.arange(1, horizon + 1)
+        trend = (np.full(horizon, level) if self.trend is None else
+                 level + slope * (np.cumsum(np.repeat(phi, horizon) ** steps) if self.damped
+                                  else steps))
+        if self.seasonal is None:
+            return trend
+        season = np.array(self._future_seasons(seasons, len(y), horizon))
+        return trend * season if self.seasonal == "mul" else trend + season
+
+    def _last_states(self, y: np.ndarray) -> tuple[float, float, list[float]]:
+        """(level, trend) after ``y`` and every seasonal state (the m initial ones, then
+        one per period): statsmodels' ``_predict`` loop, additive or no trend."""
+        alpha = self.smoothing["smoothing_level"]
+        beta = self.smoothing.get("smoothing_trend", 0.0)
+        gamma = self.smoothing.get("smoothing_seasonal", 0.0)
+        phi = self.smoothing.get("damping_trend", 1.0) if self.damped else 1.0
+        has_trend, seasonal = self.trend is not None, self.seasonal
+        level, slope = self.initial_level, self.initial_trend if has_trend else 0.0
+        seasons = [] if self.initial_seasons is None else self.initial_seasons.tolist()
+        for i, value in enumerate(y.tolist()):
+            damped = slope * phi if has_trend else 0
+            trended = level + damped if has_trend else level
+            if seasonal == "add":
+                new = alpha * value - alpha * seasons[i] + (1 - alpha) * trended
+                seasons.append(gamma * value - gamma * trended + (1 - gamma) * seasons[i])
+            elif seasonal == "mul":
+                new = alpha * value / seasons[i] + (1 - alpha) * trended
+                seasons.append(gamma * value / trended + (1 - gamma) * seasons[i])
+            else:
+                new = alpha * value + (1 - alpha) * trended
+            if has_trend:
+                slope = beta * (new - level) + (1 - beta) * damped
+            level = new
+        return level, slope, seasons
+
+    def _future_seasons(self, seasons: list[float], n: int, horizon: int) -> list[float]:
+        """The seasonal states statsmodels adds to steps 1..horizon: the last m - 1 of the
+        recursion, then (its quirk, kept) the m states from ``s[n - 1]`` on, repeated."""
+        m = self.season_length
+        return [seasons[n + k] if k < m - 1 else seasons[n - 1 + (k - m + 1) % m]
+                for k in range(horizon)]
+
+    def _statsmodels_forecast(self, y: np.ndarray, horizon: int) -> np.ndarray:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
         model = ExponentialSmoothing(
@@ -103,4 +161,25 @@ def fit_ets(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec,
         initialization_method="heuristic" if season else "estimated",
     )
     # use_brute=False: no grid search for starting values (5x faster, same accuracy here)
-    return EtsParams.of(model, model.fit(use_brute=False).params)
+    result = model.fit(use_brute=False, minimize_kwargs=holt_winters_gradient(model))
+    return EtsParams.of(model, result.params)
+
+
+def holt_winters_gradient(model: ExponentialSmoothing) -> dict[str, Any]:
+    """``minimize_kwargs`` giving statsmodels' L-BFGS-B the forward-difference gradient
+    of its own objective, as scipy would approximate it (:mod:`~training.forecasters.
+    gradient`: bit-identical, without ~0.25 ms of wrapper a gradient); {} (scipy's own)
+    should statsmodels' private objective or bounds move."""
+    try:
+        from statsmodels.tsa.holtwinters.model import SMOOTHERS, opt_wrapper
+
+        objective = opt_wrapper(SMOOTHERS[(model.seasonal, model.trend)])
+        bounds = [(0.0, 1.0)] * 3 + list(model._construct_bounds()[3:])
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return {}
+
+    def gradient(x: np.ndarray, hw_args: Any) -> np.ndarray:
+        relevant = [bound for bound, free in zip(bounds, hw_args.xi, strict=True) if free]
+        return ForwardGradient(objective, relevant).gradient(x, hw_args)
+
+    return {"jac": gradient}

@@ -79,7 +79,10 @@ class SeriesForecast:
 @contextmanager
 def quiet_single_thread() -> Iterator[None]:
     """statsmodels' warnings off, one BLAS thread: small state-space models get many times
-    slower when OpenBLAS threads compete (parallelism comes from joblib across series)."""
+    slower when OpenBLAS threads compete (parallelism comes from joblib across series).
+    Entered once per batch, not per series: threadpoolctl finds the BLAS libraries by
+    reading the process's memory map each time, 4-6 ms, 9 % of the 9-series online retail
+    panel's fit when it was entered per series."""
     # imported first: its import adds "always" filters that would beat the "ignore" below
     import statsmodels.tools.sm_exceptions  # noqa: F401
 
@@ -154,7 +157,8 @@ def choose(y: np.ndarray, raw: np.ndarray, exog: np.ndarray,
 
 
 def fit_series(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> SeriesForecast:
-    """Choose and fit one series (y scaled, NaN = missing); seasonal naive on failure."""
+    """Choose and fit one series (y scaled, NaN = missing); seasonal naive on failure.
+    Call it inside :func:`quiet_single_thread` (as :func:`fit_batch` does)."""
     try:
         if np.isfinite(y).sum() < MIN_HISTORY:
             raise ValueError(f"only {np.isfinite(y).sum()} periods of history "
@@ -162,9 +166,8 @@ def fit_series(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> Series
         first = int(np.argmax(np.isfinite(y)))  # before its first observation: no series
         y, exog = y[first:], exog[first:]
         filled = fill_gaps(y)
-        with quiet_single_thread():
-            model, scores = choose(filled, y, exog, spec)
-            path = checked(model.path(filled, exog, spec.horizon))
+        model, scores = choose(filled, y, exog, spec)
+        path = checked(model.path(filled, exog, spec.horizon))
         kept = compact(exog) if model.exog_coef else np.empty((0, exog.shape[1]))
         return SeriesForecast(path, model.kind, model.exog_coef, y=y, exog=kept,
                               params=model, scores=scores)
@@ -175,7 +178,8 @@ def fit_series(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec) -> Series
 def fit_batch(items: list[tuple[np.ndarray, np.ndarray]],
               spec: SeriesModelSpec) -> list[SeriesForecast]:
     """:func:`fit_series` of each (y, exog): one joblib job per batch, not per series."""
-    return [fit_series(y, exog, spec) for y, exog in items]
+    with quiet_single_thread():
+        return [fit_series(y, exog, spec) for y, exog in items]
 
 
 def roll_series(items: list[tuple[SeriesForecast, np.ndarray, np.ndarray]],

@@ -2,7 +2,8 @@
 
 Why here and not ``statsmodels.tsa.forecasting.theta.ThetaModel``: it offers the standard
 method only, and we need the optimised and dynamic variants and a refit-free roll; the
-whole method is an SES recursion, which ``scipy.signal.lfilter`` runs in microseconds.
+whole method is an SES recursion, which ``scipy.signal.lfilter``'s C routine runs in
+microseconds (called without its Python wrapper: :mod:`~training.forecasters.filtering`).
 
 1. **Season** (classical decomposition, as ``forecast::thetaf``): when the series has
    two seasons of ``season_length`` and its autocorrelation at that lag passes a 90 %
@@ -20,6 +21,10 @@ the one-step errors), ``optimised`` (alpha and theta >= 1 both), ``dynamic`` (op
 and ``A``, ``B`` re-estimated at each t from the data up to t, so the in-sample errors
 have no look-ahead and the line follows the newest data). Rolling forward re-runs the
 recursion over the longer history with the fitted alpha, theta, A, B and indices.
+Estimation: scipy's bounded Brent (standard) or L-BFGS-B (the others) on the sum of squared
+one-step errors; L-BFGS-B's forward-difference gradient is computed by
+:mod:`~training.forecasters.gradient` (bit-identical, without scipy's ~0.25 ms of wrapper
+a gradient: most of a fit's cost on 48 weeks).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.forecasters.filtering import lfilter
+from training.forecasters.gradient import minimize_bounded
 from training.forecasters.statistical_spec import SeriesModelSpec
 
 THETA_BOUNDS = (1.0, 10.0)
@@ -106,9 +113,8 @@ def theta_lines(z: np.ndarray, dynamic: bool, intercept: float,
 
 def ses_levels(w: np.ndarray, alpha: float, level0: float) -> np.ndarray:
     """SES levels l_1..l_n of ``w`` from l_0 = ``level0`` (one ``lfilter`` call)."""
-    from scipy.signal import lfilter
-
-    return lfilter([alpha], [1.0, alpha - 1.0], w, zi=[(1.0 - alpha) * level0])[0]
+    return lfilter(np.array([alpha]), np.array([1.0, alpha - 1.0]), w,
+                   zi=np.array([(1.0 - alpha) * level0]))[0]
 
 
 def least_squares_line(z: np.ndarray) -> tuple[float, float]:
@@ -161,7 +167,7 @@ def one_step_sse(z: np.ndarray, line: np.ndarray, alpha: float, theta: float) ->
 def fit_theta(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec,
               variant: str = "optimised") -> ThetaParams:
     """Theta ``variant`` on ``y`` (season taken out first when it tests seasonal)."""
-    from scipy.optimize import minimize, minimize_scalar
+    from scipy.optimize import minimize_scalar
 
     season = (classical_indices(y, spec.season_length)
               if is_seasonal(y, spec.season_length) else None)
@@ -173,7 +179,7 @@ def fit_theta(y: np.ndarray, exog: np.ndarray, spec: SeriesModelSpec,
                                method="bounded")
         alpha, theta = float(best.x), 2.0
     else:
-        best = minimize(lambda p: one_step_sse(z, line, p[0], p[1]), x0=[0.5, 2.0],
-                        bounds=[ALPHA_BOUNDS, THETA_BOUNDS], method="L-BFGS-B")
+        best = minimize_bounded(lambda p: one_step_sse(z, line, p[0], p[1]), [0.5, 2.0],
+                                [ALPHA_BOUNDS, THETA_BOUNDS])
         alpha, theta = float(best.x[0]), float(best.x[1])
     return ThetaParams(variant, alpha, theta, intercept, slope, season)
