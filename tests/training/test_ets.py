@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
+from tests.training._reference import copied_versions
 from training.forecasters.ets import EtsParams, fit_ets
 from training.forecasters.statistical_spec import SeriesModelSpec
 
@@ -47,8 +48,16 @@ def test_the_forecast_is_statsmodels_bit_for_bit(trend: str | None, damped: bool
     for n, horizon in [(3 * m, 1), (48, m - 1), (48, m + 3), (200, 30)]:
         y = 50 + np.cumsum(rng.normal(0, 1, n)) + 5 * np.sin(np.arange(n) * 2 * np.pi / m)
         model = random_model(trend, damped, seasonal, m, rng)
-        np.testing.assert_array_equal(model.forecast(y, horizon),
-                                      model._statsmodels_forecast(y, horizon))
+        assert_same_path(model.forecast(y, horizon), model._statsmodels_forecast(y, horizon))
+
+
+def assert_same_path(ours: np.ndarray, theirs: np.ndarray) -> None:
+    """Bit for bit with the statsmodels the recursion was copied from; to 1e-10 with
+    another release (which may reorder an operation)."""
+    if copied_versions():
+        np.testing.assert_array_equal(ours, theirs)
+    else:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10)
 
 
 def test_a_fitted_model_forecasts_its_own_history_as_statsmodels_does() -> None:
@@ -58,7 +67,7 @@ def test_a_fitted_model_forecasts_its_own_history_as_statsmodels_does() -> None:
     spec = SeriesModelSpec(candidates=("ets",), season_length=12, seasons=(12,), horizon=6)
     model = fit_ets(y, np.zeros((60, 0)), spec)
     assert (model.trend, model.damped, model.seasonal) == ("add", True, "add")
-    np.testing.assert_array_equal(model.forecast(y, 6), model._statsmodels_forecast(y, 6))
+    assert_same_path(model.forecast(y, 6), model._statsmodels_forecast(y, 6))
 
 
 @pytest.mark.parametrize("seasonal", [None, "add", "mul"])
@@ -79,6 +88,10 @@ def test_the_fit_with_our_gradient_ends_where_scipys_own_gradient_ends(
     assert "jac" in holt_winters_gradient(model)
     ours = model.fit(use_brute=False, minimize_kwargs=holt_winters_gradient(model)).params
     theirs = model.fit(use_brute=False).params
+    if not copied_versions():  # another scipy / statsmodels: an optimum as good
+        assert model.fit(use_brute=False, minimize_kwargs=holt_winters_gradient(model)).sse \
+            <= model.fit(use_brute=False).sse * (1 + 1e-6)
+        return
     for name in ("smoothing_level", "smoothing_trend", "damping_trend", "initial_level"):
         assert ours[name] == theirs[name]
     np.testing.assert_array_equal(ours["initial_seasons"], theirs["initial_seasons"])

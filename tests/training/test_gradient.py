@@ -14,6 +14,7 @@ import pytest
 from scipy.optimize import minimize
 from scipy.optimize._numdiff import approx_derivative
 
+from tests.training._reference import copied_versions
 from training.forecasters.gradient import ForwardGradient, minimize_bounded
 from training.forecasters.theta import ALPHA_BOUNDS, THETA_BOUNDS, one_step_sse, theta_lines
 
@@ -34,6 +35,9 @@ def test_the_gradient_is_scipys_forward_difference(x: list[float]) -> None:
     ub = np.array([np.inf if high is None else high for _, high in BOUNDS])
     theirs = approx_derivative(bumpy, point, method="2-point", abs_step=1e-8, bounds=(lb, ub))
     ours = ForwardGradient(bumpy, BOUNDS).gradient(point)
+    if not copied_versions():  # another scipy: the same derivative, not the same bits
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+        return
     np.testing.assert_array_equal(ours, theirs)
 
 
@@ -54,6 +58,9 @@ def test_theta_fits_stop_where_scipy_stops(seed: int) -> None:
 
     theirs = minimize(sse, [0.5, 2.0], bounds=[ALPHA_BOUNDS, THETA_BOUNDS], method="L-BFGS-B")
     ours = minimize_bounded(sse, [0.5, 2.0], [ALPHA_BOUNDS, THETA_BOUNDS])
+    if not copied_versions():
+        assert ours.fun <= theirs.fun * (1 + 1e-6)
+        return
     np.testing.assert_array_equal(ours.x, theirs.x)
     assert (ours.fun, ours.nit) == (theirs.fun, theirs.nit)
 
@@ -61,6 +68,9 @@ def test_theta_fits_stop_where_scipy_stops(seed: int) -> None:
 def test_an_optimum_beyond_a_bound_is_reached_as_scipy_reaches_it() -> None:
     theirs = minimize(bumpy, [0.5, 0.0, 1.0], bounds=BOUNDS, method="L-BFGS-B")
     ours = minimize_bounded(bumpy, [0.5, 0.0, 1.0], BOUNDS)
+    assert ours.x[0] == 1.0 and ours.x[1] == -2.0  # both pressed against their bounds
+    if not copied_versions():
+        assert ours.fun <= theirs.fun * (1 + 1e-6)
+        return
     np.testing.assert_array_equal(ours.x, theirs.x)
     assert ours.nit == theirs.nit
-    assert ours.x[0] == 1.0 and ours.x[1] == -2.0  # both pressed against their bounds

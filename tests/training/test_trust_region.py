@@ -17,6 +17,7 @@ import pytest
 from scipy.optimize import least_squares as scipy_least_squares
 from scipy.signal import lfilter
 
+from tests.training._reference import copied_versions
 from training.forecasters import trust_region
 from training.forecasters.auto_arima import BOUND, Css
 
@@ -58,6 +59,9 @@ def assert_same_search(problem: Problem, x0: np.ndarray, bounds: tuple[float, fl
     theirs = scipy_least_squares(fun, x0, jac=jac, bounds=bounds, method="trf", ftol=ftol,
                                  xtol=xtol)
     ours = trust_region.least_squares(fun, jac, x0, bounds, ftol=ftol, xtol=xtol)
+    if not copied_versions():  # another scipy: the same optimum, within its tolerances
+        assert ours.cost <= theirs.cost * (1 + 10 * ftol) + 1e-12
+        return
     np.testing.assert_allclose(ours.x, theirs.x, rtol=0, atol=1e-12)
     assert ours.cost == pytest.approx(theirs.cost, rel=1e-12)
     assert ours.nfev == theirs.nfev
