@@ -15,10 +15,12 @@ bit-identical to scipy's (``tests/training/test_trust_region.py`` holds it to th
 seeded problems). What it drops: the wrappers, the checks a fixed caller does not need,
 the multiplications by a unit scale, the result object.
 
-Source: scipy/optimize/_lsq/trf.py and common.py (BSD-3-Clause; Branch, Coleman & Li,
-"A Subspace, Interior, and Conjugate Gradient Method for Large-Scale Bound-Constrained
-Minimization Problems", SIAM J. Sci. Comput. 21 (1999); More, "The Levenberg-Marquardt
-Algorithm: Implementation and Theory", 1977).
+Source: scipy/optimize/_lsq/trf.py and common.py (scipy 1.17), Copyright (c) 2001-2002
+Enthought, Inc. 2003, SciPy Developers; adapted under the BSD-3-Clause licence, whose
+notice, conditions and disclaimer are in ``licenses/scipy-LICENSE.txt``. Algorithm:
+Branch, Coleman & Li, "A Subspace, Interior, and Conjugate Gradient Method for Large-Scale
+Bound-Constrained Minimization Problems", SIAM J. Sci. Comput. 21 (1999); More, "The
+Levenberg-Marquardt Algorithm: Implementation and Theory", 1977.
 """
 
 from __future__ import annotations
