@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None, help="Default: a temp dir.")
     parser.add_argument("--salescast-workers", type=int, default=os.cpu_count() or 1,
                         help="salescast train --workers (default: one per core)")
+    parser.add_argument("--earlier-origins", type=int, default=0, metavar="K",
+                        help="Also run each data set cut 1..K horizons earlier (default 0).")
     return parser.parse_args()
 
 
@@ -282,8 +285,37 @@ def run_peers(window: Window, spec: ExperimentSpec, workdir: Path, python: Path,
     return PeerRun(scores, sum(s.seconds or 0.0 for s in scores.values()), wall)
 
 
-def run_dataset(name: str, workdir: Path, args: argparse.Namespace) -> DatasetResult:
-    spec_path = SPECS / f"{name}.yaml"
+def earlier_spec(name: str, horizons: int, workdir: Path) -> Path:
+    """``bench/specs/<name>.yaml`` with ``data.end`` moved ``horizons`` x ``horizon``
+    periods earlier, written to ``workdir``: its held-out window is the one just before
+    the window of the spec ``horizons - 1`` earlier (back to back, never overlapping)."""
+    import yaml
+
+    document = yaml.safe_load((SPECS / f"{name}.yaml").read_text())
+    spec = load_spec(SPECS / f"{name}.yaml")
+    if spec.data.end is None:
+        raise ValueError(f"{name}: the benchmark spec needs data.end (the cut date)")
+    periods = horizons * spec.horizon
+    step = {"D": pd.DateOffset(days=periods), "W": pd.DateOffset(weeks=periods),
+            "M": pd.DateOffset(months=periods)}[spec.frequency]
+    end = pd.Timestamp(spec.data.end) - step
+    document["data"]["end"] = str(end.date())
+    path = workdir / f"{name}-minus{horizons}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def run_origins(name: str, workdir: Path, args: argparse.Namespace) -> list[DatasetResult]:
+    """The data set as its spec cuts it, then ``--earlier-origins`` earlier cuts."""
+    results = [run_dataset(name, SPECS / f"{name}.yaml", workdir, args)]
+    for horizons in range(1, args.earlier_origins + 1):
+        results.append(run_dataset(f"{name}-{horizons}", earlier_spec(name, horizons, workdir),
+                                   workdir, args))
+    return results
+
+
+def run_dataset(name: str, spec_path: Path, workdir: Path,
+                args: argparse.Namespace) -> DatasetResult:
     spec = load_spec(spec_path)
     os.chdir(REPO)  # the specs' data paths are relative to the repo
     window = held_out_window(spec)
@@ -308,7 +340,7 @@ def run_dataset(name: str, workdir: Path, args: argparse.Namespace) -> DatasetRe
     peers = run_peers(window, spec, store, args.peers_python, args.quick)
     meta = tags[champion]
     return DatasetResult(
-        name=name, spec=str(spec_path.relative_to(REPO)), freq=spec.frequency,
+        name=name, spec=str(spec_path), freq=spec.frequency,
         horizon=spec.horizon, n_series=int(window.train["series_id"].nunique()),
         train_periods=int(window.train["ds"].nunique()), origin=str(window.origin.date()),
         test_start=str(window.test["ds"].min().date()),
@@ -337,6 +369,25 @@ def print_summary(results: list[DatasetResult]) -> None:
     print(f"ratio = salescast champion's held-out WAPE / best peer's (< 1: salescast better); "
           f"held/prom: point 0 asks within ±{TOLERANCE:.0%}; cover: 80 % interval coverage; "
           "* no @champion (nothing beat seasonal naive): the version with the best backtest")
+
+
+def print_origins(results: list[DatasetResult]) -> None:
+    """Per data set, over its held-out windows (the spec's and the earlier ones): the
+    champion's and the best peer's mean WAPE, and how many windows met each target."""
+    print(f"\n{'data set':<15}{'windows':>8}{'champion':>10}{'best peer':>10}{'ratio':>7}"
+          f"{'ratio met':>10}{'promise ok':>11}{'cover ok':>9}")
+    for name in dict.fromkeys(r.name.split("-")[0] for r in results):
+        rows = [r for r in results if r.name.split("-")[0] == name]
+        ours = float(np.mean([r.champion.wape for r in rows]))
+        best = float(np.mean([r.best_peer[1].wape for r in rows]))
+        met = sum(r.champion.wape <= 0.95 * r.best_peer[1].wape for r in rows)
+        kept = sum(abs(r.promise_ratio - 1) <= TOLERANCE for r in rows)
+        covered = sum(0.75 <= (r.champion.coverage or 0) <= 0.85 for r in rows)
+        print(f"{name:<15}{len(rows):>8}{ours:>10.3f}{best:>10.3f}{ours / best:>7.2f}"
+              f"{met:>7}/{len(rows):<2}{kept:>8}/{len(rows):<2}{covered:>6}/{len(rows):<2}")
+    print("best peer: the best peer of each window (mean of their WAPEs); ratio met: "
+          "champion <= 0.95 x best peer; promise ok: held/prom within ±20 %; cover ok: "
+          "coverage within 0.75-0.85")
 
 
 def print_details(results: list[DatasetResult]) -> None:
@@ -395,12 +446,14 @@ def main() -> None:
     started = time.perf_counter()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     log.info("workdir %s; %s cores, load average %s", workdir, os.cpu_count(), load)
-    results = [run_dataset(name, workdir, args) for name in args.datasets]
+    results = [r for name in args.datasets for r in run_origins(name, workdir, args)]
     seconds = time.perf_counter() - started
     print(f"accuracy benchmark{' (--quick)' if args.quick else ''}: {len(results)} data sets "
           f"in {seconds:.0f} s; {os.cpu_count()} cores, load average at the start {load}")
     print_summary(results)
     print_details(results)
+    if args.earlier_origins:
+        print_origins(results)
     write_results(results, args, seconds)
 
 
