@@ -3,6 +3,7 @@ held-out window and its scores are computed as `bench/accuracy.py` documents."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 
@@ -89,3 +90,22 @@ def test_peers_promise_window_needs_history_before_it() -> None:
                           "ds": pd.date_range("2024-01-01", periods=3, freq="MS"), "y": 1.0})
     with pytest.raises(ValueError, match="3 training periods: no window of 3"):
         load_bench("peers").last_window(panel, 3)
+
+
+@pytest.mark.parametrize("name", ["online_retail", "tx_housing", "chicago_l"])
+def test_earlier_origins_hold_out_back_to_back_windows(
+        accuracy: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> None:
+    """Each earlier cut holds out the ``horizon`` periods just before the later cut's
+    window: no gap, no overlap, the same series and the rest of the spec unchanged."""
+    monkeypatch.chdir(REPO)
+    spec = accuracy.load_spec(REPO / "bench" / "specs" / f"{name}.yaml")
+    windows = [accuracy.held_out_window(spec)]
+    for horizons in (1, 2):
+        earlier = accuracy.load_spec(accuracy.earlier_spec(name, horizons, tmp_path))
+        assert earlier.model_copy(update={"data": spec.data}) == spec
+        windows.append(accuracy.held_out_window(earlier))
+    for later, earlier_window in pairwise(windows):
+        periods = sorted(earlier_window.test["ds"].unique())
+        assert len(periods) == spec.horizon
+        assert periods[-1] == later.origin  # ends where the later training panel ends
+        assert set(earlier_window.test["series_id"]) <= set(later.train["series_id"])
