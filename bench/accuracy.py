@@ -27,7 +27,10 @@ period) of the window, coverage = share of actuals inside the 80 % interval. Als
 the champion's **promised** WAPE (its registered version's ``wape`` tag: the nested
 backtest's outer window, which tuning never saw). Issue 10, point 0 asks
 |held-out WAPE / promised - 1| <= 0.2; the table says whether each data set keeps it.
+Each peer gets a promise too: its score on the same outer window (``bench/peers.py``).
 One held-out window per data set is one draw: a miss on one set is evidence, not proof.
+``--earlier-origins K`` also cuts each data set 1..K horizons earlier (back-to-back
+held-out windows, :func:`earlier_spec`) and rolls the targets up per data set.
 
 Prints one table (and a detail table of every model) and writes ``--out``
 (``bench/results/accuracy.json``). ``--quick``: one Optuna trial per family and a capped

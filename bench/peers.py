@@ -125,6 +125,7 @@ def last_window(train: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.Dat
 
 def run_peers(train: pd.DataFrame, test: pd.DataFrame,
               args: argparse.Namespace) -> dict[str, PeerScore]:
+    """Every peer fitted on ``train`` and scored on ``test``."""
     return run_statsforecast(train, test, args) | run_mlforecast(train, test, args)
 
 
