@@ -343,7 +343,8 @@ def run_dataset(name: str, spec_path: Path, workdir: Path,
     peers = run_peers(window, spec, store, args.peers_python, args.quick)
     meta = tags[champion]
     return DatasetResult(
-        name=name, spec=str(spec_path), freq=spec.frequency,
+        name=name, freq=spec.frequency,
+        spec=str(spec_path.relative_to(REPO) if spec_path.is_relative_to(REPO) else spec_path),
         horizon=spec.horizon, n_series=int(window.train["series_id"].nunique()),
         train_periods=int(window.train["ds"].nunique()), origin=str(window.origin.date()),
         test_start=str(window.test["ds"].min().date()),
@@ -379,8 +380,10 @@ def print_origins(results: list[DatasetResult]) -> None:
     champion's and the best peer's mean WAPE, and how many windows met each target."""
     print(f"\n{'data set':<15}{'windows':>8}{'champion':>10}{'best peer':>10}{'ratio':>7}"
           f"{'ratio met':>10}{'promise ok':>11}{'cover ok':>9}")
-    for name in dict.fromkeys(r.name.split("-")[0] for r in results):
-        rows = [r for r in results if r.name.split("-")[0] == name]
+    by_set: dict[str, list[DatasetResult]] = {}
+    for r in results:  # "tx_housing-2": the set cut two horizons earlier
+        by_set.setdefault(r.name.split("-")[0], []).append(r)
+    for name, rows in by_set.items():
         ours = float(np.mean([r.champion.wape for r in rows]))
         best = float(np.mean([r.best_peer[1].wape for r in rows]))
         met = sum(r.champion.wape <= 0.95 * r.best_peer[1].wape for r in rows)
