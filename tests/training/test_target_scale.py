@@ -107,6 +107,65 @@ def test_a_model_pickled_before_target_scale_forecasts_by_the_series_level(
     make it the series-scaled model it was fitted as."""
     old = RegressionForecaster(target_scale="series").fit(plain)
     expected = old.predict_mean(H)
-    del old.target_scale, old.level_column_
-    assert old.target_scale == "series" and old.level_column_ is None
+    del old.target_scale, old.level_column_, old.halves_
+    assert old.target_scale == "series" and old.level_column_ is None and old.halves_ is None
     pd.testing.assert_frame_equal(old.predict_mean(H), expected)
+
+
+HEDGED = {"lightgbm": lambda **p: LightGBMForecaster(n_estimators=40, **p),
+          "regression": lambda **p: RegressionForecaster(**p)}
+
+
+@pytest.mark.parametrize("family", sorted(HEDGED))
+@pytest.mark.parametrize("strategy", ["direct", "buckets"])
+def test_a_hedged_model_forecasts_the_mean_of_a_row_and_a_series_scaled_model(
+    family: str, strategy: str, plain: TrainingSet
+) -> None:
+    make = HEDGED[family]
+    hedged = make(strategy=strategy, target_scale="both").fit(plain)
+    halves = [make(strategy=strategy, target_scale=s).fit(plain).predict_mean(H)["yhat"]
+              for s in ("row", "series")]
+    forecast = hedged.predict_mean(H)["yhat"].to_numpy()
+    np.testing.assert_allclose(forecast, (halves[0] + halves[1]).to_numpy() / 2, rtol=1e-12)
+    assert not np.allclose(halves[0], halves[1])  # two different models were averaged
+    assert not hedged.cells_supported  # the few-cells path knows one model only
+
+
+def test_a_hedged_recursion_feeds_the_halves_mean_to_the_next_step(plain: TrainingSet) -> None:
+    """Step 1 reads only history: the mean of the halves. Later steps read that mean as y,
+    so they differ from averaging two recursions run apart."""
+    make = HEDGED["lightgbm"]
+    hedged = make(strategy="recursive", target_scale="both").fit(plain).predict_mean(H)
+    apart = [make(strategy="recursive", target_scale=s).fit(plain).predict_mean(H)["yhat"]
+             for s in ("row", "series")]
+    mean = ((apart[0] + apart[1]) / 2).to_numpy()
+    first = hedged["step"].to_numpy() == 1
+    np.testing.assert_allclose(hedged["yhat"].to_numpy()[first], mean[first], rtol=1e-12)
+    assert not np.allclose(hedged["yhat"].to_numpy()[~first], mean[~first])
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_a_hedged_model_rolls_pickles_and_explains_like_any_other(
+    strategy: str, plain: TrainingSet
+) -> None:
+    import pickle
+
+    from training.forecasters.drivers import reconciliation_gap
+    from training.forecasters.explain import explain_cells
+
+    dates = sorted(plain.base["ds"].unique())
+    origin, last = pd.Timestamp(dates[-3]), pd.Timestamp(dates[-1])
+    model = HEDGED["lightgbm"](strategy=strategy, target_scale="both").fit(plain.until(origin))
+    posted = plain.base[plain.base["ds"] > origin]
+    rolled = pickle.loads(pickle.dumps(model)).update(posted)
+    assert (rolled.origins() == last).all()
+    assert not np.allclose(rolled.predict_mean(H)["yhat"], model.predict_mean(H)["yhat"])
+    forecast = rolled.predict_mean(H)
+    explained = explain_cells(rolled, forecast[["series_id", "ds"]], H, None)
+    np.testing.assert_allclose(explained.yhat, forecast["yhat"], rtol=1e-12)
+    assert np.abs(reconciliation_gap(explained)).max() < 1e-9 * forecast["yhat"].abs().max()
+    assert "row and series level" in explained.method[0]
+    parts = [half for member in model.members_ or [model] for half in member.halves_]
+    gains = pd.concat([half.feature_importances() for half in parts]).groupby(level=0).sum()
+    pd.testing.assert_series_equal(model.feature_importances().sort_index(),
+                                   gains.sort_index(), check_names=False)

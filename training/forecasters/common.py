@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 TARGET_DERIVED_PREFIXES: tuple[str, ...] = ("lag_", "roll_mean_", "roll_std_")
 _LEVEL_FLOOR = 1e-6
 ROLL_MEAN = "roll_mean_"
-TARGET_SCALES: tuple[str, ...] = ("row", "series")  # GlobalForecaster.target_scale
+TARGET_SCALES: tuple[str, ...] = ("row", "series", "both")  # GlobalForecaster.target_scale
+HEDGED_SCALES: tuple[str, str] = ("row", "series")  # the halves of target_scale="both"
 ROW_LEVEL_FLOOR = 0.1  # a row level below this share of the series scale is not used
 
 
@@ -272,6 +273,14 @@ def check_consecutive(rows: pd.DataFrame, trained: pd.Series, freq: str) -> None
             f"({pd.Timestamp(trained[first['series_id']]).date()})")
 
 
+def _without_history(model: GlobalForecaster) -> GlobalForecaster:
+    """A part of a model (strategy member, hedged half) without the history the whole keeps."""
+    model.tail_ = model.history_ = model.extension_ = model.tail_.iloc[:0]
+    for half in model.halves_ or []:
+        _without_history(half)
+    return model
+
+
 class GlobalForecaster(PanelForecaster):
     """One model across all series: y and target-derived features in units of a level.
 
@@ -286,7 +295,9 @@ class GlobalForecaster(PanelForecaster):
     up to ds - H like every target-derived feature), so the trees learn growth relative
     to the last known level and can follow a series past the range it was trained on.
     A row without that level (the first w periods, a level near zero or negative) takes
-    the series scale.
+    the series scale. ``"both"`` hedges the two: each direct model is the mean of a
+    row-level and a series-level half (``halves_``), since neither is better on every
+    window — the row level follows a recovery, the series level holds through a pause.
     A ``strategy`` other than ``direct`` fits one such member per step bucket, or one
     recursive member (:mod:`training.forecasters.strategy`), and predicts through them.
     """
@@ -300,11 +311,12 @@ class GlobalForecaster(PanelForecaster):
     level_column_: str | None = None
     derived_: list[str]
     members_: list[GlobalForecaster] | None = None
+    halves_: list[GlobalForecaster] | None = None
 
     def fit(self, training_set: TrainingSet) -> GlobalForecaster:
         if self.strategy == "direct":
             self.members_ = None
-            return self._fit_direct(training_set)
+            return self._fit_view(training_set)
         from training.forecasters import strategy as strategies
 
         season = season_length_for(training_set, self.season_length)
@@ -318,9 +330,28 @@ class GlobalForecaster(PanelForecaster):
 
     def _member(self, training_set: TrainingSet) -> GlobalForecaster:
         """A direct model of one view, without the history the outer model keeps."""
-        member = clone(self).set_params(strategy="direct")._fit_direct(training_set)
-        member.tail_ = member.history_ = member.extension_ = member.tail_.iloc[:0]
-        return member
+        member = clone(self).set_params(strategy="direct")._fit_view(training_set)
+        return _without_history(member)
+
+    def _fit_view(self, training_set: TrainingSet) -> GlobalForecaster:
+        """One direct model of ``training_set``; with ``target_scale="both"`` the pair of
+        halves whose mean it predicts (each without the history this model keeps)."""
+        if self.target_scale != "both":
+            self.halves_ = None
+            return self._fit_direct(training_set)
+        self._remember(training_set)
+        self.halves_ = [
+            _without_history(clone(self).set_params(strategy="direct", target_scale=scale)
+                             ._fit_direct(training_set)) for scale in HEDGED_SCALES]
+        self.scales_, self.derived_ = self.halves_[1].scales_, self.halves_[1].derived_
+        self.level_column_ = None
+        return self
+
+    def _predict_view(self, rows: pd.DataFrame) -> np.ndarray:
+        """The direct model's forecast of ``rows`` (the halves' mean when hedged)."""
+        if not self.halves_:
+            return self._predict_direct(rows)
+        return np.mean([half._predict_direct(rows) for half in self.halves_], axis=0)
 
     def _fit_direct(self, training_set: TrainingSet) -> GlobalForecaster:  # pragma: no cover
         raise NotImplementedError
@@ -330,19 +361,19 @@ class GlobalForecaster(PanelForecaster):
 
     def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         if not self.members_:
-            return self._predict_direct(rows)
+            return self._predict_view(rows)
         member = rows["member"].to_numpy()
         yhat = np.full(len(rows), np.nan)
         for index, model in enumerate(self.members_):
             at = member == index
             if at.any():
-                yhat[at] = model._predict_direct(rows.loc[at])
+                yhat[at] = model._predict_view(rows.loc[at])
         return yhat
 
     @property
     def cells_supported(self) -> bool:
         """Whether the few-cells fast path applies (one direct model with a matrix API)."""
-        return not self.members_ and hasattr(self, "_predict_matrix")
+        return not self.members_ and not self.halves_ and hasattr(self, "_predict_matrix")
 
     def _feature_cache(self) -> FutureCache:
         if not self.members_ or getattr(self, "future_cache_", None) is not None:

@@ -18,12 +18,14 @@ the base becomes ``g(base)`` (the forecast of the average row at this series' le
 contributions sum to ``g(r) - g(base)`` and keep their ranking and signs. A driver's number
 in y is therefore its share of the cell's distance from the base, not what removing the
 feature alone would change. A strategy with several members (buckets, recursive) explains
-each cell with the member that forecast it; a negative forecast of sales lifted to 0 shows
-as the driver ``floor at zero``.
+each cell with the member that forecast it; a hedged model (``target_scale="both"``) with
+the mean of its two halves' contributions, bases and forecasts, as its forecast is their
+mean. A negative forecast of sales lifted to 0 shows as the driver ``floor at zero``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -120,6 +122,25 @@ def in_units_of_y(member: GlobalForecaster, scaled: ModelScale
     return scaled.raw * factor[:, None], at_base, at_total
 
 
+def explained(member: GlobalForecaster, rows: pd.DataFrame,
+              scale_of: Callable[[GlobalForecaster, pd.DataFrame], ModelScale]
+              ) -> tuple[ModelScale, np.ndarray, np.ndarray, np.ndarray]:
+    """One member's contributions on its scale and (contributions, base, forecast) in y:
+    a hedged member's are the means over its halves (same features, same rows)."""
+    parts = []
+    for half in member.halves_ or [member]:
+        scaled = scale_of(half, rows)
+        parts.append((scaled, *in_units_of_y(half, scaled)))
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0][0]
+    raw, model_base, scale = (np.mean([getattr(p[0], a) for p in parts], axis=0)
+                              for a in ("raw", "base", "scale"))
+    mean = ModelScale(first.names, first.values, raw, model_base, first.log_link, scale)
+    in_y = (np.mean([p[k] for p in parts], axis=0) for k in (1, 2, 3))
+    return (mean, *in_y)
+
+
 def global_drivers(model: GlobalForecaster, rows: pd.DataFrame, yhat: np.ndarray
                    ) -> CellDrivers:
     """The drivers of ``rows`` (the feature rows the forecast ``yhat`` was made from)."""
@@ -132,8 +153,8 @@ def global_drivers(model: GlobalForecaster, rows: pd.DataFrame, yhat: np.ndarray
     for index, member in enumerate(members):
         at = np.flatnonzero(member_of == index)
         if len(at):
-            scaled = scale_of(member, rows.iloc[at])
-            contributions, base[at], unclipped[at] = in_units_of_y(member, scaled)
+            scaled, contributions, base[at], unclipped[at] = explained(member, rows.iloc[at],
+                                                                       scale_of)
             model_base[at] = scaled.base
             frames.append(driver_frame(at, scaled.names, scaled.values, contributions,
                                        scaled.raw))
@@ -146,7 +167,8 @@ def global_drivers(model: GlobalForecaster, rows: pd.DataFrame, yhat: np.ndarray
 
 def global_method(model: GlobalForecaster) -> str:
     """How a global model's contributions were computed, in words."""
-    level = " / row level" if model.level_column_ else " / series level"
+    level = (" / row and series level (mean of two models)" if model.target_scale == "both"
+             else " / row level" if model.level_column_ else " / series level")
     target = "y" + (level if model.scale_target else "")
     if model.target_transform == "asinh":
         target = f"asinh({target})"

@@ -107,9 +107,10 @@ class LightGBMForecaster(GlobalForecaster):
 
     def feature_importances(self) -> pd.Series:
         """Total split gain per feature, largest first (what the trees rely on); summed
-        over the members of a bucketed or recursive strategy."""
-        if self.members_:
-            gains = pd.concat([m.feature_importances() for m in self.members_])
+        over the members of a bucketed or recursive strategy and the halves of a hedge."""
+        parts = self.members_ or self.halves_
+        if parts:
+            gains = pd.concat([m.feature_importances() for m in parts])
             return gains.groupby(level=0).sum().sort_values(ascending=False)
         gain = self.model_.booster_.feature_importance(importance_type="gain")
         importances = pd.Series(gain, index=self.features_, name="gain", dtype=float)

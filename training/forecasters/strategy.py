@@ -124,7 +124,7 @@ def recursive_rows(model: GlobalForecaster, history: pd.DataFrame,
         rows = frame.loc[at].reset_index(drop=True)
         for name, values in pipeline.target_features(y, runs, positions).items():
             rows[name] = values[at]
-        yhat = member._predict_rows(rows)
+        yhat = member._predict_view(rows)
         y[at] = np.maximum(yhat, 0.0) if model.nonnegative_ else yhat
         taken.append(rows.assign(member=0))
     out = pd.concat(taken, ignore_index=True)
