@@ -60,6 +60,18 @@ def wait_for(client: TestClient, series_id: str, origin: str, timeout: float = 1
     raise AssertionError(f"{series_id} still at {origins(client)[series_id]}, not {origin}")
 
 
+def wait_for_metrics(client: TestClient, line: str, timeout: float = 15) -> str:
+    """The /metrics text once it shows ``line`` (a roll counts the series after it has
+    published their new origins, so the gauge can trail :func:`wait_for` briefly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = client.get("/metrics").text
+        if line in text:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"/metrics never showed {line!r}:\n{text}")
+
+
 def forecast(client: TestClient, series_id: str, **extra: Any) -> dict[str, Any]:
     response = client.post("/v1/forecast", json={"series": [{"series_id": series_id}], **extra})
     assert response.status_code == 200, response.text
@@ -128,8 +140,7 @@ def test_a_series_left_behind_by_more_than_the_horizon_is_stale(client: TestClie
     assert answer["origins"][0]["status"] == "stale"  # 5 weeks behind, horizon 4
     assert "5 periods" in answer["origins"][0]["detail"]
     assert answer["forecasts"][0]["ds"] == week(1)  # still answered, from its own origin
-    metrics = client.get("/metrics").text
-    assert 'salescast_series{status="stale"} 3.0' in metrics
+    metrics = wait_for_metrics(client, 'salescast_series{status="stale"} 3.0')
     assert 'salescast_series{status="current"} 1.0' in metrics
 
 
