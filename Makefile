@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/statistical.py
+	$(BIN)/python bench/target_scale.py
 
 # The accuracy benchmark's peers (statsforecast, mlforecast: pandas < 3) live in their own
 # environment, never in salescast's dependencies (bench/requirements-peers.txt).

@@ -109,3 +109,22 @@ def test_earlier_origins_hold_out_back_to_back_windows(
         assert len(periods) == spec.horizon
         assert periods[-1] == later.origin  # ends where the later training panel ends
         assert set(earlier_window.test["series_id"]) <= set(later.train["series_id"])
+
+
+def test_the_target_scale_bench_scores_the_accuracy_benchs_three_windows(
+        accuracy: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``bench/target_scale.py`` backtests the windows that ``--earlier-origins 2`` holds
+    out: the same origins and periods, oldest first."""
+    monkeypatch.chdir(REPO)
+    target_scale = load_bench("target_scale")
+    name = "tx_housing"
+    spec = accuracy.load_spec(REPO / "bench" / "specs" / f"{name}.yaml")
+    held_out = [accuracy.held_out_window(accuracy.load_spec(
+        accuracy.earlier_spec(name, k, tmp_path))) for k in (2, 1)]
+    held_out.append(accuracy.held_out_window(spec))
+    _, windows = target_scale.windows_of(name)
+    assert [w.index for w in windows] == [0, 1, 2]
+    for window, expected in zip(windows, held_out, strict=True):
+        periods = sorted(expected.test["ds"].unique())
+        assert window.origin == expected.origin
+        assert (window.origin, window.ds_end) == (expected.train["ds"].max(), periods[-1])
