@@ -20,10 +20,12 @@ H = 4
 SHAPE = PanelShape(n_series=4, seed=5, periods=110, promo_rate=0.3, promo_lift=0.8)
 
 
-@pytest.fixture(scope="module")
-def model() -> SalescastModel:
+@pytest.fixture(scope="module", params=["row", "both"])
+def model(request: pytest.FixtureRequest) -> SalescastModel:
+    """A LightGBM model with one scale, and a hedged pair (``target_scale="both"``)."""
     training_set = make_training_set(SHAPE, horizon=H)
-    forecaster = LightGBMForecaster(n_estimators=60, num_leaves=7).fit(training_set)
+    forecaster = LightGBMForecaster(n_estimators=60, num_leaves=7,
+                                    target_scale=request.param).fit(training_set)
     rng = np.random.default_rng(0)
     scores = {h: np.abs(rng.normal(0, 0.1 * h, 200)) for h in range(1, H + 1)}
     forecaster.set_conformal(ConformalCalibration(scores, recent_level(training_set.base, 52)))

@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CellMatrix:
-    """The future rows of every series as the model's float matrix, and how to read it."""
+    """The future rows of every series as each model's float matrix, and how to read it:
+    one model, or the two halves of a hedged one (``target_scale="both"``: their scales,
+    hence their target-derived columns, differ)."""
 
-    matrix: np.ndarray  # rows x features, target-derived columns in units of the row scale
-    scale: np.ndarray  # per row: its scale (the row level or the series level)
+    models: list[GlobalForecaster]  # the models that read the matrices
+    matrices: list[np.ndarray]  # per model: rows x features, lags in units of its scale
+    scales: list[np.ndarray]  # per model, per row: its scale (row or series level)
     reference: np.ndarray  # per row: price_reference (NaN when price is no feature)
     row_of: dict[tuple[str, int], int]  # (series_id, step) -> row
     column_of: dict[str, int]  # feature -> column
@@ -39,12 +42,14 @@ class CellMatrix:
     @classmethod
     def of(cls, forecaster: GlobalForecaster) -> CellMatrix:
         frame = forecaster.future_features(forecaster.horizon_)
-        matrix, scale = forecaster._matrix(frame, forecaster.features_, forecaster.categories_)
+        models = forecaster.halves_ or [forecaster]
+        built = [m._matrix(frame, m.features_, m.categories_) for m in models]
         reference = (frame[PRICE_REFERENCE].to_numpy(dtype=float)
                      if PRICE_REFERENCE in frame.columns else np.full(len(frame), np.nan))
         rows = zip(frame["series_id"].tolist(), frame["step"].tolist(), strict=True)
-        return cls(matrix, scale, reference, {key: i for i, key in enumerate(rows)},
-                   {c: j for j, c in enumerate(forecaster.features_)})
+        return cls(models, [b[0] for b in built], [b[1] for b in built], reference,
+                   {key: i for i, key in enumerate(rows)},
+                   {c: j for j, c in enumerate(models[0].features_)})
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,20 @@ def predict_cells(forecaster: GlobalForecaster, series_ids: Sequence[str],
     """The forecast of (series_ids[i], steps[i]) with ``exog`` values where not NaN."""
     cells = cell_matrix(forecaster)
     rows = np.array([cells.row_of[key] for key in zip(series_ids, steps, strict=True)])
-    matrix = cells.matrix[rows].copy()
+    matrices = [_with_exog(cells, matrix[rows], rows, exog) for matrix in cells.matrices]
+    yhat = np.mean([model._decode(model._predict_matrix(matrix), scale[rows])
+                    for model, matrix, scale in zip(cells.models, matrices, cells.scales,
+                                                    strict=True)], axis=0)
+    if forecaster.nonnegative_:
+        yhat = np.maximum(yhat, 0.0)
+    lower, upper = _interval(forecaster, series_ids, steps, yhat, level)
+    features = _feature_values(cells.models[0], matrices[0], cells.scales[0][rows])
+    return CellForecast(yhat, lower, upper, features)
+
+
+def _with_exog(cells: CellMatrix, matrix: np.ndarray, rows: np.ndarray,
+               exog: dict[str, np.ndarray]) -> np.ndarray:
+    """The cells' rows of one model's matrix (a copy) with ``exog``'s known values."""
     for column, values in exog.items():
         if column in cells.column_of:
             at = cells.column_of[column]
@@ -72,12 +90,7 @@ def predict_cells(forecaster: GlobalForecaster, series_ids: Sequence[str],
         price = matrix[:, cells.column_of["price"]]
         matrix[:, cells.column_of["price_ratio"]] = ratio_to_reference(price,
                                                                        cells.reference[rows])
-    yhat = forecaster._decode(forecaster._predict_matrix(matrix), cells.scale[rows])
-    if forecaster.nonnegative_:
-        yhat = np.maximum(yhat, 0.0)
-    lower, upper = _interval(forecaster, series_ids, steps, yhat, level)
-    features = _feature_values(forecaster, matrix, cells.scale[rows])
-    return CellForecast(yhat, lower, upper, features)
+    return matrix
 
 
 def cell_matrix(forecaster: GlobalForecaster) -> CellMatrix:

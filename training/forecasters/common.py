@@ -372,8 +372,9 @@ class GlobalForecaster(PanelForecaster):
 
     @property
     def cells_supported(self) -> bool:
-        """Whether the few-cells fast path applies (one direct model with a matrix API)."""
-        return not self.members_ and not self.halves_ and hasattr(self, "_predict_matrix")
+        """Whether the few-cells fast path applies (one direct model, or a hedged pair,
+        with a matrix API)."""
+        return not self.members_ and hasattr(self, "_predict_matrix")
 
     def _feature_cache(self) -> FutureCache:
         if not self.members_ or getattr(self, "future_cache_", None) is not None:
