@@ -17,10 +17,10 @@ from features import TrainingSet
 from features.build import build_training_set
 from features.config import FeatureConfig
 from tests.training._panels import PanelShape, make_training_set, simulate_raw, with_factor
-from training.backtest import make_windows, run_backtest
+from training.backtest import BacktestWindow, make_windows, period_grid, run_backtest
 from training.config import BacktestConfig
 from training.forecasters import LightGBMForecaster, RegressionForecaster, SeasonalNaive
-from training.forecasters.common import ROW_LEVEL_FLOOR, level_column
+from training.forecasters.common import ROW_LEVEL_FLOOR, TARGET_SCALES, level_column
 from training.forecasters.strategy import STRATEGIES, strategy_views
 
 H = 8
@@ -170,3 +170,34 @@ def test_a_hedged_model_rolls_pickles_and_explains_like_any_other(
     gains = pd.concat([half.feature_importances() for half in parts]).groupby(level=0).sum()
     pd.testing.assert_series_equal(model.feature_importances().sort_index(),
                                    gains.sort_index(), check_names=False)
+
+
+@pytest.fixture(scope="module")
+def grown_then_paused() -> TrainingSet:
+    """Six seeded series: flat for two years, growing 2.5 % a week for 36 weeks, then flat
+    at the new level (a recovery, then a pause)."""
+    raw = simulate_raw(PanelShape(n_series=6, seed=3, periods=180, noise=0.03,
+                                  season_amplitude=0.1, promo_rate=0.0))
+    grown = with_factor(raw, lambda series, week: np.exp(GROWTH * min(max(0, week - 104), 36)))
+    return build_training_set(grown, FeatureConfig(customers=False), freq="W", horizon=H)
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_the_hedge_holds_through_a_pause_that_fools_each_scale_alone(
+    strategy: str, grown_then_paused: TrainingSet
+) -> None:
+    """Through the pause after the growth the mean of the two scales beats each alone (the
+    row level learned growth relative to the level H weeks back, which the pause stops);
+    during the growth it stays near the row level and well ahead of the series level."""
+    grid = period_grid(grown_then_paused)
+
+    def wape(scale: str, origins: list[int]) -> float:
+        windows = [BacktestWindow(i, grid[o], grid[o + H]) for i, o in enumerate(origins)]
+        model = LightGBMForecaster(n_estimators=80, strategy=strategy, target_scale=scale)
+        return run_backtest(model, grown_then_paused, windows).metrics["wape"]
+
+    pause = {scale: wape(scale, [144, 152, 160]) for scale in TARGET_SCALES}
+    assert pause["both"] < min(pause["row"], pause["series"])
+    growth = {scale: wape(scale, [124, 132]) for scale in TARGET_SCALES}
+    assert growth["both"] < growth["series"]
+    assert growth["both"] < 1.25 * growth["row"]
