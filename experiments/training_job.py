@@ -169,6 +169,7 @@ def run_training(
     from training.tracking import ensure_experiment, probe_tracking_server, tracking
 
     chosen = select_families(spec, families)
+    check_family_params(spec, chosen)
     if workers > 1:
         require_shared_storage(settings.optuna_storage, f"--workers {workers}")
     for uri in dict.fromkeys(filter(None, (settings.tracking_uri, settings.registry_uri))):
@@ -331,6 +332,19 @@ def _register_and_judge(job: _Job, outcome: FamilyOutcome, champion: Candidate
     return _registered_then(job, [outcome], lambda candidates: promote_candidate(
         job.client, job.spec.registered_model_name, candidates[0],
         candidate(job, naive) if naive else None, champion, job.spec.promotion))
+
+
+def check_family_params(spec: ExperimentSpec, chosen: list[str]) -> None:
+    """Refuse a chosen family's fixed params (``models.<family>.params``) that its estimator
+    does not have or would refuse, naming them, before any run, study or feature build."""
+    for family in chosen:
+        params = spec.models.family(family).params
+        if not params:
+            continue
+        try:
+            families_table.BY_NAME[family].check_params(params)
+        except ValueError as error:
+            raise ValueError(f"models.{family}.params {params}: {error}") from error
 
 
 def fixed_params(family: str, spec: ExperimentSpec, n_jobs: int) -> dict[str, Any]:

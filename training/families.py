@@ -58,6 +58,15 @@ class Family:
         """Keyword arguments for the estimator's ``set_params``, sampled by ``trial``."""
         return self.load().search_space(trial)
 
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Refuse fixed ``params`` (a spec's ``models.<family>.params``) that the estimator
+        does not have or would refuse at fit — a ValueError, before anything runs: its
+        ``set_params``, then its ``check_params()`` where it has one."""
+        estimator = self.estimator().set_params(**params)
+        check = getattr(estimator, "check_params", None)
+        if check is not None:
+            check()
+
     def first_trial(self) -> dict[str, Any]:
         """The search-space values a new study tries first (the module's ``FIRST_TRIAL``:
         the estimator's defaults), so tuning never ends worse than them on the tuning

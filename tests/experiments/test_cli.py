@@ -113,6 +113,29 @@ def test_train_on_an_unreachable_dask_scheduler_fails_in_one_line_before_any_run
     assert not tracking.exists()  # nothing was started in MLflow
 
 
+@pytest.mark.parametrize(("params", "says"), [
+    ({"target_scale": "sideways"}, "target_scale must be one of row, series, both; got 'sideways'"),
+    ({"target_scal": "row"}, "Invalid parameter 'target_scal'"),
+    ({"strategy": "backwards"}, "strategy must be one of direct, buckets, recursive"),
+])
+def test_a_wrong_family_param_fails_in_one_line_before_any_run(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: dict,
+    says: str,
+) -> None:
+    """A typo in ``models.<family>.params`` used to fail the run after the features and
+    the baseline's tuning, leaving failed runs behind."""
+    tracking = tmp_path / "mlflow.db"
+    monkeypatch.setenv("SALESCAST_TRACKING_URI", f"sqlite:///{tracking}")
+    monkeypatch.setenv("SALESCAST_OPTUNA_STORAGE", f"sqlite:///{tmp_path / 'optuna.db'}")
+    spec = _tiny_spec(tmp_path, tiny_data, models={"lightgbm": {"params": params}})
+    result = runner.invoke(app, ["train", "--spec", str(spec), "--families", "lightgbm"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "models.lightgbm.params" in errors[0], result.output
+    assert says in errors[0]
+    assert not tracking.exists() and not (tmp_path / "optuna.db").exists()
+
+
 @pytest.mark.parametrize("shape", ["three-lines", "one-date"])
 def test_a_file_too_short_to_train_on_is_one_clear_error(tiny_data: Path, tmp_path: Path,
                                                          shape: str) -> None:

@@ -43,3 +43,25 @@ def test_a_first_trial_samples_the_estimator_defaults(family) -> None:
     defaults = family.estimator().get_params()
     floor = {"lambda_l2": 1e-3} if family.name == "lightgbm" else {}
     assert params == {name: floor.get(name, defaults[name]) for name in params}
+
+
+@pytest.mark.parametrize("family", [f for f in TABLE if f.tuned], ids=lambda f: f.name)
+def test_the_search_spaces_draws_pass_the_params_check_and_a_wrong_name_does_not(
+        family) -> None:
+    """What the tuner can draw is what a spec may pin: every drawn value passes
+    ``check_params`` (the early refusal of a spec's params), a name the estimator lacks
+    does not."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        family.check_params(family.search_space(study.ask()))
+    with pytest.raises(ValueError, match="Invalid parameter 'no_such_param'"):
+        family.check_params({"no_such_param": 1})
+
+
+@pytest.mark.parametrize(("family", "params"), [
+    ("regression", {"target_transform": "log"}),  # read as "none" before: silently linear
+    ("lightgbm", {"target_scale": "both", "strategy": "sideways"}),
+])
+def test_a_global_family_refuses_a_value_it_does_not_know(family: str, params: dict) -> None:
+    with pytest.raises(ValueError, match="must be one of"):
+        BY_NAME[family].check_params(params)

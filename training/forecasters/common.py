@@ -33,6 +33,7 @@ _LEVEL_FLOOR = 1e-6
 ROLL_MEAN = "roll_mean_"
 TARGET_SCALES: tuple[str, ...] = ("row", "series", "both")  # GlobalForecaster.target_scale
 HEDGED_SCALES: tuple[str, str] = ("row", "series")  # the halves of target_scale="both"
+TARGET_TRANSFORMS: tuple[str, ...] = ("asinh", "none")  # GlobalForecaster.target_transform
 ROW_LEVEL_FLOOR = 0.1  # a row level below this share of the series scale is not used
 
 
@@ -313,7 +314,19 @@ class GlobalForecaster(PanelForecaster):
     members_: list[GlobalForecaster] | None = None
     halves_: list[GlobalForecaster] | None = None
 
+    def check_params(self) -> None:
+        """The choices a fit would refuse (or, for the transform, silently read as none)."""
+        from training.forecasters.strategy import STRATEGIES
+
+        for name, value, known in (("strategy", self.strategy, STRATEGIES),
+                                   ("target_scale", self.target_scale, TARGET_SCALES),
+                                   ("target_transform", self.target_transform,
+                                    TARGET_TRANSFORMS)):
+            if value not in known:
+                raise ValueError(f"{name} must be one of {', '.join(known)}; got {value!r}")
+
     def fit(self, training_set: TrainingSet) -> GlobalForecaster:
+        self.check_params()
         if self.strategy == "direct":
             self.members_ = None
             return self._fit_view(training_set)
