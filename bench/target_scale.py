@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.accuracy import SPECS, whole_file
 from experiments.pipeline import build_features
 from experiments.spec import load_spec
+from features import TrainingSet
 from training.backtest import BacktestWindow, period_grid, run_backtest
 from training.forecasters.common import TARGET_SCALES
 from training.forecasters.gbm import LightGBMForecaster
@@ -34,7 +35,7 @@ from training.forecasters.gbm import LightGBMForecaster
 WINDOWS = 3  # the spec's held-out window and the two before it
 
 
-def windows_of(name: str) -> tuple[object, list[BacktestWindow]]:
+def windows_of(name: str) -> tuple[TrainingSet, list[BacktestWindow]]:
     """The whole file's training set and its three windows ending at the spec's held-out
     window (origins ``data.end``, one and two horizons before)."""
     spec = load_spec(SPECS / f"{name}.yaml")
@@ -61,7 +62,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     runs = [(d, s, scale) for d in args.datasets.split(",")
             for s in args.strategies.split(",") for scale in TARGET_SCALES]
-    built: dict[str, tuple[object, list[BacktestWindow]]] = {}
+    built: dict[str, tuple[TrainingSet, list[BacktestWindow]]] = {}
     lines = ["| data | strategy | scale | WAPE per window (oldest first) | mean |",
              "| --- | --- | --- | --- | --- |"]
     for name, strategy, scale in tqdm(runs, desc="backtests"):

@@ -417,10 +417,8 @@ class GlobalForecaster(PanelForecaster):
 
     def _fit_scales(self, training_set: TrainingSet) -> pd.Series:
         """Each series' recent level (1.0 everywhere when ``scale_target`` is off); with
-        ``target_scale="row"`` also the column that holds each row's level."""
-        if self.target_scale not in TARGET_SCALES:
-            raise ValueError(f"target_scale must be one of {TARGET_SCALES}, "
-                             f"got {self.target_scale!r}")
+        ``target_scale="row"`` also the column that holds each row's level (the value
+        itself is checked by :meth:`check_params`, which every fit calls first)."""
         self.level_column_ = None
         if not self.scale_target:
             return pd.Series(1.0, index=training_set.series_ids, name="scale")
