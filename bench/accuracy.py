@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +143,8 @@ def parse_args() -> argparse.Namespace:
                         help="salescast train --workers (default: one per core)")
     parser.add_argument("--earlier-origins", type=int, default=0, metavar="K",
                         help="Also run each data set cut 1..K horizons earlier (default 0).")
+    parser.add_argument("--from-results", type=Path, default=None, metavar="JSON",
+                        help="Print the tables of a results file written before; run nothing.")
     return parser.parse_args()
 
 
@@ -379,21 +381,52 @@ def print_origins(results: list[DatasetResult]) -> None:
     """Per data set, over its held-out windows (the spec's and the earlier ones): the
     champion's and the best peer's mean WAPE, and how many windows met each target."""
     print(f"\n{'data set':<15}{'windows':>8}{'champion':>10}{'best peer':>10}{'ratio':>7}"
-          f"{'ratio met':>10}{'promise ok':>11}{'cover ok':>9}")
+          f"{'ratio met':>10}{'promise ok':>11}{'cover ok':>9}{'held/prom':>10}{'cover':>7}")
     by_set: dict[str, list[DatasetResult]] = {}
     for r in results:  # "tx_housing-2": the set cut two horizons earlier
         by_set.setdefault(r.name.split("-")[0], []).append(r)
-    for name, rows in by_set.items():
+    for name, rows in [*by_set.items(), ("all", results)]:
         ours = float(np.mean([r.champion.wape for r in rows]))
         best = float(np.mean([r.best_peer[1].wape for r in rows]))
         met = sum(r.champion.wape <= 0.95 * r.best_peer[1].wape for r in rows)
-        kept = sum(abs(r.promise_ratio - 1) <= TOLERANCE for r in rows)
-        covered = sum(0.75 <= (r.champion.coverage or 0) <= 0.85 for r in rows)
+        held, kept, cover, inside = promise_figures([r.champion for r in rows])
         print(f"{name:<15}{len(rows):>8}{ours:>10.3f}{best:>10.3f}{ours / best:>7.2f}"
-              f"{met:>7}/{len(rows):<2}{kept:>8}/{len(rows):<2}{covered:>6}/{len(rows):<2}")
+              f"{met:>7}/{len(rows):<2}{kept:>8}/{len(rows):<2}{inside:>6}/{len(rows):<2}"
+              f"{held:>10.2f}{cover:>7.2f}")
     print("best peer: the best peer of each window (mean of their WAPEs); ratio met: "
           "champion <= 0.95 x best peer; promise ok: held/prom within ±20 %; cover ok: "
-          "coverage within 0.75-0.85")
+          "coverage within 0.75-0.85; held/prom: the windows' held-out WAPEs summed over "
+          "their promises summed (how far the promise is off across windows); cover: the "
+          "windows' mean coverage (the interval's calibration across windows)")
+    print_pooled(results)
+
+
+def print_pooled(results: list[DatasetResult]) -> None:
+    """salescast's champion and each peer over every window: the same promise and
+    coverage figures, so the champion's can be read against theirs."""
+    models = {"salescast champion": [r.champion for r in results]}
+    for peer in sorted({p for r in results for p in r.peers}):
+        models[f"peer {peer}"] = [r.peers[peer] for r in results if peer in r.peers]
+    print(f"\n{'model, over every window':<28}{'windows':>8}{'held/prom':>10}"
+          f"{'promise ok':>11}{'cover':>7}{'cover ok':>9}")
+    for label, scores in models.items():
+        held, kept, cover, inside = promise_figures(scores)
+        count = len(scores)
+        print(f"{label:<28}{count:>8}{held:>10.2f}{kept:>8}/{count:<2}"
+              f"{cover:>7.2f}{inside:>6}/{count:<2}")
+
+
+def promise_figures(scores: list[Score]) -> tuple[float, int, float, int]:
+    """Over windows (one score each): held-out over promised WAPE, each summed (how far
+    the promise is off across them); the windows whose promise held within ±20 %; the
+    mean coverage; the windows whose coverage is within 0.75-0.85."""
+    promised = [s for s in scores if s.promised]
+    held = sum(s.wape for s in promised) / sum(float(s.promised or 0) for s in promised) \
+        if promised else float("nan")
+    kept = sum(abs((s.promise_ratio or 0) - 1) <= TOLERANCE for s in promised)
+    cover = [s.coverage or 0.0 for s in scores]
+    inside = sum(0.75 <= c <= 0.85 for c in cover)
+    return held, kept, float(np.mean(cover)) if cover else float("nan"), inside
 
 
 def print_details(results: list[DatasetResult]) -> None:
@@ -442,11 +475,34 @@ def write_results(results: list[DatasetResult], args: argparse.Namespace,
     log.info("results written to %s", args.out)
 
 
+def read_results(path: Path) -> list[DatasetResult]:
+    """The data sets of a results file (:func:`write_results`'s document)."""
+    def scores(values: dict[str, dict[str, Any]]) -> dict[str, Score]:
+        return {name: Score(**value) for name, value in values.items()}
+
+    names = {f.name for f in fields(DatasetResult)}
+    rows = json.loads(path.read_text())["datasets"]
+    return [DatasetResult(**({k: v for k, v in row.items() if k in names}
+                             | {"champion": Score(**row["champion"]),
+                                "families": scores(row["families"]),
+                                "peers": scores(row["peers"])})) for row in rows]
+
+
+def print_tables(results: list[DatasetResult]) -> None:
+    print_summary(results)
+    print_details(results)
+    if any("-" in r.name for r in results):  # earlier origins were run
+        print_origins(results)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("mlflow", "alembic", "optuna", "features", "experiments"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args()
+    if args.from_results:
+        print_tables(read_results(args.from_results))
+        return
     args.out = args.out.resolve()
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="bench-accuracy-"))).resolve()
     started = time.perf_counter()
@@ -456,10 +512,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     print(f"accuracy benchmark{' (--quick)' if args.quick else ''}: {len(results)} data sets "
           f"in {seconds:.0f} s; {os.cpu_count()} cores, load average at the start {load}")
-    print_summary(results)
-    print_details(results)
-    if args.earlier_origins:
-        print_origins(results)
+    print_tables(results)
     write_results(results, args, seconds)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -128,3 +128,32 @@ def test_the_target_scale_bench_scores_the_accuracy_benchs_three_windows(
         periods = sorted(expected.test["ds"].unique())
         assert window.origin == expected.origin
         assert (window.origin, window.ds_end) == (expected.train["ds"].max(), periods[-1])
+
+
+def _window(accuracy: ModuleType, name: str, held: float, promised: float,
+            coverage: float) -> object:
+    champion = accuracy.Score(held, coverage, 1.0, promised)
+    peer = accuracy.Score(2 * held, 0.8, 0.5, held)
+    return accuracy.DatasetResult(
+        name=name, spec="s.yaml", freq="W", horizon=4, n_series=2, train_periods=40,
+        origin="2024-01-01", test_start="2024-01-08", test_end="2024-01-29",
+        champion_family="lightgbm", champion_version="3", promoted=True, champion=champion,
+        promised_wape=promised, promised_coverage=0.8, salescast_seconds=10.0,
+        families={"lightgbm": champion}, peers={"AutoETS": peer})
+
+
+def test_results_file_reads_back_and_pools_the_windows(accuracy: ModuleType,
+                                                        tmp_path: Path) -> None:
+    """`--from-results` prints the tables of a saved run: the file reads back into the
+    same results, and the pooled promise is summed held-out over summed promised."""
+    results = [_window(accuracy, "a", 0.10, 0.20, 0.95), _window(accuracy, "a-1", 0.28, 0.25, 0.80)]
+    args = SimpleNamespace(quick=False, salescast_workers=2, out=tmp_path / "r.json")
+    accuracy.write_results(results, args, 12.0)
+    assert accuracy.read_results(args.out) == results
+
+    held, kept, cover, inside = accuracy.promise_figures([r.champion for r in results])
+    assert held == pytest.approx(0.38 / 0.45)
+    assert kept == 1  # 0.28 / 0.25 = 1.12 holds; 0.10 / 0.20 = 0.5 does not
+    assert cover == pytest.approx(0.875) and inside == 1
+    peers = accuracy.promise_figures([r.peers["AutoETS"] for r in results])
+    assert peers[0] == pytest.approx(2.0) and peers[1] == 0
