@@ -42,14 +42,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from experiments.traffic import free_port, wait_for_http  # noqa: E402
+
+if TYPE_CHECKING:
+    from experiments.spec import ExperimentSpec
 
 log = logging.getLogger("bench.serving")
 BATCH_ROWS = 1000
@@ -121,11 +125,22 @@ def register_demo_champion(workdir: Path) -> Champion:
     settings = Settings(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
                         optuna_storage=f"sqlite:///{workdir / 'optuna.db'}",
                         artifact_location=(workdir / "mlartifacts").as_uri())
-    spec = load_spec(REPO / "experiments" / "retail_demo.yaml")
+    spec = one_booster(load_spec(REPO / "experiments" / "retail_demo.yaml"))
     outcome = run_training(spec, settings, families=["lightgbm"], trials=1)
     version = outcome.versions["lightgbm"]
     _point_champion_at(settings.tracking_uri, spec.registered_model_name, version)
     return Champion(settings.tracking_uri, spec.registered_model_name, version)
+
+
+def one_booster(spec: ExperimentSpec) -> ExperimentSpec:
+    """``spec`` with LightGBM pinned to one direct booster on the row-level target (the
+    defaults today): the reference serves exactly one booster, a per-step, recursive or
+    hedged (two-model) LightGBM has several."""
+    lightgbm = spec.models.lightgbm
+    pinned = {**lightgbm.params, "strategy": "direct", "target_scale": "row"}
+    models = spec.models.model_copy(
+        update={"lightgbm": lightgbm.model_copy(update={"params": pinned})})
+    return spec.model_copy(update={"models": models})
 
 
 def _point_champion_at(tracking_uri: str, name: str, version: str) -> None:
@@ -276,14 +291,17 @@ def memory_behind_tracking_server(champion: Champion, workdir: Path, cases: list
 
 
 def check_same_model(reference: Reference, ours_base: str, theirs_base: str) -> None:
-    """The reference answers the champion's numbers (x the series scale) before timing."""
+    """The reference answers the champion's numbers (decoded, x the row scale) before
+    timing."""
     series = reference.series_ids[0]
     body, scale = reference_rows(reference, [(series, k) for k in range(8)])
     ours = httpx.post(f"{ours_base}/v1/forecast", json={"series": [{"series_id": series}],
                                                         "horizon": 8}, timeout=60).json()
     theirs = httpx.post(f"{theirs_base}/invocations", content=body, timeout=60,
                         headers={"content-type": "application/json"}).json()["predictions"]
-    expected = [max(0.0, y * s) for y, s in zip(theirs, scale, strict=True)]
+    # the booster predicts y / scale, encoded (asinh by default): decoded as the champion does
+    decoded = reference.forecaster._decode(np.asarray(theirs, dtype=float), np.asarray(scale))
+    expected = [max(0.0, float(y)) for y in decoded]
     got = [row["yhat"] for row in ours["forecasts"]]
     if any(abs(a - b) > 1e-6 * max(1.0, abs(b)) for a, b in zip(got, expected, strict=True)):
         raise RuntimeError(f"the reference disagrees with salescast: {got} vs {expected}")
