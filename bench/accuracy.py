@@ -489,6 +489,8 @@ def read_results(path: Path) -> list[DatasetResult]:
 
 
 def print_tables(results: list[DatasetResult]) -> None:
+    """Every table of a run: the summary, each model, and the windows when there are
+    earlier ones (their names end in -1, -2, ...)."""
     print_summary(results)
     print_details(results)
     if any("-" in r.name for r in results):  # earlier origins were run

@@ -6,6 +6,7 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -131,7 +132,9 @@ def test_the_target_scale_bench_scores_the_accuracy_benchs_three_windows(
 
 
 def _window(accuracy: ModuleType, name: str, held: float, promised: float,
-            coverage: float) -> object:
+            coverage: float) -> Any:
+    """One window's result: the champion held out at ``held`` against ``promised``, and
+    a peer whose held-out WAPE is twice what it promised."""
     champion = accuracy.Score(held, coverage, 1.0, promised)
     peer = accuracy.Score(2 * held, 0.8, 0.5, held)
     return accuracy.DatasetResult(
@@ -146,7 +149,8 @@ def test_results_file_reads_back_and_pools_the_windows(accuracy: ModuleType,
                                                         tmp_path: Path) -> None:
     """`--from-results` prints the tables of a saved run: the file reads back into the
     same results, and the pooled promise is summed held-out over summed promised."""
-    results = [_window(accuracy, "a", 0.10, 0.20, 0.95), _window(accuracy, "a-1", 0.28, 0.25, 0.80)]
+    results = [_window(accuracy, "a", 0.10, 0.20, 0.95),
+               _window(accuracy, "a-1", 0.28, 0.25, 0.80)]
     args = SimpleNamespace(quick=False, salescast_workers=2, out=tmp_path / "r.json")
     accuracy.write_results(results, args, 12.0)
     assert accuracy.read_results(args.out) == results
