@@ -290,6 +290,14 @@ def memory_behind_tracking_server(champion: Champion, workdir: Path, cases: list
         stop(tracking)
 
 
+def reference_in_sales(forecaster: Any, predictions: list[float], scale: list[float]
+                       ) -> list[float]:
+    """The reference booster's answers in units of sales: it predicts y / the row scale,
+    encoded (asinh by default), so they are decoded as the champion decodes them."""
+    decoded = forecaster._decode(np.asarray(predictions, dtype=float), np.asarray(scale))
+    return [max(0.0, float(y)) for y in decoded]
+
+
 def check_same_model(reference: Reference, ours_base: str, theirs_base: str) -> None:
     """The reference answers the champion's numbers (decoded, x the row scale) before
     timing."""
@@ -299,9 +307,7 @@ def check_same_model(reference: Reference, ours_base: str, theirs_base: str) -> 
                                                         "horizon": 8}, timeout=60).json()
     theirs = httpx.post(f"{theirs_base}/invocations", content=body, timeout=60,
                         headers={"content-type": "application/json"}).json()["predictions"]
-    # the booster predicts y / scale, encoded (asinh by default): decoded as the champion does
-    decoded = reference.forecaster._decode(np.asarray(theirs, dtype=float), np.asarray(scale))
-    expected = [max(0.0, float(y)) for y in decoded]
+    expected = reference_in_sales(reference.forecaster, theirs, scale)
     got = [row["yhat"] for row in ours["forecasts"]]
     if any(abs(a - b) > 1e-6 * max(1.0, abs(b)) for a, b in zip(got, expected, strict=True)):
         raise RuntimeError(f"the reference disagrees with salescast: {got} vs {expected}")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
 
 from experiments.spec import load_spec
 from experiments.training_job import check_family_params
@@ -26,3 +31,34 @@ def test_the_served_lightgbm_is_pinned_to_one_booster() -> None:
     forecaster = BY_NAME["lightgbm"].estimator(**params)
     assert forecaster.strategy == "direct" and forecaster.target_scale == "row"
     assert spec.models.family("regression") == demo.models.family("regression")
+
+
+def test_the_reference_booster_answers_the_forecasters_numbers() -> None:
+    """The bench's check before timing, in process: the booster on the reference's request
+    rows, put back in sales, is the forecaster's own forecast (it stopped every run when
+    LightGBM's target moved to the asinh scale and the check still multiplied raw output)."""
+    from features.build import build_training_set
+    from features.config import DataConfig, FeatureConfig, SimulatorConfig, SourceConfig
+    from features.simulator import simulate_retail
+    from features.sources import standardize
+    from training.forecasters.gbm import FIRST_TRIAL, LightGBMForecaster
+
+    data = simulate_retail(SimulatorConfig(seed=5, stores=2, categories=2, customers=60,
+                                           periods=70))
+    raw = standardize(data.sales, DataConfig(sales=SourceConfig(path="sales.parquet")),
+                      data.customers, data.calendar)
+    # horizon 8: the bench asks the reference for 8 weeks
+    training_set = build_training_set(raw, FeatureConfig(lags=[8, 9], rolling_windows=[4]),
+                                      freq="W", horizon=8, spec_hash="t", season_length=52)
+    forecaster = LightGBMForecaster(**FIRST_TRIAL).fit(training_set)
+    assert forecaster.target_transform == "asinh"  # the case the check once got wrong
+    bench = load_bench("serving")
+    series = sorted(training_set.base["series_id"].unique())[0]
+    reference = SimpleNamespace(forecaster=forecaster)
+    body, scale = bench.reference_rows(reference, [(series, k) for k in range(8)])
+    matrix = np.array(json.loads(body)["dataframe_split"]["data"], dtype=float)
+    answers = forecaster.model_.booster_.predict(matrix).tolist()
+    ours = forecaster.predict(8, series_ids=[series])["yhat"].to_numpy()
+    assert bench.reference_in_sales(forecaster, answers, scale) == pytest.approx(ours, rel=1e-9)
+    raw_times_scale = np.asarray(answers) * np.asarray(scale)
+    assert not np.allclose(raw_times_scale, ours, rtol=1e-3)
