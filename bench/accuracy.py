@@ -365,7 +365,7 @@ def print_summary(results: list[DatasetResult]) -> None:
           f"{'salescast s':>11}{'peers s':>9}")
     for r in results:
         peer, best = r.best_peer
-        verdict = "ok" if abs(r.promise_ratio - 1) <= TOLERANCE else "MISS"
+        verdict = "ok" if keeps_promise(r.promise_ratio) else "MISS"
         family = r.champion_family + ("" if r.promoted else " *")
         print(f"{r.name:<15}| {family:<20}{r.champion.wape:>9.3f}"
               f"{r.promised_wape:>9.3f}{r.promise_ratio:>6.2f} {verdict:<4}"
@@ -416,14 +416,18 @@ def print_pooled(results: list[DatasetResult]) -> None:
               f"{cover:>7.2f}{inside:>6}/{count:<2}")
 
 
+def keeps_promise(ratio: float) -> bool:
+    """Point 0's verdict on held-out WAPE / promised WAPE: within ±:data:`TOLERANCE`."""
+    return abs(ratio - 1) <= TOLERANCE
+
+
 def promise_figures(scores: list[Score]) -> tuple[float, int, float, int]:
     """Over windows (one score each): held-out over promised WAPE, each summed (how far
     the promise is off across them); the windows whose promise held within ±20 %; the
     mean coverage; the windows whose coverage is within 0.75-0.85."""
-    promised = [s for s in scores if s.promised]
-    held = sum(s.wape for s in promised) / sum(float(s.promised or 0) for s in promised) \
-        if promised else float("nan")
-    kept = sum(abs((s.promise_ratio or 0) - 1) <= TOLERANCE for s in promised)
+    pairs = [(s.wape, s.promised) for s in scores if s.promised]
+    held = sum(w for w, _ in pairs) / sum(p for _, p in pairs) if pairs else float("nan")
+    kept = sum(keeps_promise(w / p) for w, p in pairs)
     cover = [s.coverage or 0.0 for s in scores]
     inside = sum(0.75 <= c <= 0.85 for c in cover)
     return held, kept, float(np.mean(cover)) if cover else float("nan"), inside
@@ -456,7 +460,7 @@ def promise_text(score: Score) -> str:
     ratio = score.promise_ratio
     if ratio is None or score.promised is None:
         return f"{'-':>9}{'-':>10}"
-    verdict = "ok" if abs(ratio - 1) <= TOLERANCE else "MISS"
+    verdict = "ok" if keeps_promise(ratio) else "MISS"
     return f"{score.promised:>9.3f}{ratio:>6.2f} {verdict:<4}"
 
 

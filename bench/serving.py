@@ -293,9 +293,10 @@ def memory_behind_tracking_server(champion: Champion, workdir: Path, cases: list
 def reference_in_sales(forecaster: Any, predictions: list[float], scale: list[float]
                        ) -> list[float]:
     """The reference booster's answers in units of sales: it predicts y / the row scale,
-    encoded (asinh by default), so they are decoded as the champion decodes them."""
+    encoded (asinh by default), so they are decoded (and floored at 0 for a panel of
+    non-negative sales) as the champion does."""
     decoded = forecaster._decode(np.asarray(predictions, dtype=float), np.asarray(scale))
-    return [max(0.0, float(y)) for y in decoded]
+    return np.maximum(decoded, 0.0).tolist() if forecaster.nonnegative_ else decoded.tolist()
 
 
 def check_same_model(reference: Reference, ours_base: str, theirs_base: str) -> None:

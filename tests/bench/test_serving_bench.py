@@ -37,19 +37,10 @@ def test_the_reference_booster_answers_the_forecasters_numbers() -> None:
     """The bench's check before timing, in process: the booster on the reference's request
     rows, put back in sales, is the forecaster's own forecast (it stopped every run when
     LightGBM's target moved to the asinh scale and the check still multiplied raw output)."""
-    from features.build import build_training_set
-    from features.config import DataConfig, FeatureConfig, SimulatorConfig, SourceConfig
-    from features.simulator import simulate_retail
-    from features.sources import standardize
+    from tests.training._panels import make_training_set
     from training.forecasters.gbm import FIRST_TRIAL, LightGBMForecaster
 
-    data = simulate_retail(SimulatorConfig(seed=5, stores=2, categories=2, customers=60,
-                                           periods=70))
-    raw = standardize(data.sales, DataConfig(sales=SourceConfig(path="sales.parquet")),
-                      data.customers, data.calendar)
-    # horizon 8: the bench asks the reference for 8 weeks
-    training_set = build_training_set(raw, FeatureConfig(lags=[8, 9], rolling_windows=[4]),
-                                      freq="W", horizon=8, spec_hash="t", season_length=52)
+    training_set = make_training_set(horizon=8)  # the bench asks the reference for 8 weeks
     forecaster = LightGBMForecaster(**FIRST_TRIAL).fit(training_set)
     assert forecaster.target_transform == "asinh"  # the case the check once got wrong
     bench = load_bench("serving")
