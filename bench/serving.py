@@ -296,7 +296,7 @@ def reference_in_sales(forecaster: Any, predictions: list[float], scale: list[fl
     encoded (asinh by default), so they are decoded (and floored at 0 for a panel of
     non-negative sales) as the champion does."""
     decoded = forecaster._decode(np.asarray(predictions, dtype=float), np.asarray(scale))
-    return np.maximum(decoded, 0.0).tolist() if forecaster.nonnegative_ else decoded.tolist()
+    return forecaster._floored(decoded).tolist()
 
 
 def check_same_model(reference: Reference, ours_base: str, theirs_base: str) -> None:

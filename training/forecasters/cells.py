@@ -72,8 +72,7 @@ def predict_cells(forecaster: GlobalForecaster, series_ids: Sequence[str],
     yhat = np.mean([model._decode(model._predict_matrix(matrix), scale[rows])
                     for model, matrix, scale in zip(cells.models, matrices, cells.scales,
                                                     strict=True)], axis=0)
-    if forecaster.nonnegative_:
-        yhat = np.maximum(yhat, 0.0)
+    yhat = forecaster._floored(yhat)
     lower, upper = _interval(forecaster, series_ids, steps, yhat, level)
     features = _feature_values(cells.models[0], matrices[0], cells.scales[0][rows])
     return CellForecast(yhat, lower, upper, features)

@@ -225,10 +225,12 @@ class PanelForecaster(Forecaster):
         return state
 
     def _finish(self, rows: pd.DataFrame, yhat: np.ndarray) -> pd.DataFrame:
-        yhat = np.asarray(yhat, dtype=float)
-        if self.nonnegative_:
-            yhat = np.maximum(yhat, 0.0)
+        yhat = self._floored(np.asarray(yhat, dtype=float))
         return rows[["series_id", "ds", "step"]].assign(yhat=yhat).reset_index(drop=True)
+
+    def _floored(self, yhat: np.ndarray) -> np.ndarray:
+        """``yhat`` floored at 0 when the training y had no negative value (no returns)."""
+        return np.maximum(yhat, 0.0) if self.nonnegative_ else yhat
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def recursive_rows(model: GlobalForecaster, history: pd.DataFrame,
         for name, values in pipeline.target_features(y, runs, positions).items():
             rows[name] = values[at]
         yhat = member._predict_view(rows)
-        y[at] = np.maximum(yhat, 0.0) if model.nonnegative_ else yhat
+        y[at] = model._floored(yhat)
         taken.append(rows.assign(member=0))
     out = pd.concat(taken, ignore_index=True)
     return out.sort_values(ORDER, kind="stable", ignore_index=True)
