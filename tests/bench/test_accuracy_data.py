@@ -66,6 +66,29 @@ def test_score_is_wape_and_interval_coverage(accuracy: ModuleType) -> None:
     assert result.coverage == pytest.approx(0.5)
 
 
+def test_hindsight_is_the_best_version_and_the_best_pair_on_the_window(
+        accuracy: ModuleType) -> None:
+    """Hindsight picks, on the held-out rows themselves, the version with the lowest WAPE
+    (as `score` computes it) and the weighting of two that cancels their errors."""
+    test = pd.DataFrame({"series_id": ["a", "a", "b", "b"],
+                         "ds": pd.to_datetime(["2024-01-01", "2024-02-01"] * 2),
+                         "y": [10.0, 30.0, 20.0, 40.0]})
+    keys = test[["series_id", "ds"]]
+    forecasts = {"over": keys.assign(yhat=test["y"] * 1.1),  # WAPE 0.1
+                 "under": keys.assign(yhat=test["y"] * 0.7),  # WAPE 0.3
+                 "far": keys.assign(yhat=test["y"] * 2.0)}  # WAPE 1.0
+    result = accuracy.hindsight(forecasts, test)
+    assert result.family == "over"
+    assert result.wape == pytest.approx(0.1)
+    over = forecasts["over"].assign(yhat_lower=0.0, yhat_upper=100.0)
+    assert result.wape == pytest.approx(accuracy.score(over, test).wape)
+    assert result.pair == "0.75 over + 0.25 under"  # 0.75 x 1.1 + 0.25 x 0.7 = 1
+    assert result.pair_wape == pytest.approx(0.0, abs=1e-12)
+
+    alone = accuracy.hindsight({"far": forecasts["far"]}, test)
+    assert (alone.family, alone.pair, alone.pair_wape) == ("far", "far", pytest.approx(1.0))
+
+
 def test_peers_promise_window_is_salescasts_outer_window(accuracy: ModuleType,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The peers are promised on the periods salescast's nested backtest holds out for its
@@ -142,7 +165,8 @@ def _window(accuracy: ModuleType, name: str, held: float, promised: float,
         origin="2024-01-01", test_start="2024-01-08", test_end="2024-01-29",
         champion_family="lightgbm", champion_version="3", promoted=True, champion=champion,
         promised_wape=promised, promised_coverage=0.8, salescast_seconds=10.0,
-        families={"lightgbm": champion}, peers={"AutoETS": peer})
+        families={"lightgbm": champion}, peers={"AutoETS": peer},
+        hindsight=accuracy.Hindsight("lightgbm", held, "lightgbm", held))
 
 
 def test_results_file_reads_back_and_pools_the_windows(accuracy: ModuleType,
