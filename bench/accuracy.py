@@ -214,10 +214,10 @@ def score(forecast: pd.DataFrame, test: pd.DataFrame) -> Score:
 def hindsight(forecasts: dict[str, pd.DataFrame], test: pd.DataFrame) -> Hindsight:
     """The version with the lowest held-out WAPE, and the best weighting of any two
     (:data:`PAIR_WEIGHTS`), chosen on the held-out window itself (module docstring)."""
-    yhat = {name: scored_rows(fc[["series_id", "ds", "yhat"]], test)["yhat"].to_numpy()
+    rows = {name: scored_rows(fc[["series_id", "ds", "yhat"]], test)
             for name, fc in forecasts.items()}
-    y = scored_rows(next(iter(forecasts.values()))[["series_id", "ds", "yhat"]], test)["y"]
-    actual = y.to_numpy(dtype=float)
+    yhat = {name: joined["yhat"].to_numpy() for name, joined in rows.items()}
+    actual = next(iter(rows.values()))["y"].to_numpy(dtype=float)  # the same rows in each
     scale = float(np.abs(actual).sum())
 
     def wape(values: np.ndarray) -> float:
@@ -434,7 +434,7 @@ def print_origins(results: list[DatasetResult]) -> None:
     for name, rows in [*by_set.items(), ("all", results)]:
         ours = float(np.mean([r.champion.wape for r in rows]))
         best = float(np.mean([r.best_peer[1].wape for r in rows]))
-        met = sum(r.champion.wape <= 0.95 * r.best_peer[1].wape for r in rows)
+        met = sum(r.champion.wape <= TARGET_RATIO * r.best_peer[1].wape for r in rows)
         held, kept, cover, inside = promise_figures([r.champion for r in rows])
         print(f"{name:<15}{len(rows):>8}{ours:>10.3f}{best:>10.3f}{ours / best:>7.2f}"
               f"{met:>7}/{len(rows):<2}{kept:>8}/{len(rows):<2}{inside:>6}/{len(rows):<2}"
